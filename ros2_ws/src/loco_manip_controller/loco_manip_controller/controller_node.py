@@ -6,6 +6,11 @@ without a policy (parameter empty) hold their joints at the default pose. Publis
 ControllerStatus (loop period, inference time, deadline misses). Sends nothing while the robot
 state is stale or the hardware interface is not accepting commands, and restarts the policies'
 memory (last actions) when control resumes.
+
+Policy parameters take a path, or the bare file name of a model shipped in the package's
+models/ directory (`legs.onnx`). Under `refine-dp bringup` the node leaves a report
+(RUN/reports/loco_manip_controller.json, rewritten every 5 s and at exit): loop period and
+jitter percentiles, inference time, deadline misses, and its own tracking errors (tracking.py).
 """
 from __future__ import annotations
 
@@ -21,7 +26,9 @@ from scipy.spatial.transform import Rotation
 
 from loco_manip_controller import policy_io as pio
 from loco_manip_controller.gait import SWING_NONE
-from loco_manip_controller.policy_runtime import LowLevelController, OnnxPolicy
+from loco_manip_controller.policy_runtime import LowLevelController, OnnxPolicy, resolve_model
+from loco_manip_controller.tracking import TrackingStats
+from t1_hardware_interface.run_report import write_node_report
 
 ACCEPTING = ("READY", "ACTIVE", "HOLD")  # RobotState.SAFETY_* in which the interface follows commands
 
@@ -36,8 +43,10 @@ class ControllerNode(Node):
         self.rate = p("rate_hz", float(pio.CONTROL_HZ))
         self.state_timeout = p("robot_state_timeout_s", 0.1)
         self.footstep_timeout = p("footstep_timeout_s", 0.2)
+        legs, arms = (str(resolve_model(v)) if v else "" for v in (legs, arms))
         self.ctrl = LowLevelController(OnnxPolicy(legs, "legs") if legs else None,
                                        OnnxPolicy(arms, "arms") if arms else None)
+        self.policies = {"legs": legs or None, "arms": arms or None}
         jt = self.ctrl.table
         self.names, self.kp, self.kd = list(jt.names), jt.kp.copy(), jt.kd.copy()
         for policy in (self.ctrl.legs, self.ctrl.arms):  # send the gains each policy was trained with
@@ -53,7 +62,9 @@ class ControllerNode(Node):
         self._state, self._state_t = None, -1.0
         self._footstep, self._footstep_t = None, -1.0
         self._was_active = False
-        self.stats = {"deadline_misses": 0, "steps": 0}
+        self._report_t = time.monotonic()
+        self.stats = {"deadline_misses": 0, "steps": 0, "active_steps": 0}
+        self.tracking = TrackingStats(jt, 1.0 / self.rate)
         best_effort = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
         reliable = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
         self.create_subscription(RobotState, "robot_state", self._on_state, best_effort)
@@ -100,9 +111,11 @@ class ControllerNode(Node):
             hand_pos, hand_rot = self.hand_pos, self.hand_rot
         if state is None or now - state_t > self.state_timeout:
             self._was_active = False
+            self.tracking.reset()
             return False, 0.0, "no fresh RobotState"
         if state.safety_state not in self.accepting:
             self._was_active = False
+            self.tracking.reset()
             return False, 0.0, f"hardware interface not accepting commands ({state.safety_reason})"
         if not self._was_active:
             self.ctrl.reset()
@@ -114,6 +127,11 @@ class ControllerNode(Node):
                                self._footstep_arrays(foot, now - foot_t <= self.footstep_timeout),
                                hand_pos, hand_rot)[0]
         inference_ms = (time.perf_counter() - t0) * 1e3
+        fresh = foot is not None and now - foot_t <= self.footstep_timeout
+        self.tracking.on_control_step(
+            state.position, foot.swing_foot if fresh else SWING_NONE, foot.step_index if fresh else 0,
+            (foot.target_x, foot.target_y, foot.target_yaw) if fresh else (0.0, 0.0, 0.0), hand_pos, hand_rot)
+        self.stats["active_steps"] += 1
         cmd = self.JointCommand(name=self.names, position=q_des.tolist(), kp=self.kp.tolist(), kd=self.kd.tolist())
         cmd.header.stamp = self.get_clock().now().to_msg()
         self.cmd_pub.publish(cmd)
@@ -134,6 +152,9 @@ class ControllerNode(Node):
             now = time.monotonic()
             try:
                 active, inference_ms, message = self.step(now)
+                self.tracking.on_timing(now - last, inference_ms if active else None)
+                if now - self._report_t >= 5.0:
+                    self.write_report()
                 self.stats["steps"] += 1
                 status = self.ControllerStatus(loop_period_ms=(now - last) * 1e3, inference_ms=inference_ms,
                                                deadline_misses=self.stats["deadline_misses"], active=active,
@@ -146,6 +167,13 @@ class ControllerNode(Node):
                     break  # Ctrl-C shut the context down while this step was publishing
                 raise
             last = now
+
+    def report(self) -> dict:
+        return {"rate_hz": self.rate, "policies": self.policies, **self.stats, **self.tracking.summary()}
+
+    def write_report(self) -> None:
+        self._report_t = time.monotonic()
+        write_node_report("loco_manip_controller", self.report())
 
 
 def main(args=None) -> None:
@@ -161,6 +189,7 @@ def main(args=None) -> None:
     finally:
         stop.set()
         worker.join(timeout=1.0)
+        node.write_report()
         node.destroy_node()
         rclpy.try_shutdown()
 

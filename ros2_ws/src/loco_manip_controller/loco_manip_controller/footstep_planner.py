@@ -74,6 +74,15 @@ class FootstepPlannerConfig:
     side_by_side_tol_yaw: float = 0.02  # rad
     first_swing_foot: int = SWING_LEFT  # first foot for a pure forward/backward start
 
+    def achievable_velocity(self, cmd: np.ndarray) -> np.ndarray:
+        """(vx, vy, wz) [..., 3] clipped to what the placement limits can realize: forward v_x T <=
+        max_step_length, backward v_x T <= max_step_back, and the step-together pattern's 2 v_y T <=
+        max_lateral, 2 w_z T <= max_turn. Commands beyond these are walked at the limit."""
+        T = self.step_period
+        lo = np.array([-self.max_step_back / T, -self.max_lateral / (2 * T), -self.max_turn / (2 * T)])
+        hi = np.array([self.max_step_length / T, self.max_lateral / (2 * T), self.max_turn / (2 * T)])
+        return np.clip(cmd, lo, hi)
+
     def validate(self) -> None:
         """Raise ValueError naming the field when the configuration cannot work."""
         positive = ("step_period", "step_width", "min_step_width", "max_step_length", "max_turn")

@@ -124,6 +124,22 @@ def read_metadata(path: str | Path) -> dict:
                               "it; export policies with policy_runtime.export_onnx")
 
 
+MODELS_DIR = Path(__file__).resolve().parent / "models"  # the models this package ships (package data)
+
+
+def resolve_model(value: str | Path) -> Path:
+    """A policy parameter -> an existing file: a path as given, else a file of MODELS_DIR."""
+    path = Path(value).expanduser()
+    if path.is_file():
+        return path
+    shipped = MODELS_DIR / path.name
+    if not path.is_absolute() and len(path.parts) == 1 and shipped.is_file():
+        return shipped
+    available = sorted(p.name for p in MODELS_DIR.glob("*.onnx")) if MODELS_DIR.is_dir() else []
+    raise FileNotFoundError(f"policy file {value!r} not found (neither as a path nor in {MODELS_DIR}, which "
+                            f"holds {available or 'no models'}); train one with `refine-dp train-lowlevel`")
+
+
 class OnnxPolicy:
     """A checked, callable exported policy: `policy(obs [N, obs_dim]) -> action [N, act_dim]` (float64)."""
 

@@ -25,6 +25,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="do not forward node logs to the terminal")
 
 
+def walk_summary(monitor_summary: dict, reports: dict) -> dict:
+    """Where the robot went and how well it followed: ground truth (sim_t1), the MoCap view
+    (monitor) and the controller's own tracking report, side by side."""
+    walk = dict(reports.get("sim_t1", {}).get("walk") or {})
+    walk.pop("path", None)
+    ctrl = reports.get("loco_manip_controller", {})
+    walk.update(monitor_summary.get("velocity_tracking") or {})
+    for key in ("footstep_error_m", "hand_pos_error_m", "hand_rot_error_deg", "loop_jitter_ms",
+                "loop_period_ms", "inference_ms", "deadline_misses", "policies"):
+        if key in ctrl:
+            walk[f"controller_{key}" if not key.startswith(("footstep", "hand")) else key] = ctrl[key]
+    return walk
+
+
 def summarize(result, monitor_summary: dict, reports: dict, target: str) -> dict:
     sim = reports.get("sim_t1", {})
     hw = reports.get("t1_hardware_interface", {})
@@ -40,6 +54,7 @@ def summarize(result, monitor_summary: dict, reports: dict, target: str) -> dict
         "fell": sim.get("fell"),
         "final_trunk_height_m": sim.get("final_trunk_height_m"),
         "safety_events": hw.get("safety_transitions", []),
+        "walk": walk_summary(monitor_summary, reports),
         "monitor": monitor_summary,
         "reports": reports,
         "machine": {"host": platform.node(), "cpu_count": os.cpu_count(), "python": platform.python_version()},
@@ -72,4 +87,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"[bringup] {result.stop_reason}; exit {result.exit_code}; summary: {out / 'summary.json'}")
     for key in ("low_state_rate_hz", "objects_rate_hz", "fell", "final_trunk_height_m"):
         print(f"[bringup]   {key}: {summary[key]}")
+    walk = summary["walk"]
+    for key in ("distance_walked_m", "net_displacement_m", "yaw_change_deg", "commanded_distance_m",
+                "base_velocity_error_mps", "yaw_rate_error_radps"):
+        if key in walk:
+            print(f"[bringup]   {key}: {walk[key]}")
+    foot = walk.get("footstep_error_m")
+    if foot:
+        print(f"[bringup]   footstep_error_m: median {foot['median']} p90 {foot['p90']} ({foot['n']} steps)")
     return result.exit_code

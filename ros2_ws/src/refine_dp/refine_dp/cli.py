@@ -22,6 +22,8 @@ FORWARDS = {
                       "train the PPO expert of the Hopper benchmark"),
     "hopper-demos": ("refine_dp_training.benchmarks.hopper.collect_demos",
                      "collect medium-quality Hopper demos from an expert checkpoint"),
+    "hopper-sweep": ("refine_dp_training.benchmarks.hopper.sweep",
+                     "the Hopper fine-tuning benchmark: every method x seeds, then table + plot"),
 }
 EVAL_TARGETS = {"controller": "refine_dp_training.lowlevel.evaluate"}
 EXPORT_TARGETS = {"planner": "refine_dp_planner.export"}

@@ -14,6 +14,7 @@ and a PNG snapshot of the scene.
 """
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
@@ -69,6 +70,8 @@ class SimT1Node(Node):
         self._pending_cmd: MotorCommand | None = None
         self._last_cmd_time = -1.0
         self._bodies: list[ServedBody] = []
+        self.path: list[tuple] = []  # trunk (t, x, y, yaw), every PATH_PERIOD_S of simulated time
+        self._next_path_t = 0.0
         self.stats = {"commands": 0, "parallel_commands_ignored": 0, "min_trunk_height_m": self.sim.trunk_height(),
                       "fell": False, "pushes": 0, "late_cycles": 0, "low_state_published": 0,
                       "low_state_published_while_running": 0}
@@ -167,6 +170,8 @@ class SimT1Node(Node):
                 height = self.sim.trunk_height()
                 if cycles % 5 == 0:
                     self._update_bodies()
+                if self.sim.data.time >= self._next_path_t:
+                    self._record_path()
             self.stats["min_trunk_height_m"] = min(self.stats["min_trunk_height_m"], height)
             self.stats["fell"] |= self.sim.has_fallen()
             self._publish_state()
@@ -188,12 +193,34 @@ class SimT1Node(Node):
                     self.stats["late_cycles"] += 1
                     next_tick = time.perf_counter()
 
+    PATH_PERIOD_S = 0.5  # one gait step: the walking sway averages out of the distance walked
+
+    def _record_path(self) -> None:
+        pos, quat = self.sim.trunk_pose()
+        w, x, y, z = quat
+        yaw = math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+        self.path.append((round(self.sim.data.time, 3), float(pos[0]), float(pos[1]), yaw))
+        self._next_path_t = self.sim.data.time + self.PATH_PERIOD_S
+
+    def walk_summary(self) -> dict:
+        """Ground truth of where the trunk went: distance walked (sum of 0.5 s displacements),
+        net displacement, yaw change (unwrapped), and the sampled path [t, x, y, yaw]."""
+        if len(self.path) < 2:
+            return {"distance_walked_m": 0.0, "net_displacement_m": 0.0, "yaw_change_deg": 0.0, "path": self.path}
+        p = np.array(self.path)
+        steps = np.hypot(np.diff(p[:, 1]), np.diff(p[:, 2]))
+        return {"distance_walked_m": round(float(steps.sum()), 4),
+                "net_displacement_m": round(float(np.hypot(p[-1, 1] - p[0, 1], p[-1, 2] - p[0, 2])), 4),
+                "yaw_change_deg": round(float(np.degrees(np.unwrap(p[:, 3])[-1] - p[0, 3])), 2),
+                "path": [[round(v, 4) for v in row] for row in self.path]}
+
     def report(self, run_dir: Path | None) -> dict:
         pos, quat = self.sim.trunk_pose()
         report = dict(self.stats, scene=self.scene, final_trunk_height_m=round(float(pos[2]), 4),
                       final_trunk_position_m=[round(float(v), 4) for v in pos],
                       final_trunk_quat_wxyz=[round(float(v), 5) for v in quat],
-                      natnet=self.natnet.stats() if hasattr(self.natnet, "stats") else None)
+                      natnet=self.natnet.stats() if hasattr(self.natnet, "stats") else None,
+                      walk=self.walk_summary())
         if run_dir is not None and self.snapshot:
             try:
                 from t1_hardware_interface.snapshot import render_png

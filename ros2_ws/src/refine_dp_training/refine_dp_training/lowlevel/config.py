@@ -100,11 +100,13 @@ LEG_REWARDS = {
     "trunk_orientation": 0.3,
     "trunk_position": 0.3,
     "contact_schedule": 0.5,
+    "base_velocity": 1.5,       # imitation of a re-anchored plan alone lets the feet shuffle in place
+    "yaw_rate": 0.5,
     "action_rate": -0.02,
     "joint_velocity": -2e-4,
     "torque": -2e-5,
     "joint_limits": -2.0,
-    "foot_slip": -0.2,
+    "foot_slip": -1.0,
     "termination": -10.0,
 }
 

@@ -308,6 +308,15 @@ class T1LowLevelEnv(VecEnv):
         env = np.arange(self.num_envs)
         err = np.linalg.norm(feet_planar[env, landed, :2] - prev_cmds.target_world[:, :2], axis=-1)
         ctx.touchdown, ctx.touchdown_error = ended, err
+        L = s.layout
+        quat = s.state[:, L.root_quat]
+        yaw = _yaw_of_quat(quat)
+        v = s.state[:, L.root_linvel]
+        c, sn = np.cos(yaw), np.sin(yaw)
+        wz = (pio.quat_wxyz_to_matrix(quat) @ s.state[:, L.root_angvel][..., None])[:, 2, 0]
+        ctx.base_vel = np.stack([c * v[:, 0] + sn * v[:, 1], -sn * v[:, 0] + c * v[:, 1], wz], -1)
+        standing = cmds.swing_foot == SWING_NONE  # the planner stands (below threshold, or stopping)
+        ctx.cmd_vel = np.where(standing[:, None], 0.0, self.planner.cfg.achievable_velocity(self.vel_cmd.cmd))
         self.last_reference = ref
 
     def _leg_policy_targets(self) -> np.ndarray:

@@ -40,6 +40,8 @@ class StepContext:
     expected_contact: np.ndarray | None = None  # [N, 2] bool
     touchdown: np.ndarray | None = None       # [N] bool: a planned step ended this control step
     touchdown_error: np.ndarray | None = None  # [N] m, landed foot vs its target (xy)
+    cmd_vel: np.ndarray | None = None         # [N, 3] achievable commanded (vx, vy) heading frame, wz
+    base_vel: np.ndarray | None = None        # [N, 3] measured trunk (vx, vy) heading frame, wz world
     # arms
     hand_pos_error: np.ndarray | None = None  # [N, 2] m
     hand_rot_error: np.ndarray | None = None  # [N, 2] rad
@@ -105,6 +107,14 @@ def contact_schedule(c: StepContext):
     return np.mean(c.contact == c.expected_contact, axis=-1)
 
 
+def base_velocity(c: StepContext):  # sigma 0.15 m/s on (vx, vy): the robot must really go where told
+    return _kernel(np.sum((c.base_vel[:, :2] - c.cmd_vel[:, :2]) ** 2, axis=-1), 0.15)
+
+
+def yaw_rate(c: StepContext):  # sigma 0.3 rad/s
+    return _kernel((c.base_vel[:, 2] - c.cmd_vel[:, 2]) ** 2, 0.3)
+
+
 def foot_slip(c: StepContext):
     return np.sum(c.contact * np.sum(c.foot_vel_xy ** 2, axis=-1), axis=-1)
 
@@ -129,7 +139,7 @@ def arm_joint_velocity(c: StepContext):
 REWARD_TERMS: dict[str, Callable[[StepContext], np.ndarray]] = {
     f.__name__: f for f in (alive, termination, action_rate, joint_velocity, torque, joint_limits,
                             joint_imitation, foot_tracking, foot_placement, trunk_height, trunk_orientation,
-                            trunk_position, contact_schedule, foot_slip, hand_position, hand_position_fine,
+                            trunk_position, contact_schedule, base_velocity, yaw_rate, foot_slip, hand_position, hand_position_fine,
                             hand_orientation, arm_joint_velocity)
 }
 

@@ -96,6 +96,8 @@ def main(argv=None) -> int:
     p.add_argument("--nthread", type=int, default=2)
     p.add_argument("--leg-policy", default="", help="arms: exported legs .onnx that balances (default: PD stand)")
     p.add_argument("--export-only", action="store_true", help="export the latest checkpoint to ONNX and exit")
+    p.add_argument("--init-from", default="", help="warm start: policy, critic, normalizer and optimizer of "
+                   "this checkpoint (same part and network), fresh counters and the current task config")
     args = p.parse_args(argv)
 
     from ..rl import PPORunner, PPOTrainConfig
@@ -118,7 +120,8 @@ def main(argv=None) -> int:
                             decimation=args.decimation, nthread=args.nthread, leg_policy_onnx=args.leg_policy)
         train_cfg = ppo_config(args.num_envs, args.save_interval, args.eval_interval, args.seed)
         out.mkdir(parents=True, exist_ok=True)
-        cfg_path.write_text(json.dumps({"env": env_cfg.to_dict(), "ppo": train_cfg.to_dict()}, indent=2))
+        cfg_path.write_text(json.dumps({"env": env_cfg.to_dict(), "ppo": train_cfg.to_dict(),
+                                        "init_from": args.init_from or None}, indent=2))
 
     env = T1LowLevelEnv(env_cfg, seed=train_cfg.runner.seed)
     eval_cfg = EnvConfig.from_dict(env_cfg.to_dict())
@@ -129,6 +132,17 @@ def main(argv=None) -> int:
     if ckpt is not None:
         runner.load(ckpt)
         print(f"resumed from {ckpt} (iteration {runner.iteration}, {runner.env_steps} env steps)")
+    elif args.init_from:
+        import torch
+        warm = torch.load(args.init_from, map_location="cpu", weights_only=False)
+        if warm["config"]["policy"] != train_cfg.to_dict()["policy"] or warm["obs_dim"] != env.obs_dim:
+            print(f"error: --init-from {args.init_from} has another network or observation size", file=sys.stderr)
+            return 2
+        runner.alg.load_state_dict(warm["alg"])
+        runner.alg.learning_rate = train_cfg.ppo.learning_rate  # the adaptive lr restarts for the new task
+        for group in runner.alg.optimizer.param_groups:
+            group["lr"] = runner.alg.learning_rate
+        print(f"warm start from {args.init_from} (its iteration {warm['iteration']}, {warm['env_steps']} env steps)")
     if args.export_only:
         path = export_policy(runner, env_cfg, out, args.part)
         print(f"exported {path}")

@@ -1,0 +1,199 @@
+"""The Hopper fine-tuning benchmark: every method x seeds from one pretrained DP, then a table and a plot.
+
+    refine-dp hopper-sweep run    [--root runs/hopper_bench] [--seeds 0 1] [--methods ...]
+    refine-dp hopper-sweep report [--root runs/hopper_bench]
+
+`run` works through the plan one run at a time (each `refine-dp finetune` in its own process, so a
+crash or a kill loses at most one checkpoint interval): a run whose summary.json reached its budget
+is skipped, a run with checkpoints is resumed (`--resume`), anything else starts. Killing the sweep
+and starting it again therefore continues where it stopped. The MLP baseline's pretraining
+(`refine-dp pretrain --model mlp`, same demos, same windows) is the first item of the plan.
+
+`report` reads every run's curve.jsonl and writes ROOT/table.md, ROOT/table.json and ROOT/curves.png
+(return vs environment steps and vs training wall-clock: mean over seeds, band = min..max).
+
+Budgets (`PLAN`) are chosen to keep each run near 10 CPU-minutes on the 2-core VM; the report
+prints the env steps and CPU-minutes each run actually used.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+DEMOS = "runs/hopper_demos"
+DP = "runs/hopper_dp/policy.pt"
+
+# method -> (budget env steps, extra finetune options, pretrained kind)
+PLAN: dict[str, tuple[int, list[str], str]] = {
+    "dppo": (120_000, ["--num-envs", "10"], "dp"),
+    "ppo-gaussian": (150_000, [], "dp"),
+    "mlp-ft": (150_000, [], "mlp"),
+    "residual": (150_000, [], "dp"),
+    "dsrl-sac": (20_000, ["--num-envs", "4", "--learning-starts", "2000"], "dp"),
+    "dsrl-na": (20_000, ["--num-envs", "4", "--learning-starts", "2000"], "dp"),
+}
+EVAL_POINTS = 6
+REFINE_DP = str(Path(sys.executable).with_name("refine-dp"))  # the console script of this venv
+
+
+def _summary(out: Path) -> dict | None:
+    p = out / "summary.json"
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def _run(cmd: list[str], log: Path) -> int:
+    print("+", " ".join(cmd), f"  (log: {log})", flush=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as f:
+        return subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT)
+
+
+def pretrain_mlp(root: Path, demos: str, steps: int) -> Path:
+    out = root / "mlp_pretrain"
+    policy = out / "policy.pt"
+    if policy.exists() and _summary(out):
+        return policy
+    cmd = [REFINE_DP, "pretrain", "--preset", "hopper", "--model", "mlp",
+           "--data", demos, "--out", str(out), "--steps", str(steps), "--no-progress"]
+    if (out / "checkpoints").exists():
+        cmd.append("--resume")
+    if _run(cmd, root / "logs" / "mlp_pretrain.log") != 0 or not policy.exists():
+        raise SystemExit(f"MLP pretraining failed: see {root / 'logs' / 'mlp_pretrain.log'}")
+    return policy
+
+
+def run(args) -> None:
+    root = Path(args.root)
+    mlp = None
+    for seed in args.seeds:  # every method once before any second seed
+        for method in args.methods:
+            budget, extra, kind = PLAN[method]
+            if kind == "mlp" and mlp is None:
+                mlp = pretrain_mlp(root, args.demos, args.mlp_steps)
+            pretrained = str(mlp) if kind == "mlp" else args.dp
+            out = root / method / f"seed{seed}"
+            s = _summary(out)
+            if s and s.get("env_steps", 0) >= budget:
+                print(f"= {method} seed {seed}: done ({s['env_steps']} env steps)", flush=True)
+                continue
+            cmd = [REFINE_DP, "finetune", "--method", method, "--out", str(out)]
+            if (out / "checkpoints").exists() and any((out / "checkpoints").iterdir()):
+                cmd.append("--resume")
+            else:
+                cmd += ["--pretrained", pretrained, "--env", "Hopper-v5", "--seed", str(seed),
+                        "--budget-env-steps", str(budget), "--eval-every-env-steps", str(budget // EVAL_POINTS),
+                        "--eval-episodes", str(args.eval_episodes), "--no-progress", *extra]
+            rc = _run(cmd, root / "logs" / f"{method}_seed{seed}.log")
+            if rc != 0:
+                print(f"! {method} seed {seed} exited {rc}; see {root / 'logs'}", flush=True)
+
+
+def _curves(root: Path) -> dict[str, list[list[dict]]]:
+    out: dict[str, list[list[dict]]] = {}
+    for method in PLAN:
+        runs = []
+        for d in sorted((root / method).glob("seed*")):
+            f = d / "curve.jsonl"
+            if f.exists():
+                rows = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+                if rows:
+                    runs.append(rows)
+        if runs:
+            out[method] = runs
+    return out
+
+
+def _fmt(values: list[float]) -> str:
+    a = np.asarray(values, float)
+    return f"{a.mean():.0f} +- {a.std():.0f}" if len(a) > 1 else f"{a.mean():.0f}"
+
+
+def report(args) -> dict:
+    root = Path(args.root)
+    curves = _curves(root)
+    if not curves:
+        raise SystemExit(f"no runs under {root}: run `refine-dp hopper-sweep run --root {root}` first")
+    rows = []
+    for method, runs in curves.items():
+        start = [r[0]["return_mean"] for r in runs]
+        end = [r[-1]["return_mean"] for r in runs]
+        best = [max(x["return_mean"] for x in r) for r in runs]
+        succ = [r[-1].get("success_mean", 0.0) for r in runs]
+        steps = [r[-1]["env_steps"] for r in runs]
+        wall = [r[-1]["wall_s"] / 60.0 for r in runs]
+        rows.append({"method": method, "seeds": len(runs), "env_steps": int(np.mean(steps)),
+                     "train_min": float(np.mean(wall)), "start": start, "end": end, "best": best,
+                     "end_success": succ})
+    lines = ["| method | seeds | env steps | train min/run | start return | final return | best return | final success |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    dp = next((r["start"] for r in rows if r["method"] in ("dppo", "residual", "dsrl-sac")), None)
+    if dp:
+        lines.append(f"| pretrained DP (eta 0) | - | 0 | - | {_fmt(dp)} | - | - | - |")
+    for r in rows:
+        lines.append(f"| {r['method']} | {r['seeds']} | {r['env_steps']:,} | {r['train_min']:.1f} | {_fmt(r['start'])} "
+                     f"| {_fmt(r['end'])} | {_fmt(r['best'])} | {np.mean(r['end_success']):.2f} |")
+    table = "\n".join(lines) + "\n"
+    (root / "table.md").write_text(table)
+    (root / "table.json").write_text(json.dumps(rows, indent=1))
+    _plot(curves, root / "curves.png")
+    print(table)
+    print(f"wrote {root / 'table.md'}, {root / 'table.json'}, {root / 'curves.png'}")
+    return {"rows": rows}
+
+
+def _plot(curves: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    for method, runs in curves.items():
+        for ax, key, scale in ((axes[0], "env_steps", 1e3), (axes[1], "wall_s", 60.0)):
+            n = min(len(r) for r in runs)
+            x = np.mean([[row[key] / scale for row in r[:n]] for r in runs], axis=0)
+            y = np.array([[row["return_mean"] for row in r[:n]] for r in runs])
+            line, = ax.plot(x, y.mean(0), marker="o", ms=3, label=f"{method} ({len(runs)} seeds)")
+            if len(runs) > 1:
+                ax.fill_between(x, y.min(0), y.max(0), color=line.get_color(), alpha=0.15)
+    axes[0].set_xlabel("environment steps [thousands]")
+    axes[1].set_xlabel("training wall-clock [min] (one core, shared 2-core VM)")
+    for ax in axes:
+        ax.set_ylabel("deterministic return (Hopper-v5)")
+        ax.grid(alpha=0.3)
+    axes[0].set_xscale("symlog", linthresh=10)
+    axes[1].legend(fontsize=8)
+    fig.suptitle("Fine-tuning one pretrained DP on Hopper-v5: mean over seeds, band = min..max")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="refine-dp hopper-sweep", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="run (or continue) every method x seed")
+    r.add_argument("--root", default="runs/hopper_bench")
+    r.add_argument("--dp", default=DP, help="pretrained diffusion policy (policy.pt)")
+    r.add_argument("--demos", default=DEMOS, help="demonstrations (for the MLP baseline's pretraining)")
+    r.add_argument("--mlp-steps", type=int, default=5000)
+    r.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    r.add_argument("--methods", nargs="+", default=list(PLAN), choices=list(PLAN))
+    r.add_argument("--eval-episodes", type=int, default=5)
+    q = sub.add_parser("report", help="table.md, table.json and curves.png from the runs so far")
+    q.add_argument("--root", default="runs/hopper_bench")
+    a = p.parse_args(argv)
+    if a.cmd == "run":
+        run(a)
+        report(a)
+    else:
+        report(a)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
