@@ -2,7 +2,8 @@
 
     python -m refine_dp_planner.bench [--iters 200] [--out bench.json]
 
-The reference config is the paper-sized DiT (4 layers, width 256, 4 heads) with 10 DDIM steps,
+The reference config is the shipped DiT (DiTConfig defaults: 4 layers, width 128, 4 heads; --dit-width
+256 gives the 4 x 256 hardware reference of FACTS) with 10 DDIM steps,
 obs history 8 x obs_dim and chunk 12 x action_dim, random weights (latency does not depend on the
 values). Every backend is also checked against torch on the same noise (max |diff| in normalized
 action units). The load average is recorded before and after: on a shared machine it explains
@@ -140,9 +141,12 @@ def main(argv=None) -> None:
     parser.add_argument("--backends", nargs="+", default=list(BENCH_BACKENDS), choices=list(BENCH_BACKENDS))
     parser.add_argument("--ort-threads", type=int, default=None)
     parser.add_argument("--ort-spinning", action="store_true")
+    parser.add_argument("--dit-width", type=int, default=DiTConfig().width)
+    parser.add_argument("--dit-depth", type=int, default=DiTConfig().depth)
     parser.add_argument("--out", default=None, help="write the result JSON here too")
     args = parser.parse_args(argv)
-    result = bench_planner(backends=args.backends, iters=args.iters,
+    policy = reference_policy(dit=DiTConfig(width=args.dit_width, depth=args.dit_depth))
+    result = bench_planner(policy, backends=args.backends, iters=args.iters,
                            ort_options={"intra_op_threads": args.ort_threads, "allow_spinning": args.ort_spinning})
     text = json.dumps(result, indent=2)
     print(text)

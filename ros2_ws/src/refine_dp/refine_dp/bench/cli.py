@@ -14,6 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("planner", help="diffusion planner ms per action chunk per backend (batch 1)")
     p.add_argument("--iters", type=int, default=200)
     p.add_argument("--out", type=Path, default=Path("runs/bench/planner.json"))
+    p.add_argument("--dit-width", type=int, default=None, help="default: the shipped DiT (DiTConfig)")
+    p.add_argument("--ort-threads", type=int, default=None)
     p = sub.add_parser("env", help="low-level training env steps/s vs the physics-only ceiling")
     p.add_argument("argv", nargs=argparse.REMAINDER, help="options of refine_dp_training.lowlevel.bench")
 
@@ -28,7 +30,9 @@ def run(args: argparse.Namespace) -> int:
 
         from refine_dp_planner import bench
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        bench.main(["--iters", str(args.iters), "--out", str(args.out)])
+        extra = (["--dit-width", str(args.dit_width)] if args.dit_width else []) + (
+            ["--ort-threads", str(args.ort_threads)] if args.ort_threads else [])
+        bench.main(["--iters", str(args.iters), "--out", str(args.out), *extra])
         print_planner(json.loads(args.out.read_text()))
         return 0
     if args.what == "env":

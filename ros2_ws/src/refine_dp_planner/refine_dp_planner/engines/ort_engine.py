@@ -1,7 +1,6 @@
 """ONNX Runtime backend (CPU): the unrolled sampler graph, or the denoiser graph in a Python loop."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +26,9 @@ def _import_ort():
 def make_session_options(intra_op_threads: int | None = None, allow_spinning: bool = False):
     """Session options tuned for a small graph at batch 1 on a few CPU cores.
 
-    intra_op_threads defaults to min(2, cores): the GEMMs are [12 x 256] x [256 x 1024] at most, so
-    more threads only add synchronisation; one inter-op thread and sequential execution because
+    intra_op_threads defaults to 1: the GEMMs are [12 x 128] x [128 x 512] for the shipped DiT, so
+    more threads only add synchronisation (measured on the 2-core VM, width 128: 1 thread p50 5.2 /
+    p99 6.4 ms, 2 threads 9.3 / 9.9 ms); one inter-op thread and sequential execution because
     the graph is a chain. Spinning is off by default: the planner shares its cores with the 50 Hz
     controller (and, here, with other processes), and spinning workers measured slower p99 on the
     shared 2-core machine; turn it on for a dedicated core. Full graph optimization fuses
@@ -38,7 +38,7 @@ def make_session_options(intra_op_threads: int | None = None, allow_spinning: bo
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.intra_op_num_threads = int(intra_op_threads or min(2, os.cpu_count() or 1))
+    opts.intra_op_num_threads = int(intra_op_threads or 1)
     opts.inter_op_num_threads = 1
     opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
     return opts

@@ -17,7 +17,7 @@ class RandomizationConfig:
     floor_friction: tuple[float, float] = (0.4, 1.2)
     trunk_mass_scale: tuple[float, float] = (0.9, 1.15)
     link_mass_scale: tuple[float, float] = (0.95, 1.05)
-    hand_payload_kg: tuple[float, float] = (0.0, 0.0)   # arms task: (0.0, 0.5)
+    hand_payload_kg: tuple[float, float] = (0.0, 0.5)   # per hand; both tasks (eval uses the same range)
     kp_scale: tuple[float, float] = (0.9, 1.1)
     kd_scale: tuple[float, float] = (0.9, 1.1)
     motor_strength_scale: tuple[float, float] = (0.9, 1.1)
@@ -73,8 +73,6 @@ class EnvConfig:
             raise ValueError(f"EnvConfig.task must be 'legs' or 'arms', got {self.task!r}")
         if not self.rewards:
             self.rewards = dict(LEG_REWARDS if self.task == "legs" else ARM_REWARDS)
-        if self.task == "arms" and self.randomization.hand_payload_kg == (0.0, 0.0):
-            self.randomization.hand_payload_kg = (0.0, 0.5)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -100,8 +98,10 @@ LEG_REWARDS = {
     "trunk_orientation": 0.3,
     "trunk_position": 0.3,
     "contact_schedule": 0.5,
-    "base_velocity": 1.5,       # imitation of a re-anchored plan alone lets the feet shuffle in place
-    "yaw_rate": 0.5,
+    # imitation of a plan re-anchored on the measured stance foot alone taught stepping in place
+    # (5M steps: 10 cm footstep error at 0.2 m/s); paying for the walked velocity fixes the incentive
+    "base_velocity": 3.0,
+    "yaw_rate": 1.0,
     "action_rate": -0.02,
     "joint_velocity": -2e-4,
     "torque": -2e-5,

@@ -107,12 +107,12 @@ def contact_schedule(c: StepContext):
     return np.mean(c.contact == c.expected_contact, axis=-1)
 
 
-def base_velocity(c: StepContext):  # sigma 0.15 m/s on (vx, vy): the robot must really go where told
-    return _kernel(np.sum((c.base_vel[:, :2] - c.cmd_vel[:, :2]) ** 2, axis=-1), 0.15)
+def base_velocity(c: StepContext):  # sigma 0.1 m/s on (vx, vy): the robot must really go where told
+    return _kernel(np.sum((c.base_vel[:, :2] - c.cmd_vel[:, :2]) ** 2, axis=-1), 0.1)
 
 
-def yaw_rate(c: StepContext):  # sigma 0.3 rad/s
-    return _kernel((c.base_vel[:, 2] - c.cmd_vel[:, 2]) ** 2, 0.3)
+def yaw_rate(c: StepContext):  # sigma 0.2 rad/s
+    return _kernel((c.base_vel[:, 2] - c.cmd_vel[:, 2]) ** 2, 0.2)
 
 
 def foot_slip(c: StepContext):

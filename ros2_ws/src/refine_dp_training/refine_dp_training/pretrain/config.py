@@ -30,7 +30,7 @@ class PretrainConfig:
     act_steps: int = 8                   # actions executed per chunk in rollouts (and fine-tuning)
     num_train_timesteps: int = 100
     ddim_steps: int = 10                 # evaluation sampler: DDIM with eta 0 over this many steps
-    dit_width: int = 256
+    dit_width: int = 128                 # planner.models.dit.DiTConfig: the shipped (latency-bound) size
     dit_depth: int = 4
     dit_heads: int = 4
     hidden_dims: list[int] = field(default_factory=lambda: [512, 512, 512])  # MLP denoiser / MLP policy

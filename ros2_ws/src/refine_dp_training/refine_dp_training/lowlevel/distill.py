@@ -1,0 +1,151 @@
+"""Warm start of the arm policy: behaviour cloning of a privileged teacher, then PPO (`--init-from`).
+
+    python -m refine_dp_training.lowlevel.distill --out runs/lowlevel/arms_bc [--num-envs 128] [--steps 600]
+    refine-dp train-lowlevel --part arms --out runs/lowlevel/arms_v2 \\
+        --init-from runs/lowlevel/arms_bc/checkpoints/model_000000.pt
+
+Why: from scratch, PPO has to discover that the arm action is "the joints that put the hand on
+the target" (an inverse-kinematics map) before it can learn anything about payloads; on 2 CPU
+cores that takes far longer than the legs' imitation task. The teacher knows what the student
+cannot: the joint path that generated the hand targets (targets are FK of smooth random arm-joint
+paths, commands.ArmJointPaths) and the simulator's gravity/Coriolis torques (payload included). It
+commands  q_des = q_path + bias / kp + (kd / kp) dq_path  (PD with the bias cancelled and the
+damping lag led). The student sees only the policy observation (hand targets, hand poses and
+errors, joints), so cloning it teaches the IK map; PPO then improves on it with the student's own
+information (it must infer payloads from the tracking error).
+
+Data: the teacher's actions plus exploration noise are executed (so the data covers recoveries),
+the teacher's noiseless action is the label. Writes a PPO checkpoint in the format of
+`refine-dp train-lowlevel` (policy + normalizer; critic untrained) and distill.json (BC losses,
+the teacher's and the student's hand errors).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import mujoco
+import numpy as np
+import torch
+
+from loco_manip_controller import policy_io as pio
+
+from .config import EnvConfig
+from .env import T1LowLevelEnv
+from .sim import STATE_SPEC
+from .train import ppo_config
+
+
+def teacher_targets(env: T1LowLevelEnv, q_path: np.ndarray, q_path_prev: np.ndarray) -> np.ndarray:
+    """Privileged arm targets [N, 14] for the current state (one mj_forward per env)."""
+    sim, idx = env.sim, env.sim.idx
+    arm_dofs = idx.qvel[env.arm_idx]
+    arm_act = idx.ctrl[env.arm_idx]
+    d = sim.datas[0]
+    out = np.empty_like(q_path)
+    dq_path = (q_path - q_path_prev) / env.dt
+    for i, m in enumerate(sim.models):
+        mujoco.mj_setState(m, d, sim.state[i], STATE_SPEC)
+        mujoco.mj_forward(m, d)
+        kp, kd = m.actuator_gainprm[arm_act, 0], -m.actuator_biasprm[arm_act, 2]
+        out[i] = q_path[i] + d.qfrc_bias[arm_dofs] / kp + (kd / kp) * dq_path[i]
+    return out
+
+
+def collect(env: T1LowLevelEnv, steps: int, noise: float, rng: np.random.Generator):
+    obs_buf, act_buf, err_teacher = [], [], []
+    obs = env.reset(0)
+    default = env.table.default_q[env.arm_idx]
+    q_prev = env.arm_paths.current().copy()
+    for k in range(steps):
+        q_path = env.arm_paths.current()
+        target = teacher_targets(env, q_path, q_prev)
+        label = np.clip((target - default) / pio.ARM_ACTION.scale, -pio.ARM_ACTION.clip, pio.ARM_ACTION.clip)
+        obs_buf.append(obs.copy())
+        act_buf.append(label.astype(np.float32))
+        q_prev = q_path.copy()
+        obs, _, term, trunc, _ = env.step(label + rng.normal(0.0, noise, label.shape))
+        done = term | trunc
+        q_prev[done] = env.arm_paths.current()[done]  # reset envs start a new path
+        err_teacher.append(np.mean(env.last_context.hand_pos_error))
+        if k % 100 == 0:
+            print(f"collect {k}/{steps}: teacher hand error {np.mean(err_teacher[-100:]):.4f} m", flush=True)
+    return np.concatenate(obs_buf), np.concatenate(act_buf), float(np.median(err_teacher))
+
+
+def evaluate_student(env: T1LowLevelEnv, policy, steps: int) -> float:
+    obs, errs = env.reset(123), []
+    for _ in range(steps):
+        with torch.no_grad():
+            a = policy.act_inference(torch.as_tensor(obs)).numpy()
+        obs, *_ = env.step(a)
+        errs.append(np.mean(env.last_context.hand_pos_error))
+    return float(np.median(errs))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m refine_dp_training.lowlevel.distill", description=__doc__.split("\n")[0])
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--num-envs", type=int, default=128)
+    p.add_argument("--steps", type=int, default=600, help="control steps of data collection (x num-envs samples)")
+    p.add_argument("--noise", type=float, default=0.5, help="exploration noise std in action units (0.25 rad)")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--nthread", type=int, default=1)
+    p.add_argument("--init-log-std", type=float, default=-1.5, help="PPO's starting exploration around the clone")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(args.seed)
+    t0 = time.perf_counter()
+
+    env_cfg = EnvConfig(task="arms", num_envs=args.num_envs, nthread=args.nthread)
+    train_cfg = ppo_config(args.num_envs, 100, 100, args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "config.json").write_text(json.dumps({"env": env_cfg.to_dict(), "ppo": train_cfg.to_dict()}, indent=2))
+    env = T1LowLevelEnv(env_cfg, seed=args.seed)
+    obs, act, teacher_err = collect(env, args.steps, args.noise, rng)
+
+    from ..rl import PPORunner
+    runner = PPORunner(env, train_cfg, log_dir=args.out, eval_env=None)
+    policy = runner.alg.policy
+    x, y = torch.as_tensor(obs), torch.as_tensor(act)
+    policy.normalizer.update(x)
+    with torch.no_grad():
+        policy.log_std.fill_(args.init_log_std)
+    opt = torch.optim.Adam(policy.actor.parameters(), lr=1e-3)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.epochs)
+    n, val = len(x), len(x) // 10
+    perm = torch.randperm(n)
+    tr, va = perm[val:], perm[:val]
+    losses = []
+    for epoch in range(args.epochs):
+        for b in tr[torch.randperm(len(tr))].split(512):
+            loss = (policy.actor(policy.normalizer(x[b])) - y[b]).square().mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        sched.step()
+        with torch.no_grad():
+            vl = (policy.actor(policy.normalizer(x[va])) - y[va]).square().mean().item()
+        losses.append(vl)
+        print(f"bc epoch {epoch}: val mse {vl:.4f} (action units^2)", flush=True)
+    policy.eval()
+    student_err = evaluate_student(env, policy, 300)
+    policy.train()
+    runner.obs = torch.as_tensor(env.reset(args.seed), dtype=torch.float32)
+    path = runner.save(runner.checkpoint_path(0))
+    report = {"samples": n, "teacher_hand_pos_error_median_m": teacher_err,
+              "student_hand_pos_error_median_m": student_err, "val_mse": losses, "checkpoint": str(path),
+              "wall_s": round(time.perf_counter() - t0, 1), "args": {k: str(v) for k, v in vars(args).items()}}
+    (args.out / "distill.json").write_text(json.dumps(report, indent=2))
+    print(json.dumps({k: v for k, v in report.items() if k != "val_mse"}, indent=2))
+    env.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
