@@ -145,3 +145,18 @@ def test_ppo_learns_one_step_bandit():
     # the initial std-1 exploration about -0.25 in training
     assert after > 0.95 and after > before + 0.2
     assert np.mean([h["train_return"] for h in hist[-3:]]) > np.mean([h["train_return"] for h in hist[:3]]) + 0.3
+
+
+def test_critic_warmup_moves_only_the_critic_then_both():
+    cfg = small_cfg()
+    cfg.ppo.critic_warmup_updates = 2
+    runner = PPORunner(PointMassVecEnv(8), cfg)
+    policy = runner.alg.policy
+    actor0 = [p.detach().clone() for p in policy.actor.parameters()] + [policy.log_std.detach().clone()]
+    critic0 = [p.detach().clone() for p in policy.critic.parameters()]
+    runner.learn(2)
+    assert all(torch.equal(a, b) for a, b in zip(actor0, list(policy.actor.parameters()) + [policy.log_std]))
+    assert not all(torch.equal(a, b) for a, b in zip(critic0, policy.critic.parameters()))
+    assert runner.alg.updates == 2 and runner.alg.state_dict()["updates"] == 2
+    runner.learn(1)
+    assert not all(torch.equal(a, b) for a, b in zip(actor0, policy.actor.parameters()))

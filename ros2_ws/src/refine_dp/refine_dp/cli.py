@@ -27,6 +27,8 @@ FORWARDS = {
 }
 EVAL_TARGETS = {"controller": "refine_dp_training.lowlevel.evaluate"}
 EXPORT_TARGETS = {"planner": "refine_dp_planner.export"}
+SHIP_TARGETS = {"controller": "refine_dp_training.lowlevel.ship"}
+TARGETED = {"eval": EVAL_TARGETS, "export": EXPORT_TARGETS, "ship": SHIP_TARGETS}
 
 
 def _forward(module: str, argv: list[str]) -> int:
@@ -84,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("argv", nargs=argparse.REMAINDER)
         p.set_defaults(func=lambda a, m=module: _forward(m, a.argv))
     for name, targets, text in (("eval", EVAL_TARGETS, "evaluate: controller"),
-                                ("export", EXPORT_TARGETS, "export engines: planner")):
+                                ("export", EXPORT_TARGETS, "export engines: planner"),
+                                ("ship", SHIP_TARGETS, "ship trained policies into the packages: controller")):
         p = sub.add_parser(name, help=text)
         p.add_argument("target", choices=sorted(targets))
         p.add_argument("argv", nargs=argparse.REMAINDER)
@@ -97,10 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     # forwarded subcommands own all their options (argparse's REMAINDER drops a leading --flag)
     if argv and argv[0] in FORWARDS:
         return _forward(FORWARDS[argv[0]][0], argv[1:])
-    if len(argv) >= 2 and argv[0] == "eval" and argv[1] in EVAL_TARGETS:
-        return _forward(EVAL_TARGETS[argv[1]], argv[2:])
-    if len(argv) >= 2 and argv[0] == "export" and argv[1] in EXPORT_TARGETS:
-        return _forward(EXPORT_TARGETS[argv[1]], argv[2:])
+    if len(argv) >= 2 and argv[0] in TARGETED and argv[1] in TARGETED[argv[0]]:
+        return _forward(TARGETED[argv[0]][argv[1]], argv[2:])
     args = build_parser().parse_args(argv)
     return args.func(args)
 

@@ -96,6 +96,8 @@ def main(argv=None) -> int:
     p.add_argument("--nthread", type=int, default=2)
     p.add_argument("--leg-policy", default="", help="arms: exported legs .onnx that balances (default: PD stand)")
     p.add_argument("--export-only", action="store_true", help="export the latest checkpoint to ONNX and exit")
+    p.add_argument("--critic-warmup", type=int, default=0,
+                   help="new runs: PPO updates that train only the critic first (use with --init-from a clone)")
     p.add_argument("--init-from", default="", help="warm start: policy, critic, normalizer and optimizer of "
                    "this checkpoint (same part and network), fresh counters and the current task config")
     args = p.parse_args(argv)
@@ -119,6 +121,7 @@ def main(argv=None) -> int:
         env_cfg = EnvConfig(task=args.part, num_envs=args.num_envs, physics_dt=args.physics_dt,
                             decimation=args.decimation, nthread=args.nthread, leg_policy_onnx=args.leg_policy)
         train_cfg = ppo_config(args.num_envs, args.save_interval, args.eval_interval, args.seed)
+        train_cfg.ppo.critic_warmup_updates = args.critic_warmup
         out.mkdir(parents=True, exist_ok=True)
         cfg_path.write_text(json.dumps({"env": env_cfg.to_dict(), "ppo": train_cfg.to_dict(),
                                         "init_from": args.init_from or None}, indent=2))

@@ -46,6 +46,8 @@ class PPOConfig:
     min_lr: float = 1e-5
     max_lr: float = 1e-2
     normalize_advantages: bool = True
+    critic_warmup_updates: int = 0  # first updates train only the critic (warm starts: an untrained
+                                    # critic's advantages would undo a cloned policy)
 
 
 def clipped_surrogate(log_probs: torch.Tensor, old_log_probs: torch.Tensor, advantages: torch.Tensor,
@@ -69,6 +71,7 @@ class PPO:
             raise ValueError(f"PPO schedule must be 'adaptive' or 'fixed', got {cfg.schedule!r}")
         self.policy, self.cfg = policy, cfg
         self.learning_rate = cfg.learning_rate
+        self.updates = 0
         self.optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate)
         self._critic_params = list(policy.critic.parameters())
         self._actor_params = [p for p in policy.parameters() if all(p is not q for q in self._critic_params)]
@@ -128,8 +131,19 @@ class PPO:
         cfg = self.cfg
         stats = {"surrogate": 0.0, "value_loss": 0.0, "entropy": 0.0, "kl": 0.0, "clip_fraction": 0.0}
         n = 0
+        warmup = self.updates < cfg.critic_warmup_updates
         for mb in self.storage.minibatches(cfg.num_minibatches, cfg.num_epochs):
             out = self.losses(mb)
+            if warmup:  # critic only: the policy (and the adaptive lr) stay where they are
+                self.optimizer.zero_grad()
+                (cfg.value_loss_coef * out["value_loss"]).backward()
+                nn.utils.clip_grad_norm_(self._critic_params, cfg.max_grad_norm)
+                for p in self._actor_params:
+                    p.grad = None
+                self.optimizer.step()
+                stats["value_loss"] += out["value_loss"].item()
+                n += 1
+                continue
             if cfg.schedule == "adaptive" and cfg.desired_kl > 0:
                 kl = out["kl"].item()
                 if kl > 2.0 * cfg.desired_kl:
@@ -150,6 +164,7 @@ class PPO:
             stats["clip_fraction"] += ((out["ratio"] - 1.0).abs() > cfg.clip_param).float().mean().item()
             n += 1
         self.storage.clear()
+        self.updates += 1
         stats = {k: v / max(n, 1) for k, v in stats.items()}
         stats["learning_rate"] = self.learning_rate
         stats["action_std"] = self.policy.log_std.exp().mean().item()
@@ -157,11 +172,12 @@ class PPO:
 
     def state_dict(self) -> dict:
         return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "learning_rate": self.learning_rate}
+                "learning_rate": self.learning_rate, "updates": self.updates}
 
     def load_state_dict(self, state: dict) -> None:
         self.policy.load_state_dict(state["policy"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.learning_rate = float(state["learning_rate"])
+        self.updates = int(state.get("updates", 0))
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate
