@@ -36,7 +36,7 @@ class CommandConfig:
     max_vx: float = 0.2
     max_vy: float = 0.2      # the planner clips lateral steps (max_lateral)
     max_wz: float = 0.5
-    stand_probability: float = 0.2
+    stand_probability: float = 0.1
     resample_s: tuple[float, float] = (2.0, 6.0)
     # arms: random reachable targets = FK of random arm joints, interpolated smoothly
     arm_joint_range_fraction: float = 0.6   # of each arm joint's range, centred on its default pose
@@ -94,6 +94,7 @@ LEG_REWARDS = {
     "joint_imitation": 2.0,
     "foot_tracking": 1.5,
     "foot_placement": 4.0,      # paid once, at touchdown
+    "swing_target": 2.0,        # the same, dense over the second half of each swing
     "trunk_height": 0.3,
     "trunk_orientation": 0.3,
     "trunk_position": 0.3,

@@ -308,6 +308,11 @@ class T1LowLevelEnv(VecEnv):
         env = np.arange(self.num_envs)
         err = np.linalg.norm(feet_planar[env, landed, :2] - prev_cmds.target_world[:, :2], axis=-1)
         ctx.touchdown, ctx.touchdown_error = ended, err
+        swinging = swing_foot_index(cmds.swing_foot)
+        ctx.swing_phase = np.where(swinging >= 0, cmds.phase, 0.0)
+        ctx.swing_target_dist = np.where(
+            swinging >= 0,
+            np.linalg.norm(feet_planar[env, np.maximum(swinging, 0), :2] - cmds.target_world[:, :2], axis=-1), 0.0)
         L = s.layout
         quat = s.state[:, L.root_quat]
         yaw = _yaw_of_quat(quat)

@@ -67,7 +67,7 @@ def run_episodes(legs, arms, episodes: int, seconds: float = 20.0, physics_dt: f
         sim.models[i].body_mass[hand_bodies] += rng.uniform(*payload_kg, 2)
     yaw0 = rng.uniform(-np.pi, np.pi, n)
     sim.reset_rows(np.ones(n, bool), root_xy_yaw=np.stack([np.zeros(n), np.zeros(n), yaw0], -1))
-    cmd_cfg = CommandConfig()
+    cmd_cfg = CommandConfig(stand_probability=0.2)  # fixed here: training may weight walking more
     vel = VelocityCommands(n, cmd_cfg, rng)
     vel.resample(np.ones(n, bool))
     arm_paths = ArmJointPaths(n, cmd_cfg, jt.default_q[arm_idx], jt.lower[arm_idx], jt.upper[arm_idx], rng,

@@ -40,6 +40,8 @@ class StepContext:
     expected_contact: np.ndarray | None = None  # [N, 2] bool
     touchdown: np.ndarray | None = None       # [N] bool: a planned step ended this control step
     touchdown_error: np.ndarray | None = None  # [N] m, landed foot vs its target (xy)
+    swing_target_dist: np.ndarray | None = None  # [N] m, swing foot (xy) to its touchdown target (0 standing)
+    swing_phase: np.ndarray | None = None        # [N] in [0, 1] (0 standing)
     cmd_vel: np.ndarray | None = None         # [N, 3] achievable commanded (vx, vy) heading frame, wz
     base_vel: np.ndarray | None = None        # [N, 3] measured trunk (vx, vy) heading frame, wz world
     # arms
@@ -107,6 +109,10 @@ def contact_schedule(c: StepContext):
     return np.mean(c.contact == c.expected_contact, axis=-1)
 
 
+def swing_target(c: StepContext):  # dense placement: swing foot towards its target, late in the swing
+    return np.where(c.swing_phase > 0, c.swing_phase ** 2 * np.exp(-c.swing_target_dist / 0.05), 0.0)
+
+
 def base_velocity(c: StepContext):  # sigma 0.1 m/s on (vx, vy): the robot must really go where told
     return _kernel(np.sum((c.base_vel[:, :2] - c.cmd_vel[:, :2]) ** 2, axis=-1), 0.1)
 
@@ -139,7 +145,7 @@ def arm_joint_velocity(c: StepContext):
 REWARD_TERMS: dict[str, Callable[[StepContext], np.ndarray]] = {
     f.__name__: f for f in (alive, termination, action_rate, joint_velocity, torque, joint_limits,
                             joint_imitation, foot_tracking, foot_placement, trunk_height, trunk_orientation,
-                            trunk_position, contact_schedule, base_velocity, yaw_rate, foot_slip, hand_position, hand_position_fine,
+                            trunk_position, contact_schedule, swing_target, base_velocity, yaw_rate, foot_slip, hand_position, hand_position_fine,
                             hand_orientation, arm_joint_velocity)
 }
 
