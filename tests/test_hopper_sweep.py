@@ -1,0 +1,47 @@
+"""The Hopper benchmark's sweep bookkeeping: the table and plot from run curves, and the skip/resume plan."""
+import json
+
+import pytest
+
+from refine_dp_training.benchmarks.hopper import sweep
+
+
+def _curve(path, returns, steps_per_eval=1000, wall_per_eval=10.0):
+    path.mkdir(parents=True)
+    rows = [{"env_steps": i * steps_per_eval, "wall_s": i * wall_per_eval, "return_mean": r, "success_mean": 0.0}
+            for i, r in enumerate(returns)]
+    (path / "curve.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_report_table_means_over_seeds(tmp_path):
+    _curve(tmp_path / "dppo" / "seed0", [1000, 2000, 3000])
+    _curve(tmp_path / "dppo" / "seed1", [1200, 1800, 2000])
+    _curve(tmp_path / "dsrl-sac" / "seed0", [1100, 2500])
+    out = sweep.report(type("A", (), {"root": str(tmp_path)})())
+    rows = {r["method"]: r for r in out["rows"]}
+    assert rows["dppo"]["seeds"] == 2 and rows["dppo"]["end"] == [3000, 2000]
+    assert rows["dppo"]["best"] == [3000, 2000] and rows["dsrl-sac"]["env_steps"] == 1000
+    table = (tmp_path / "table.md").read_text()
+    assert "| dppo | 2 | 2,000 |" in table and "2500 +- 500" in table  # end return mean +- std over seeds
+    assert (tmp_path / "curves.png").stat().st_size > 10_000
+
+
+def test_report_without_runs_says_what_to_run(tmp_path):
+    with pytest.raises(SystemExit, match="hopper-sweep run"):
+        sweep.report(type("A", (), {"root": str(tmp_path)})())
+
+
+def test_run_skips_finished_and_resumes_started(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(sweep, "_run", lambda cmd, log: calls.append(cmd) or 0)
+    monkeypatch.setattr(sweep, "PLAN", {"dppo": (100, [], "dp"), "residual": (100, [], "dp")})
+    done = tmp_path / "dppo" / "seed0"
+    done.mkdir(parents=True)
+    (done / "summary.json").write_text(json.dumps({"env_steps": 100}))
+    started = tmp_path / "residual" / "seed0" / "checkpoints"
+    started.mkdir(parents=True)
+    (started / "ckpt_000001.pt").write_bytes(b"x")
+    args = type("A", (), {"root": str(tmp_path), "seeds": [0], "methods": ["dppo", "residual"], "dp": "dp.pt",
+                          "demos": "d", "mlp_steps": 1, "eval_episodes": 2})()
+    sweep.run(args)
+    assert len(calls) == 1 and "--resume" in calls[0] and "residual" in calls[0]

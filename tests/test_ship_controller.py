@@ -1,0 +1,33 @@
+"""`refine-dp ship controller`: the training lineage behind a shipped policy (warm starts followed back)."""
+import json
+
+import pytest
+import torch
+
+from refine_dp_training.lowlevel import ship
+
+
+def _run(root, name, iteration, env_steps, wall_s, init_from=None, nthread=1):
+    run = root / name
+    (run / "checkpoints").mkdir(parents=True)
+    ckpt = run / "checkpoints" / f"model_{iteration:06d}.pt"
+    torch.save({"iteration": iteration, "env_steps": env_steps, "wall_s": wall_s}, ckpt)
+    (run / "config.json").write_text(json.dumps({"env": {"num_envs": 128, "nthread": nthread}, "init_from": init_from}))
+    return run, ckpt
+
+
+def test_lineage_follows_warm_starts_back_to_scratch(tmp_path):
+    a, a_ckpt = _run(tmp_path, "a", 100, 1000, 3600.0, nthread=2)
+    b, b_ckpt = _run(tmp_path, "b", 50, 500, 1800.0, init_from=str(a_ckpt))
+    c, _ = _run(tmp_path, "c", 10, 100, 360.0, init_from=str(b_ckpt))
+    chain = ship.lineage(c)
+    assert [link["run"] for link in chain] == [str(a), str(b), str(c)]
+    assert [link["env_steps"] for link in chain] == [1000, 500, 100]
+    assert chain[0]["core_hours_upper_bound"] == pytest.approx(2.0)  # 1 h on 2 physics threads
+    assert chain[1]["checkpoint"] == str(b_ckpt)  # the checkpoint c started from, not b's latest
+
+
+def test_lineage_of_a_run_without_checkpoints_says_so(tmp_path):
+    (tmp_path / "empty" / "checkpoints").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="no checkpoints"):
+        ship.lineage(tmp_path / "empty")
