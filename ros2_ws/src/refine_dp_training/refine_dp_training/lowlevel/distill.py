@@ -55,9 +55,11 @@ def teacher_targets(env: T1LowLevelEnv, q_path: np.ndarray, q_path_prev: np.ndar
     return out
 
 
-def collect(env: T1LowLevelEnv, steps: int, noise: float, rng: np.random.Generator):
+def collect(env: T1LowLevelEnv, steps: int, noise: float, rng: np.random.Generator, student=None, seed: int = 0):
+    """(obs, teacher labels, median hand error of what was executed). The teacher's action plus noise
+    is executed, or with `student` (DAgger) the student's own action: labels stay the teacher's."""
     obs_buf, act_buf, err_teacher = [], [], []
-    obs = env.reset(0)
+    obs = env.reset(seed)
     default = env.table.default_q[env.arm_idx]
     q_prev = env.arm_paths.current().copy()
     for k in range(steps):
@@ -67,12 +69,18 @@ def collect(env: T1LowLevelEnv, steps: int, noise: float, rng: np.random.Generat
         obs_buf.append(obs.copy())
         act_buf.append(label.astype(np.float32))
         q_prev = q_path.copy()
-        obs, _, term, trunc, _ = env.step(label + rng.normal(0.0, noise, label.shape))
+        if student is not None:
+            with torch.no_grad():
+                executed = student.act_inference(torch.as_tensor(obs)).numpy()
+        else:
+            executed = label
+        obs, _, term, trunc, _ = env.step(executed + rng.normal(0.0, noise, label.shape))
         done = term | trunc
         q_prev[done] = env.arm_paths.current()[done]  # reset envs start a new path
         err_teacher.append(np.mean(env.last_context.hand_pos_error))
         if k % 100 == 0:
-            print(f"collect {k}/{steps}: teacher hand error {np.mean(err_teacher[-100:]):.4f} m", flush=True)
+            who = "student" if student is not None else "teacher"
+            print(f"collect {k}/{steps}: {who} hand error {np.mean(err_teacher[-100:]):.4f} m", flush=True)
     return np.concatenate(obs_buf), np.concatenate(act_buf), float(np.median(err_teacher))
 
 
@@ -86,13 +94,37 @@ def evaluate_student(env: T1LowLevelEnv, policy, steps: int) -> float:
     return float(np.median(errs))
 
 
+def _fit(policy, x: torch.Tensor, y: torch.Tensor, epochs: int) -> list[float]:
+    """MSE regression of the actor (normalizer fixed) on (x, y); 10 % held out; val losses per epoch."""
+    opt = torch.optim.Adam(policy.actor.parameters(), lr=1e-3)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+    n, val = len(x), len(x) // 10
+    perm = torch.randperm(n)
+    tr, va = perm[val:], perm[:val]
+    losses = []
+    for epoch in range(epochs):
+        for b in tr[torch.randperm(len(tr))].split(512):
+            loss = (policy.actor(policy.normalizer(x[b])) - y[b]).square().mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        sched.step()
+        with torch.no_grad():
+            vl = (policy.actor(policy.normalizer(x[va])) - y[va]).square().mean().item()
+        losses.append(vl)
+        print(f"bc epoch {epoch}: val mse {vl:.4f} (action units^2)", flush=True)
+    return losses
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m refine_dp_training.lowlevel.distill", description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--num-envs", type=int, default=128)
     p.add_argument("--steps", type=int, default=600, help="control steps of data collection (x num-envs samples)")
-    p.add_argument("--noise", type=float, default=0.5, help="exploration noise std in action units (0.25 rad)")
+    p.add_argument("--noise", type=float, default=0.2, help="exploration noise std in action units (0.25 rad)")
     p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--dagger-rounds", type=int, default=2,
+                   help="rounds of: run the student, label its states with the teacher, retrain on all data")
     p.add_argument("--nthread", type=int, default=1)
     p.add_argument("--init-log-std", type=float, default=-1.5, help="PPO's starting exploration around the clone")
     p.add_argument("--seed", type=int, default=0)
@@ -113,32 +145,25 @@ def main(argv=None) -> int:
     runner = PPORunner(env, train_cfg, log_dir=args.out, eval_env=None)
     policy = runner.alg.policy
     x, y = torch.as_tensor(obs), torch.as_tensor(act)
-    policy.normalizer.update(x)
+    policy.normalizer.update(x)  # fixed from the teacher's data on: later rounds only add samples
     with torch.no_grad():
         policy.log_std.fill_(args.init_log_std)
-    opt = torch.optim.Adam(policy.actor.parameters(), lr=1e-3)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.epochs)
-    n, val = len(x), len(x) // 10
-    perm = torch.randperm(n)
-    tr, va = perm[val:], perm[:val]
-    losses = []
-    for epoch in range(args.epochs):
-        for b in tr[torch.randperm(len(tr))].split(512):
-            loss = (policy.actor(policy.normalizer(x[b])) - y[b]).square().mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        sched.step()
-        with torch.no_grad():
-            vl = (policy.actor(policy.normalizer(x[va])) - y[va]).square().mean().item()
-        losses.append(vl)
-        print(f"bc epoch {epoch}: val mse {vl:.4f} (action units^2)", flush=True)
+    losses, rounds = [], []
+    for r in range(args.dagger_rounds + 1):
+        if r > 0:
+            policy.eval()
+            o, a, err = collect(env, args.steps, 0.0, rng, student=policy, seed=args.seed + r)
+            policy.train()
+            x, y = torch.cat([x, torch.as_tensor(o)]), torch.cat([y, torch.as_tensor(a)])
+            rounds.append({"round": r, "student_hand_pos_error_median_m": err, "samples": len(x)})
+            print(f"dagger round {r}: student hand error {err:.4f} m while collecting; {len(x)} samples", flush=True)
+        losses += _fit(policy, x, y, args.epochs if r == 0 else max(5, args.epochs // 3))
     policy.eval()
     student_err = evaluate_student(env, policy, 300)
     policy.train()
     runner.obs = torch.as_tensor(env.reset(args.seed), dtype=torch.float32)
     path = runner.save(runner.checkpoint_path(0))
-    report = {"samples": n, "teacher_hand_pos_error_median_m": teacher_err,
+    report = {"samples": len(x), "teacher_hand_pos_error_median_m": teacher_err, "dagger": rounds,
               "student_hand_pos_error_median_m": student_err, "val_mse": losses, "checkpoint": str(path),
               "wall_s": round(time.perf_counter() - t0, 1), "args": {k: str(v) for k, v in vars(args).items()}}
     (args.out / "distill.json").write_text(json.dumps(report, indent=2))

@@ -21,10 +21,10 @@ import numpy as np
 from .config import EnvConfig
 
 
-def ppo_config(num_envs: int, save_interval: int, eval_interval: int, seed: int):
+def ppo_config(num_envs: int, save_interval: int, eval_interval: int, seed: int, steps_per_env: int = 24):
     from ..rl import ActorCriticConfig, PPOConfig, PPOTrainConfig, RunnerConfig
     return PPOTrainConfig(
-        runner=RunnerConfig(num_steps_per_env=24, save_interval=save_interval, eval_interval=eval_interval,
+        runner=RunnerConfig(num_steps_per_env=steps_per_env, save_interval=save_interval, eval_interval=eval_interval,
                             eval_episodes=8, eval_max_steps=1000, seed=seed, torch_threads=1),
         # returns reach the hundreds: no clipped value loss (see ppo.py); KL-adaptive lr (rsl_rl)
         ppo=PPOConfig(num_epochs=5, num_minibatches=4, gamma=0.99, lam=0.95, learning_rate=1e-3,
@@ -96,6 +96,9 @@ def main(argv=None) -> int:
     p.add_argument("--nthread", type=int, default=2)
     p.add_argument("--leg-policy", default="", help="arms: exported legs .onnx that balances (default: PD stand)")
     p.add_argument("--export-only", action="store_true", help="export the latest checkpoint to ONNX and exit")
+    p.add_argument("--steps-per-env", type=int, default=24,
+                   help="rollout length per iteration; batch = num_envs x this (128 envs need more than 24: "
+                        "3k-sample gradients are so noisy that the KL limit is spent on noise)")
     p.add_argument("--critic-warmup", type=int, default=0,
                    help="new runs: PPO updates that train only the critic first (use with --init-from a clone)")
     p.add_argument("--init-from", default="", help="warm start: policy, critic, normalizer and optimizer of "
@@ -120,7 +123,7 @@ def main(argv=None) -> int:
             return 2
         env_cfg = EnvConfig(task=args.part, num_envs=args.num_envs, physics_dt=args.physics_dt,
                             decimation=args.decimation, nthread=args.nthread, leg_policy_onnx=args.leg_policy)
-        train_cfg = ppo_config(args.num_envs, args.save_interval, args.eval_interval, args.seed)
+        train_cfg = ppo_config(args.num_envs, args.save_interval, args.eval_interval, args.seed, args.steps_per_env)
         train_cfg.ppo.critic_warmup_updates = args.critic_warmup
         out.mkdir(parents=True, exist_ok=True)
         cfg_path.write_text(json.dumps({"env": env_cfg.to_dict(), "ppo": train_cfg.to_dict(),
