@@ -65,6 +65,32 @@ def test_q_sample_statistics_and_posterior_consistency():
     assert torch.isclose(sched.posterior_log_variance_clipped[0], sched.posterior_variance[1].log())
 
 
+def test_denoise_step_rederives_eps_after_x0_clip():
+    """When x0_hat is clipped, eps is re-derived from it: the step's mean is the DDIM/posterior mean of
+    the clipped x0_hat with the eps that x_t implies for it (not the raw network eps)."""
+    ab_t, ab_prev = 0.5, 0.8
+    x_t = torch.tensor([3.0, -2.5, 0.1], dtype=torch.float64)
+    eps_net = torch.tensor([0.0, 0.3, 0.2], dtype=torch.float64)
+    raw_x0 = (x_t - math.sqrt(1 - ab_t) * eps_net) / math.sqrt(ab_t)   # [4.24, -3.84, -0.059]
+    for eta in (0.0, 1.0):
+        mean, std, x0 = denoise_step(x_t, eps_net, ab_t, ab_prev, eta, clip_x0=1.0)
+        assert torch.allclose(x0, raw_x0.clamp(-1.0, 1.0))
+        sigma = eta * math.sqrt((1 - ab_prev) / (1 - ab_t) * (1 - ab_t / ab_prev))
+        assert torch.allclose(std, torch.full_like(x_t, sigma))
+        eps_used = (mean - math.sqrt(ab_prev) * x0) / math.sqrt(1 - ab_prev - sigma**2)
+        eps_rederived = (x_t - math.sqrt(ab_t) * x0) / math.sqrt(1 - ab_t)
+        assert torch.allclose(eps_used, eps_rederived, atol=1e-9)
+        assert torch.allclose(eps_used[2], eps_net[2], atol=1e-9)   # unclipped element: eps unchanged
+        assert abs(eps_used[0] - eps_net[0]) > 3.0                   # clipped one: clearly changed
+    # Hand value, eta = 0: x0 = 1, eps = (3 - sqrt(.5)) / sqrt(.5) = 3.2426, mean = sqrt(.8) + sqrt(.2) * eps.
+    mean0, _, _ = denoise_step(x_t, eps_net, ab_t, ab_prev, 0.0, clip_x0=1.0)
+    assert mean0[0].item() == pytest.approx(math.sqrt(0.8) + math.sqrt(0.2) * (3 - math.sqrt(0.5)) / math.sqrt(0.5))
+    # Without the clip, the network eps is used as is.
+    mean_nc, _, x0_nc = denoise_step(x_t, eps_net, ab_t, ab_prev, 0.0, clip_x0=None)
+    assert torch.allclose(x0_nc, raw_x0)
+    assert torch.allclose((mean_nc - math.sqrt(ab_prev) * x0_nc) / math.sqrt(1 - ab_prev), eps_net, atol=1e-9)
+
+
 def test_ddim_timesteps():
     assert ddim_timesteps(100, 10) == [99, 89, 79, 69, 59, 49, 39, 29, 19, 9]
     assert ddim_timesteps(100, 10, "leading") == [90, 80, 70, 60, 50, 40, 30, 20, 10, 0]

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from refine_dp_planner.config import DiffusionPolicyConfig
+from refine_dp_planner.diffusion import sampler as diffusion_sampler
 from refine_dp_planner.diffusion.sampler import step_distributions
 from refine_dp_planner.models.mlp_denoiser import MLPDenoiserConfig
 from refine_dp_planner.policy import DiffusionPolicy
@@ -63,6 +64,59 @@ def test_chain_log_prob_is_sum_of_per_step_gaussians(pretrained, tmp_path):
     torch.testing.assert_close(per_step.detach().sum(-1), ref.sum(-1), rtol=1e-5, atol=1e-5)
 
 
+def _perturb_finetuned_denoiser(actor, seed: int = 5, std: float = 0.05) -> None:
+    """Move the trainable denoiser away from the frozen base (as an update would)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in actor.policy.denoiser.parameters():
+            p.add_(std * torch.randn(p.shape, generator=g))
+
+
+def test_step_log_prob_uses_logprob_std_floor_not_sampling_floor(pretrained, tmp_path):
+    """The log-prob std floor (min_logprob_std) is not the exploration floor (min_sampling_std)."""
+    m = dppo.Method(make_cfg(pretrained, tmp_path, min_logprob_std=0.3, min_sampling_std=0.05,
+                             logprob_min=-1e9, logprob_max=1e9))
+    actor = m.actor
+    obs_n = actor.normalize_obs(torch.as_tensor(m.obs, dtype=torch.float32))
+    torch.manual_seed(1)
+    _, chain = actor.sample(obs_n)
+    per_step = actor.chain_log_probs(obs_n, chain).detach()
+    full_idx = list(range(actor.ft_start, actor.K))
+    full_chain = torch.cat([torch.zeros(3, actor.ft_start, 4, 2), chain], 1)
+
+    def ref(floor):
+        with torch.no_grad():
+            means, stds = step_distributions(actor.policy.denoiser, actor.policy.schedule, obs_n, full_chain,
+                                             actor.timesteps, eta=actor.eta, std_floor=floor, step_indices=full_idx)
+        return torch.distributions.Normal(means, stds).log_prob(chain[:, 1:])[:, :, :m.act_steps].mean(dim=(-2, -1))
+
+    torch.testing.assert_close(per_step, ref(0.3), rtol=1e-5, atol=1e-5)
+    # The two floors give clearly different log-probs here (the late steps' sigma < 0.3), so the
+    # comparison above does tell the floors apart.
+    assert (ref(0.05) - ref(0.3)).abs().max() > 0.1
+
+
+def test_rollout_chain_is_drawn_from_the_scored_step_gaussians(pretrained, tmp_path):
+    """Each fine-tuned step of a sampled chain is x_{j+1} = mean_j + std_j * z, z ~ N(0, 1) clipped at
+    +-noise_clip, with mean_j/std_j the Gaussian that the log-probs score (actor.eta, sampling floor)."""
+    m = dppo.Method(make_cfg(pretrained, tmp_path, min_sampling_std=0.2, min_logprob_std=0.1))
+    actor = m.actor
+    obs_n = actor.normalize_obs(torch.as_tensor(m.obs, dtype=torch.float32)).repeat(300, 1, 1)  # 900 chains
+    torch.manual_seed(2)
+    _, chain = actor.sample(obs_n)
+    full_idx = list(range(actor.ft_start, actor.K))
+    full_chain = torch.cat([torch.zeros(len(obs_n), actor.ft_start, 4, 2), chain], 1)
+    with torch.no_grad():
+        means, stds = step_distributions(actor.policy.denoiser, actor.policy.schedule, obs_n, full_chain,
+                                         actor.timesteps, eta=1.0, std_floor=0.2, step_indices=full_idx)
+    z = (chain[:, 1:] - means) / stds                       # [900, J, Ta, Da]
+    assert z.abs().max() <= 3.0 + 1e-4                     # noise_clip (3 sigma)
+    z_std, z_mean = z.transpose(0, 1).flatten(1).std(-1), z.transpose(0, 1).flatten(1).mean(-1)
+    # N(0, 1) clamped at +-3 has std 0.9975; 7200 draws per step: standard error ~0.008.
+    assert torch.all((z_std > 0.96) & (z_std < 1.04)), z_std
+    assert torch.all(z_mean.abs() < 0.05), z_mean
+
+
 def test_ratio_is_one_before_first_update(pretrained, tmp_path):
     m = dppo.Method(make_cfg(pretrained, tmp_path))
     b = m.rollout()
@@ -75,6 +129,71 @@ def test_clip_schedule_monotone_from_noisiest_to_last():
     c = dppo.clip_schedule(10, 1e-3, 1e-2, 3.0)
     assert c[0].item() == pytest.approx(1e-3) and c[-1].item() == pytest.approx(1e-2)
     assert bool((c[1:] > c[:-1]).all())
+
+
+def test_pair_losses_apply_clip_coef_of_each_pairs_own_step(pretrained, tmp_path):
+    """pair_losses clips the ratio of pair (s, j) with clip_coefs[j] (index 0 = noisiest step)."""
+    m = dppo.Method(make_cfg(pretrained, tmp_path))
+    b = m.rollout()
+    _perturb_finetuned_denoiser(m.actor)   # ratios != 1
+    J = m.actor.J
+    m.clip_coefs = torch.tensor([0.0, 0.0, 1e3, 1e3])   # noisy half always clipped, late half never
+    S = b["old_logp"].shape[0] * b["old_logp"].shape[1]
+    with torch.no_grad():
+        ratio_all = (m.actor.chain_log_probs(b["obs_n"].flatten(0, 1), b["chain"].flatten(0, 1))
+                     - b["old_logp"].flatten(0, 1)).exp()   # [S, J]
+    adv = b["advantages"].flatten()
+    for j in range(J):
+        idx = torch.arange(S) * J + j
+        with torch.no_grad():
+            out = m.pair_losses(b, idx)
+        r = ratio_all[:, j]
+        torch.testing.assert_close(out["ratio"], r, rtol=1e-5, atol=1e-6)
+        c = float(m.clip_coefs[j])
+        a = adv * m.cfg.gamma_denoising ** (J - 1 - j)
+        pg = torch.max(-a * r, -a * torch.clamp(r, 1 - c, 1 + c)).mean()
+        assert float(out["clipfrac"]) == pytest.approx(float(((r - 1).abs() > c).float().mean())), j
+        assert float(out["pg_loss"]) == pytest.approx(float(pg), rel=1e-5, abs=1e-7), j
+        if j < 2:
+            assert float(out["clipfrac"]) > 0.9, j   # clip 0: (almost) every ratio != 1 is clipped
+        else:
+            assert float(out["clipfrac"]) == 0.0, j
+    # A mixed minibatch, as update() draws it: same per-pair clip coefficients.
+    idx = torch.randperm(S * J, generator=torch.Generator().manual_seed(0))[:40]
+    s, j = idx // J, idx % J
+    with torch.no_grad():
+        out = m.pair_losses(b, idx)
+    r, c = ratio_all[s, j], m.clip_coefs[j]
+    a = adv[s] * m.cfg.gamma_denoising ** (J - 1 - j).float()
+    pg = torch.max(-a * r, -a * torch.minimum(torch.maximum(r, 1 - c), 1 + c)).mean()
+    assert float(out["pg_loss"]) == pytest.approx(float(pg), rel=1e-5, abs=1e-7)
+    assert float(out["clipfrac"]) == pytest.approx(float(((r - 1).abs() > c).float().mean()))
+
+
+def test_deterministic_eval_is_plain_ddim_eta0(pretrained, tmp_path):
+    """sample(deterministic=True) = the eta-0, floor-free DDIM sampler from the same initial noise
+    (fine-tuned denoiser on the last J steps, frozen base before), clamped and unnormalized."""
+    m = dppo.Method(make_cfg(pretrained, tmp_path))
+    actor = m.actor
+    _perturb_finetuned_denoiser(actor)   # so the per-step denoiser dispatch matters
+    obs_n = actor.normalize_obs(torch.as_tensor(m.obs, dtype=torch.float32))
+    late = set(actor.timesteps[-actor.J:])
+
+    def denoiser(x, t, o):
+        return (actor.policy.denoiser if int(t[0]) in late else actor.base)(x, t, o)
+
+    torch.manual_seed(3)
+    actions, chain = actor.sample(obs_n, deterministic=True)
+    assert chain is None
+    torch.manual_seed(3)
+    noise = torch.randn(3, 4, 2)
+    with torch.no_grad():
+        x0 = diffusion_sampler.sample(denoiser, actor.policy.schedule, obs_n, actor.timesteps, noise=noise,
+                                      eta=0.0).actions
+    assert torch.equal(actions, actor.policy.action_normalizer.unnormalize(x0.clamp(-1.0, 1.0)))
+    # The evaluation path (act_deterministic) is the same function of the seeded initial noise.
+    torch.manual_seed(3)
+    torch.testing.assert_close(torch.as_tensor(m.act_deterministic(m.obs)), actions, rtol=0, atol=0)
 
 
 def test_only_last_steps_learn_and_frozen_copy_unchanged(pretrained, tmp_path):

@@ -9,8 +9,9 @@ the target" (an inverse-kinematics map) before it can learn anything about paylo
 cores that takes far longer than the legs' imitation task. The teacher knows what the student
 cannot: the joint path that generated the hand targets (targets are FK of smooth random arm-joint
 paths, commands.ArmJointPaths) and the simulator's gravity/Coriolis torques (payload included). It
-commands  q_des = q_path + bias / kp + (kd / kp) dq_path  (PD with the bias cancelled and the
-damping lag led). The student sees only the policy observation (hand targets, hand poses and
+commands  q_des = IK(q_measured -> target) + bias / kp + (kd / kp) dq_path  (PD with the bias
+cancelled and the damping lag led; the IK starts from the measured joints, so the label is a
+function of what the student observes, not of the hidden joint path). The student sees only the policy observation (hand targets, hand poses and
 errors, joints), so cloning it teaches the IK map; PPO then improves on it with the student's own
 information (it must infer payloads from the tracking error).
 
@@ -39,19 +40,57 @@ from .sim import STATE_SPEC
 from .train import ppo_config
 
 
+ROT_WEIGHT = 0.3   # m per rad: orientation error weight in the IK (hands are ~0.3 m from the wrist)
+IK_DAMPING = 0.03  # DLS lambda
+
+
+def ik_solve(q_start: np.ndarray, target_pos: np.ndarray, target_rot: np.ndarray, iterations: int = 4,
+             lower: np.ndarray | None = None, upper: np.ndarray | None = None) -> np.ndarray:
+    """Damped-least-squares IK of both arms [N, 14] from q_start towards the hand targets (root frame),
+    Jacobians by finite differences of ArmKinematics.fk. A deterministic function of (q, target):
+    what the student can learn, unlike the joint path that generated the target (a 7-DoF arm reaches
+    a 6-D pose in many ways)."""
+    kin = pio.arm_kinematics()
+    q = np.array(q_start, dtype=np.float64)
+    n, eps = len(q), 1e-4
+    for _ in range(iterations):
+        pos, rot = kin.fk(q)
+        dp, drot = pio.pose_errors(target_pos, target_rot, pos, rot)
+        err = np.concatenate([dp, ROT_WEIGHT * drot], -1)  # [N, 2, 6]
+        jac = np.zeros((n, 2, 6, 7))
+        for k in range(14):
+            qk = q.copy()
+            qk[:, k] += eps
+            pk, rk = kin.fk(qk)
+            dpk, drk = pio.pose_errors(pk, rk, pos, rot)  # the motion of the hand for +eps on joint k
+            h = k // 7
+            jac[:, h, :, k % 7] = np.concatenate([dpk[:, h], ROT_WEIGHT * drk[:, h]], -1) / eps
+        jjt = jac @ np.swapaxes(jac, -1, -2) + IK_DAMPING ** 2 * np.eye(6)
+        dq = np.swapaxes(jac, -1, -2) @ np.linalg.solve(jjt, err[..., None])  # [N, 2, 7, 1]
+        q = q + dq[..., 0].reshape(n, 14)
+        if lower is not None:
+            q = np.clip(q, lower, upper)
+    return q
+
+
 def teacher_targets(env: T1LowLevelEnv, q_path: np.ndarray, q_path_prev: np.ndarray) -> np.ndarray:
-    """Privileged arm targets [N, 14] for the current state (one mj_forward per env)."""
+    """Privileged arm targets [N, 14] for the current state (one mj_forward per env): the IK solution
+    from the measured arm joints, plus the simulator's gravity/Coriolis torque (payload included)
+    over kp, plus a damping lead from the target's joint-space velocity."""
     sim, idx = env.sim, env.sim.idx
     arm_dofs = idx.qvel[env.arm_idx]
     arm_act = idx.ctrl[env.arm_idx]
     d = sim.datas[0]
     out = np.empty_like(q_path)
     dq_path = (q_path - q_path_prev) / env.dt
+    q_meas = sim.state[:, sim.layout.joint_q][:, env.arm_idx]
+    tp, tr = pio.arm_kinematics().fk(q_path)
+    q_ik = ik_solve(q_meas, tp, tr, lower=env.table.lower[env.arm_idx], upper=env.table.upper[env.arm_idx])
     for i, m in enumerate(sim.models):
         mujoco.mj_setState(m, d, sim.state[i], STATE_SPEC)
         mujoco.mj_forward(m, d)
         kp, kd = m.actuator_gainprm[arm_act, 0], -m.actuator_biasprm[arm_act, 2]
-        out[i] = q_path[i] + d.qfrc_bias[arm_dofs] / kp + (kd / kp) * dq_path[i]
+        out[i] = q_ik[i] + d.qfrc_bias[arm_dofs] / kp + (kd / kp) * dq_path[i]
     return out
 
 
@@ -157,7 +196,7 @@ def main(argv=None) -> int:
             x, y = torch.cat([x, torch.as_tensor(o)]), torch.cat([y, torch.as_tensor(a)])
             rounds.append({"round": r, "student_hand_pos_error_median_m": err, "samples": len(x)})
             print(f"dagger round {r}: student hand error {err:.4f} m while collecting; {len(x)} samples", flush=True)
-        losses += _fit(policy, x, y, args.epochs if r == 0 else max(5, args.epochs // 3))
+        losses += _fit(policy, x, y, args.epochs if r == 0 else max(5, args.epochs // 2))
     policy.eval()
     student_err = evaluate_student(env, policy, 300)
     policy.train()
