@@ -99,6 +99,8 @@ def main(argv=None) -> int:
     p.add_argument("--steps-per-env", type=int, default=24,
                    help="rollout length per iteration; batch = num_envs x this (128 envs need more than 24: "
                         "3k-sample gradients are so noisy that the KL limit is spent on noise)")
+    p.add_argument("--lr", type=float, default=None, help="new runs: PPO's starting learning rate (default 1e-3; "
+                   "adaptive to the KL afterwards)")
     p.add_argument("--critic-warmup", type=int, default=0,
                    help="new runs: PPO updates that train only the critic first (use with --init-from a clone)")
     p.add_argument("--init-from", default="", help="warm start: policy, critic, normalizer and optimizer of "
@@ -125,6 +127,8 @@ def main(argv=None) -> int:
                             decimation=args.decimation, nthread=args.nthread, leg_policy_onnx=args.leg_policy)
         train_cfg = ppo_config(args.num_envs, args.save_interval, args.eval_interval, args.seed, args.steps_per_env)
         train_cfg.ppo.critic_warmup_updates = args.critic_warmup
+        if args.lr is not None:
+            train_cfg.ppo.learning_rate = args.lr
         out.mkdir(parents=True, exist_ok=True)
         cfg_path.write_text(json.dumps({"env": env_cfg.to_dict(), "ppo": train_cfg.to_dict(),
                                         "init_from": args.init_from or None}, indent=2))
