@@ -62,3 +62,21 @@ def test_controller_commands_only_while_the_interface_accepts_and_runs_the_leg_p
     np.testing.assert_allclose(msg.kp, jt.kp)
     stamps = np.array([t for t, _ in cmds[5:n_active]])
     assert 30 < (len(stamps) - 1) / (stamps[-1] - stamps[0]) < 70     # about 50 Hz
+
+
+def test_shipped_models_load_and_the_bringup_graph_names_them():
+    """The demo graph's controller parameters resolve to shipped files whose metadata matches the
+    joint table, each with its training config and the evaluation report beside it."""
+    import json
+
+    from loco_manip_controller.policy_runtime import MODELS_DIR, OnnxPolicy, resolve_model
+    from refine_dp.graph import load_graph
+
+    node = next(n for n in load_graph("sim") if n.name == "loco_manip_controller")
+    for part in ("legs", "arms"):
+        path = resolve_model(node.parameters[f"{part}_policy"])
+        policy = OnnxPolicy(path, expect_part=part)  # raises on a joint-table mismatch
+        assert policy.meta["part"] == part
+        assert (MODELS_DIR / f"{part}_train_config.json").is_file()
+    summary = json.loads((MODELS_DIR / "eval" / "summary.json").read_text())
+    assert summary["episodes"] >= 8 and summary["policies"]["legs"].endswith("legs.onnx")

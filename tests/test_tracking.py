@@ -59,11 +59,12 @@ def test_monitor_velocity_tracking_from_mocap_and_commands():
     m = GraphMonitor.__new__(GraphMonitor)  # the maths only: no ROS node needed
     yaw = math.pi / 2  # walking along world +y while facing +y: forward in the heading frame
     m.trunk = [(t, 0.0, 0.15 * t, yaw) for t in np.arange(0.0, 6.0, 0.01)]
-    m.commands = [(t, 0.0 if t < 1.0 else 0.2, 0.0, 0.0) for t in np.arange(0.0, 6.0, 0.1)]
+    m.commands = [(t, 0.0 if t < 1.0 or t > 5.0 else 0.2, 0.0, 0.0) for t in np.arange(0.0, 6.0, 0.1)]
     v = m.velocity_tracking()
     assert v["base_velocity_error_mps"] == pytest.approx(0.05, abs=0.01)  # walks 0.15 of 0.2 m/s
+    assert v["base_velocity_error_all_mps"] > 0.06  # still walking 0.15 m/s after the stop at 5 s
     assert v["yaw_rate_error_radps"] == pytest.approx(0.0, abs=1e-6)
-    assert v["commanded_distance_m"] == pytest.approx(1.0, abs=0.05)
+    assert v["commanded_distance_m"] == pytest.approx(0.8, abs=0.05)
 
 
 def test_resolve_model_names_what_exists(tmp_path):

@@ -73,15 +73,16 @@ class GraphMonitor:
         self.commands.append((now, msg.vx, msg.vy, msg.wz))
 
     def velocity_tracking(self, window: float = 1.0) -> dict | None:
-        """Mean |walked - commanded| (vx, vy) and |yaw rate error| at each command after the first
-        moving one; the walked velocity is the MoCap trunk's displacement over the last `window` s."""
+        """Mean |walked - commanded| (vx, vy) and |yaw rate error| over the commands that ask to move
+        (and, *_all, over every command after the first moving one); the walked velocity is the
+        MoCap trunk's displacement over the last `window` s."""
         if len(self.trunk) < 10 or not self.commands:
             return None
         trunk, cmd = np.array(self.trunk), np.array(self.commands)
         moving = np.flatnonzero(np.any(np.abs(cmd[:, 1:]) > 1e-6, axis=1))
         if len(moving) == 0:
             return None
-        lin, ang = [], []
+        lin, ang, commanded = [], [], []
         yaw_u = np.unwrap(trunk[:, 3])
         for t, vx, vy, wz in cmd[moving[0]:]:
             if t - window < trunk[0, 0] or t > trunk[-1, 0]:
@@ -93,11 +94,16 @@ class GraphMonitor:
             v = (math.cos(heading) * dx + math.sin(heading) * dy, -math.sin(heading) * dx + math.cos(heading) * dy)
             lin.append(math.hypot(v[0] - vx, v[1] - vy))
             ang.append(abs((a1 - a0) / window - wz))
+            commanded.append(abs(vx) + abs(vy) + abs(wz) > 1e-6)
         if not lin:
             return None
         dt = np.diff(cmd[:, 0], append=cmd[-1, 0])
-        return {"base_velocity_error_mps": round(float(np.mean(lin)), 4),
-                "yaw_rate_error_radps": round(float(np.mean(ang)), 4),
+        lin, ang, commanded = np.array(lin), np.array(ang), np.array(commanded)
+        walking = commanded if commanded.any() else np.ones_like(commanded)
+        return {"base_velocity_error_mps": round(float(np.mean(lin[walking])), 4),  # while told to move
+                "yaw_rate_error_radps": round(float(np.mean(ang[walking])), 4),
+                "base_velocity_error_all_mps": round(float(np.mean(lin)), 4),       # incl. standing after
+                "yaw_rate_error_all_radps": round(float(np.mean(ang)), 4),
                 "commanded_distance_m": round(float(np.sum(np.hypot(cmd[:, 1], cmd[:, 2]) * dt)), 3),
                 "commanded_yaw_deg": round(float(np.degrees(np.sum(cmd[:, 3] * dt))), 1),
                 "samples": len(lin)}

@@ -194,7 +194,7 @@ def _plot(rec: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def _video(model, states, path: Path, seconds: float = 8.0, fps: int = 10) -> str | None:
+def _video(model, states, path: Path, seconds: float = 8.0, fps: int = 5) -> str | None:
     """GIF of the first seconds of episode 0 (offscreen: MUJOCO_GL=egl); None with the reason on failure."""
     os.environ.setdefault("MUJOCO_GL", "egl")
     try:
