@@ -31,3 +31,16 @@ def test_lineage_of_a_run_without_checkpoints_says_so(tmp_path):
     (tmp_path / "empty" / "checkpoints").mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match="no checkpoints"):
         ship.lineage(tmp_path / "empty")
+
+
+def test_bar_rows_read_nested_figures_and_flag_missing_ones():
+    summary = {"fall_rate": 0.1, "footstep_error_median_m": 0.04,
+               "hand_pos_error_median_m": {"standing": 0.02, "walking": None}}
+    rows = {name: (bar, value) for name, bar, value in ship.bar_rows(summary)}
+    assert rows["fall_rate"] == (0.05, 0.1)
+    assert rows["hand_pos_error_median_m.standing"] == (0.03, 0.02)
+    assert rows["hand_pos_error_median_m.walking"][1] is None
+    assert rows["hand_rot_error_median_deg"][1] is None
+    text = ship._readme({}, summary, "refine-dp ship controller --legs A --arms B")
+    assert "| fall_rate | <= 0.05 | 0.1 | **no** |" in text
+    assert "| footstep_error_median_m | <= 0.05 | 0.04 | yes |" in text

@@ -163,6 +163,7 @@ def test_controller_evaluation_writes_the_summary(tmp_path):
                 "hand_rot_error_median_deg", "base_velocity_tracking_error", "episodes", "seconds_simulated"):
         assert key in s, key
     assert s["episodes"] == 2 and abs(s["seconds_simulated"] - 3.0) < 1e-6
+    assert set(s["diagnostics"]) == {"step_advance_target_mean_m", "step_advance_landed_mean_m", "speed_ratio"}
     assert (tmp_path / "episode0.png").stat().st_size > 0
     assert evaluate.main(["--episodes", "1", "--out", str(tmp_path), "--legs", str(tmp_path / "no.onnx")]) == 2
 

@@ -92,6 +92,7 @@ def run_episodes(legs, arms, episodes: int, seconds: float = 20.0, physics_dt: f
     fallen = np.zeros(n, bool)
     steps = int(round(seconds / sim.control_dt))
     foot_err, hand_pos_stand, hand_pos_walk, hand_rot, vel_err = [], [], [], [], []
+    step_adv_target, step_adv_landed, speed_cmd, speed_along = [], [], [], []
     v_hist = np.zeros((n, 50, 2))
     rec = {"t": [], "cmd_vx": [], "vx": [], "hand_err": [], "walking": [], "states": []}
     t0 = time.perf_counter()
@@ -125,6 +126,14 @@ def run_episodes(legs, arms, episodes: int, seconds: float = 20.0, physics_dt: f
         landed = np.maximum(swing_foot_index(prev.swing_foot), 0)
         err = np.linalg.norm(fp[np.arange(n), landed, :2] - prev.target_world[:, :2], axis=-1)
         foot_err += err[ended & alive].tolist()
+        # step advance: landed foot vs its target, both in the stance foot's frame (forward component)
+        td = np.flatnonzero(ended & alive)
+        if len(td):
+            st_pose = fp[td, 1 - landed[td]]
+            d = fp[td, landed[td], :2] - st_pose[:, :2]
+            ax = np.cos(st_pose[:, 2]) * d[:, 0] + np.sin(st_pose[:, 2]) * d[:, 1]
+            step_adv_target += prev.target_x[td].tolist()
+            step_adv_landed += ax.tolist()
         hp, hr = pio.arm_kinematics().fk(q[:, arm_idx])
         tp, tr = pio.arm_kinematics().fk(arm_paths.current())
         dp, drot = pio.pose_errors(tp, tr, hp, hr)
@@ -140,6 +149,10 @@ def run_episodes(legs, arms, episodes: int, seconds: float = 20.0, physics_dt: f
         v_hist[:, k % 50] = v_head
         if k >= 50:  # 1 s moving average (the gait's sway averages out) vs the command
             vel_err += np.linalg.norm(v_hist.mean(1) - vel.cmd[:, :2], axis=-1)[alive].tolist()
+            moving = alive & (np.linalg.norm(vel.cmd[:, :2], axis=-1) > 0.05)
+            unit = vel.cmd[:, :2] / np.maximum(np.linalg.norm(vel.cmd[:, :2], axis=-1, keepdims=True), 1e-9)
+            speed_cmd += np.linalg.norm(vel.cmd[:, :2], axis=-1)[moving].tolist()
+            speed_along += np.sum(v_hist.mean(1) * unit, axis=-1)[moving].tolist()
         if record_env0:
             rec["t"].append(k * sim.control_dt)
             rec["cmd_vx"].append(vel.cmd[0].tolist())
@@ -161,6 +174,13 @@ def run_episodes(legs, arms, episodes: int, seconds: float = 20.0, physics_dt: f
         "hand_rot_error_median_deg": med(hand_rot),
         "base_velocity_tracking_error": float(np.mean(vel_err)) if vel_err else None,
         "footsteps": len(foot_err),
+        # what the errors are made of: how far forward each step lands vs its target (stance-foot
+        # frame) and the speed walked along the command vs the commanded speed (1.0 = full tracking)
+        "diagnostics": {
+            "step_advance_target_mean_m": float(np.mean(step_adv_target)) if step_adv_target else None,
+            "step_advance_landed_mean_m": float(np.mean(step_adv_landed)) if step_adv_landed else None,
+            "speed_ratio": float(np.sum(speed_along) / np.sum(speed_cmd)) if speed_cmd else None,
+        },
         "episodes": n,
         "seconds_simulated": float(n * steps * sim.control_dt),
         "physics_dt": physics_dt,
