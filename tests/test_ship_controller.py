@@ -44,3 +44,16 @@ def test_bar_rows_read_nested_figures_and_flag_missing_ones():
     text = ship._readme({}, summary, "refine-dp ship controller --legs A --arms B")
     assert "| fall_rate | <= 0.05 | 0.1 | **no** |" in text
     assert "| footstep_error_median_m | <= 0.05 | 0.04 | yes |" in text
+
+
+def test_lineage_uses_the_warm_start_copy_when_the_source_checkpoint_was_pruned(tmp_path):
+    import shutil
+    a, a_ckpt = _run(tmp_path, "a", 100, 1000, 3600.0)
+    b, _ = _run(tmp_path, "b", 50, 500, 1800.0, init_from=str(a_ckpt))
+    shutil.copy2(a_ckpt, b / "init_from.pt")  # what train-lowlevel --init-from does
+    _run(tmp_path, "a_later", 0, 0, 0.0)
+    a_ckpt.unlink()  # pruned by a's continued training
+    torch.save({"iteration": 200, "env_steps": 2000, "wall_s": 7200.0}, a / "checkpoints" / "model_000200.pt")
+    chain = ship.lineage(b)
+    assert [link["run"] for link in chain] == [str(a), str(b)]
+    assert chain[0]["env_steps"] == 1000 and chain[0]["checkpoint"] == str(b / "init_from.pt")

@@ -49,7 +49,11 @@ def lineage(run: Path, checkpoint: Path | None = None) -> list[dict]:
         if not link["init_from"]:
             break
         checkpoint = Path(link["init_from"])
-        run = checkpoint.parent.parent
+        if not checkpoint.is_file() and (run / "init_from.pt").is_file():
+            checkpoint = run / "init_from.pt"  # pruned in its run since: the copy taken at the warm start
+            run = Path(link["init_from"]).parent.parent
+        else:
+            run = checkpoint.parent.parent
         if not (run / "config.json").is_file():  # e.g. a distill run writes config.json too; else stop
             chain.append({"run": str(run), "checkpoint": str(checkpoint), "note": "no config.json: lineage ends"})
             break

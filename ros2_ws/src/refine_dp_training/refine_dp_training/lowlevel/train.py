@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import terms
 from .config import EnvConfig
 
 
@@ -81,6 +82,30 @@ class _TermLogger:
                 writer.add_scalar(f"reward_terms/{k}", v, self.runner.env_steps)
 
 
+def apply_env_overrides(cfg: EnvConfig, assignments: list[str]) -> EnvConfig:
+    """EnvConfig with `key.sub=JSON` assignments applied; unknown keys raise KeyError naming them."""
+    d = cfg.to_dict()
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ValueError(f"{item!r} is not KEY=VALUE")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        node, parts = d, key.split(".")
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                raise KeyError(f"{key!r}: {part!r} is not a section of EnvConfig")
+            node = node[part]
+        if parts[-1] not in node and not (parts[0] == "rewards" and len(parts) == 2):
+            raise KeyError(f"{key!r}: no such field; fields here: {sorted(node)}")
+        node[parts[-1]] = value
+    out = EnvConfig.from_dict(d)
+    terms.check_reward_names(out.rewards)
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="refine-dp train-lowlevel", description=__doc__.split("\n")[0])
     p.add_argument("--part", choices=("legs", "arms"), required=True)
@@ -105,6 +130,9 @@ def main(argv=None) -> int:
                    help="new runs: PPO updates that train only the critic first (use with --init-from a clone)")
     p.add_argument("--init-from", default="", help="warm start: policy, critic, normalizer and optimizer of "
                    "this checkpoint (same part and network), fresh counters and the current task config")
+    p.add_argument("--env-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="new runs: override one EnvConfig field, dotted for nested ones, value as JSON "
+                        "(e.g. commands.max_vx=0.3, rewards.base_velocity=5); repeatable; recorded in config.json")
     args = p.parse_args(argv)
 
     from ..rl import PPORunner, PPOTrainConfig
@@ -125,6 +153,11 @@ def main(argv=None) -> int:
             return 2
         env_cfg = EnvConfig(task=args.part, num_envs=args.num_envs, physics_dt=args.physics_dt,
                             decimation=args.decimation, nthread=args.nthread, leg_policy_onnx=args.leg_policy)
+        try:
+            env_cfg = apply_env_overrides(env_cfg, args.env_set)
+        except (KeyError, ValueError) as e:
+            print(f"error: --env-set: {e}", file=sys.stderr)
+            return 2
         train_cfg = ppo_config(args.num_envs, args.save_interval, args.eval_interval, args.seed, args.steps_per_env)
         train_cfg.ppo.critic_warmup_updates = args.critic_warmup
         if args.lr is not None:
@@ -145,6 +178,9 @@ def main(argv=None) -> int:
     elif args.init_from:
         import torch
         warm = torch.load(args.init_from, map_location="cpu", weights_only=False)
+        # the source run prunes its old checkpoints: keep this one beside the new run for the lineage
+        import shutil
+        shutil.copy2(args.init_from, out / "init_from.pt")
         if warm["config"]["policy"] != train_cfg.to_dict()["policy"] or warm["obs_dim"] != env.obs_dim:
             print(f"error: --init-from {args.init_from} has another network or observation size", file=sys.stderr)
             return 2
