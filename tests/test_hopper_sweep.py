@@ -45,3 +45,18 @@ def test_run_skips_finished_and_resumes_started(tmp_path, monkeypatch):
                           "demos": "d", "mlp_steps": 1, "eval_episodes": 2})()
     sweep.run(args)
     assert len(calls) == 1 and "--resume" in calls[0] and "residual" in calls[0]
+
+
+def test_run_extends_a_finished_run_whose_budget_was_raised(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(sweep, "_run", lambda cmd, log: calls.append(cmd) or 0)
+    monkeypatch.setattr(sweep, "PLAN", {"dppo": (400, [], "dp")})
+    out = tmp_path / "dppo" / "seed0"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "checkpoints" / "ckpt_000009.pt").write_bytes(b"x")
+    (out / "summary.json").write_text(json.dumps({"env_steps": 120}))
+    args = type("A", (), {"root": str(tmp_path), "seeds": [0], "methods": ["dppo"], "dp": "dp.pt",
+                          "demos": "d", "mlp_steps": 1, "eval_episodes": 2})()
+    sweep.run(args)
+    (cmd,) = calls
+    assert "--resume" in cmd and cmd[cmd.index("--budget-env-steps") + 1] == "400"
