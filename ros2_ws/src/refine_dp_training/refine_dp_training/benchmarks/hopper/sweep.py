@@ -39,6 +39,7 @@ PLAN: dict[str, tuple[int, list[str], str]] = {
     "dsrl-na": (20_000, ["--num-envs", "4", "--learning-starts", "2000"], "dp"),
 }
 EVAL_POINTS = 6
+REACH = 2800  # return threshold for sample efficiency (~80 % of the expert's best, 3484)
 REFINE_DP = str(Path(sys.executable).with_name("refine-dp"))  # the console script of this venv
 
 
@@ -127,17 +128,20 @@ def report(args) -> dict:
         succ = [r[-1].get("success_mean", 0.0) for r in runs]
         steps = [r[-1]["env_steps"] for r in runs]
         wall = [r[-1]["wall_s"] / 60.0 for r in runs]
+        reach = [next((x["env_steps"] for x in r if x["return_mean"] >= REACH), None) for r in runs]
         rows.append({"method": method, "seeds": len(runs), "env_steps": int(np.mean(steps)),
                      "train_min": float(np.mean(wall)), "start": start, "end": end, "best": best,
-                     "end_success": succ})
-    lines = ["| method | seeds | env steps | train min/run | start return | final return | best return | final success |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+                     "end_success": succ, "steps_to_reach": reach})
+    lines = ["| method | seeds | env steps | train min/run | start return | final return | best return | final success "
+             f"| env steps to {REACH} (per seed) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     dp = next((r["start"] for r in rows if r["method"] in ("dppo", "residual", "dsrl-sac")), None)
     if dp:
-        lines.append(f"| pretrained DP (eta 0) | - | 0 | - | {_fmt(dp)} | - | - | - |")
+        lines.append(f"| pretrained DP (eta 0) | - | 0 | - | {_fmt(dp)} | - | - | - | - |")
     for r in rows:
         lines.append(f"| {r['method']} | {r['seeds']} | {r['env_steps']:,} | {r['train_min']:.1f} | {_fmt(r['start'])} "
-                     f"| {_fmt(r['end'])} | {_fmt(r['best'])} | {np.mean(r['end_success']):.2f} |")
+                     f"| {_fmt(r['end'])} | {_fmt(r['best'])} | {np.mean(r['end_success']):.2f} "
+                     f"| {', '.join('never' if x is None else f'{x / 1000:.0f}k' for x in r['steps_to_reach'])} |")
     table = "\n".join(lines) + "\n"
     (root / "table.md").write_text(table)
     (root / "table.json").write_text(json.dumps(rows, indent=1))
@@ -151,25 +155,30 @@ def _plot(curves: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    fig, axes = plt.subplots(2, 2, figsize=(13, 8.5), sharex="col")
     for method, runs in curves.items():
-        for ax, key, scale in ((axes[0], "env_steps", 1e3), (axes[1], "wall_s", 60.0)):
-            n = min(len(r) for r in runs)
+        n = min(len(r) for r in runs)
+        for col, key, scale in ((0, "env_steps", 1e3), (1, "wall_s", 60.0)):
             x = np.mean([[row[key] / scale for row in r[:n]] for r in runs], axis=0)
-            y = np.array([[row["return_mean"] for row in r[:n]] for r in runs])
-            line, = ax.plot(x, y.mean(0), marker="o", ms=3, label=f"{method} ({len(runs)} seeds)")
-            if len(runs) > 1:
-                ax.fill_between(x, y.min(0), y.max(0), color=line.get_color(), alpha=0.15)
-    axes[0].set_xlabel("environment steps [thousands]")
-    axes[1].set_xlabel("training wall-clock [min] (one core, shared 2-core VM)")
-    for ax in axes:
-        ax.set_ylabel("deterministic return (Hopper-v5)")
+            for row_i, metric in ((0, "return_mean"), (1, "success_mean")):
+                ax = axes[row_i, col]
+                y = np.array([[row.get(metric, 0.0) for row in r[:n]] for r in runs])
+                line, = ax.plot(x, y.mean(0), marker="o", ms=3, label=f"{method} ({len(runs)} seeds)")
+                if len(runs) > 1:
+                    ax.fill_between(x, y.min(0), y.max(0), color=line.get_color(), alpha=0.15)
+    axes[1, 0].set_xlabel("environment steps [thousands]")
+    axes[1, 1].set_xlabel("training wall-clock [min] (one core, shared 2-core VM)")
+    for col in (0, 1):
+        axes[0, col].set_ylabel("deterministic return (Hopper-v5)")
+        axes[0, col].axhline(REACH, color="k", lw=0.6, ls=":")
+        axes[1, col].set_ylabel("success (reaches the 1000-step limit)")
+        axes[0, col].set_xscale("symlog", linthresh=10 if col == 0 else 1)
+    for ax in axes.flat:
         ax.grid(alpha=0.3)
-    axes[0].set_xscale("symlog", linthresh=10)
-    axes[1].legend(fontsize=8)
+    axes[0, 1].legend(fontsize=8)
     fig.suptitle("Fine-tuning one pretrained DP on Hopper-v5: mean over seeds, band = min..max")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
