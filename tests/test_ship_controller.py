@@ -57,3 +57,29 @@ def test_lineage_uses_the_warm_start_copy_when_the_source_checkpoint_was_pruned(
     chain = ship.lineage(b)
     assert [link["run"] for link in chain] == [str(a), str(b)]
     assert chain[0]["env_steps"] == 1000 and chain[0]["checkpoint"] == str(b / "init_from.pt")
+
+
+def test_eval_only_needs_shipped_files_and_keeps_the_producing_command(tmp_path, monkeypatch):
+    with pytest.raises(SystemExit, match="lacks legs.onnx, arms.onnx, lineage.json"):
+        ship.main(["--eval-only", "--models", str(tmp_path)])
+    for f in ("legs.onnx", "arms.onnx"):
+        (tmp_path / f).write_bytes(b"x")
+    parts = {"legs": {"env_steps_total": 5, "wall_h_total": 0.1, "core_hours_upper_bound_total": 0.1, "lineage": []}}
+    (tmp_path / "lineage.json").write_text(json.dumps(parts))
+    (tmp_path / "README.md").write_text("# x\n\nProduced by: `refine-dp ship controller --legs L --arms A`\n")
+    from refine_dp_training.lowlevel import evaluate
+
+    def fake_eval(argv):  # evaluation itself is tested in test_t1_env; here: what ship does with it
+        out = tmp_path / "eval"
+        out.mkdir()
+        assert argv[:2] == ["--episodes", "7"] and argv[argv.index("--legs") + 1] == str(tmp_path / "legs.onnx")
+        (out / "summary.json").write_text(json.dumps({"fall_rate": 0.0, "episodes": 7}))
+        return 0
+    monkeypatch.setattr(evaluate, "main", fake_eval)
+    assert ship.main(["--eval-only", "--episodes", "7", "--models", str(tmp_path)]) == 0
+    text = (tmp_path / "README.md").read_text()
+    assert "Produced by: `refine-dp ship controller --legs L --arms A`" in text
+    assert "Evaluated by: `refine-dp ship controller --eval-only --episodes 7" in text
+    assert '"episodes": 7' in text and "### legs: 5 env steps" in text
+    with pytest.raises(SystemExit):
+        ship.main(["--eval-only", "--legs", "x", "--models", str(tmp_path)])
