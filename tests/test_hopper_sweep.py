@@ -24,6 +24,9 @@ def test_report_table_means_over_seeds(tmp_path):
     table = (tmp_path / "table.md").read_text()
     assert "| dppo | 2 | 2,000 |" in table and "2500 +- 500" in table  # end return mean +- std over seeds
     assert (tmp_path / "curves.png").stat().st_size > 10_000
+    sweep.report(type("A", (), {"root": str(tmp_path), "copy_to": str(tmp_path / "results")})())
+    assert (tmp_path / "results" / "table.md").read_text() == table
+    assert (tmp_path / "results" / "curves.png").stat().st_size > 10_000
 
 
 def test_report_without_runs_says_what_to_run(tmp_path):

@@ -10,7 +10,8 @@ and starting it again therefore continues where it stopped. The MLP baseline's p
 (`refine-dp pretrain --model mlp`, same demos, same windows) is the first item of the plan.
 
 `report` reads every run's curve.jsonl and writes ROOT/table.md, ROOT/table.json and ROOT/curves.png
-(return vs environment steps and vs training wall-clock: mean over seeds, band = min..max).
+(return vs environment steps and vs training wall-clock: mean over seeds, band = min..max);
+`report --copy-to DIR` also copies them to DIR (the committed results are in `results/` here).
 
 Budgets (`PLAN`) keep each run well under the issue's 60 CPU-minutes on the 2-core VM; raising a
 budget and running again extends finished runs. The report prints the env steps and CPU-minutes
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -148,6 +150,12 @@ def report(args) -> dict:
     _plot(curves, root / "curves.png")
     print(table)
     print(f"wrote {root / 'table.md'}, {root / 'table.json'}, {root / 'curves.png'}")
+    if getattr(args, "copy_to", None):  # e.g. the results/ folder committed beside this benchmark
+        dest = Path(args.copy_to)
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in ("table.md", "table.json", "curves.png"):
+            shutil.copy2(root / name, dest / name)
+        print(f"copied them to {dest}")
     return {"rows": rows}
 
 
@@ -196,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--eval-episodes", type=int, default=5)
     q = sub.add_parser("report", help="table.md, table.json and curves.png from the runs so far")
     q.add_argument("--root", default="runs/hopper_bench")
+    q.add_argument("--copy-to", help="also copy table.md, table.json and curves.png into this folder")
     a = p.parse_args(argv)
     if a.cmd == "run":
         run(a)
