@@ -65,3 +65,37 @@ def test_run_extends_a_finished_run_whose_budget_was_raised(tmp_path, monkeypatc
     sweep.run(args)
     (cmd,) = calls
     assert "--resume" in cmd and cmd[cmd.index("--budget-env-steps") + 1] == "400"
+
+
+def test_final_eval_reevaluates_each_runs_last_checkpoint_and_caches_it(tmp_path):
+    from types import SimpleNamespace
+
+    from refine_dp_training.finetune import dsrl as dsrl_mod
+    from refine_dp_training.finetune.common import (evaluate, latest_checkpoint, load_checkpoint,
+                                                    make_chunked_env)
+    from refine_dp_training.pretrain.artifacts import save_policy_file
+    from test_dsrl import small_cfg, tiny_dp
+
+    pre = tiny_dp(obs_dim=3, act_dim=2)
+    dp_path = tmp_path / "dp" / "policy.pt"
+    dp_path.parent.mkdir()
+    save_policy_file(dp_path, pre.policy, None, {"env": "toy-pointmass", "act_steps": 3})
+    out = tmp_path / "bench" / "dsrl-sac" / "seed0"
+    dsrl_mod.run(small_cfg(env="toy-pointmass", out=str(out), pretrained=str(dp_path), budget_env_steps=60,
+                           eval_episodes=0, seed=1))
+    args = SimpleNamespace(root=str(tmp_path / "bench"), dp=str(dp_path), episodes=4, seed=77)
+    pretrained = sweep.final_eval(args)
+    res = json.loads((out / "final_eval.json").read_text())
+    assert res["episodes"] == 4 and res["seed"] == 77 and res["checkpoint"] == latest_checkpoint(out).name
+    assert res["env_steps"] >= 60 and pretrained["dp"]["episodes"] == 4
+    # the same figure as evaluating the trained actor by hand on the same new start states
+    method = dsrl_mod.DSRL(small_cfg(env="toy-pointmass", pretrained=str(dp_path), seed=1))
+    method.load_state_dict(load_checkpoint(latest_checkpoint(out))["method"])
+    again = evaluate(method.act_deterministic, make_chunked_env("toy-pointmass", 4, 2, 3), 77)
+    assert again["return_mean"] == pytest.approx(res["return_mean"])
+    mtime = (out / "final_eval.json").stat().st_mtime_ns
+    sweep.final_eval(args)  # cached: same checkpoint, episodes and seed
+    assert (out / "final_eval.json").stat().st_mtime_ns == mtime
+    _curve(out.parent / "seed9", [1, 2])  # a run without checkpoints is left out, not an error
+    sweep.final_eval(args)
+    assert not (out.parent / "seed9" / "final_eval.json").exists()

@@ -13,6 +13,11 @@ and starting it again therefore continues where it stopped. The MLP baseline's p
 (return vs environment steps and vs training wall-clock: mean over seeds, band = min..max);
 `report --copy-to DIR` also copies them to DIR (the committed results are in `results/` here).
 
+`final-eval [--episodes 20] [--seed 20000]` re-evaluates the last checkpoint of every run (and the
+pretrained DP and MLP themselves) on more episodes and other start states than the 5-episode
+evaluations inside training, writing RUN/final_eval.json (and ROOT/final_eval_pretrained.json);
+`report` then adds a column with them. Cached per checkpoint: re-running evaluates only what changed.
+
 Budgets (`PLAN`) keep each run well under the issue's 60 CPU-minutes on the 2-core VM; raising a
 budget and running again extends finished runs. The report prints the env steps and CPU-minutes
 each run actually used.
@@ -98,6 +103,63 @@ def run(args) -> None:
                 print(f"! {method} seed {seed} exited {rc}; see {root / 'logs'}", flush=True)
 
 
+def _final_eval_run(out: Path, episodes: int, seed: int) -> dict | None:
+    """Evaluate the last checkpoint of one fine-tuning run (deterministic actor, `episodes` envs)."""
+    import dataclasses
+
+    from ...finetune.cli import load_method
+    from ...finetune.common import evaluate, latest_checkpoint, load_checkpoint, make_chunked_env
+    ckpt_path = latest_checkpoint(out)
+    if ckpt_path is None or not (out / "config.json").is_file():
+        return None
+    cache = out / "final_eval.json"
+    key = {"checkpoint": ckpt_path.name, "episodes": episodes, "seed": seed}
+    if cache.is_file() and all(json.loads(cache.read_text()).get(k) == v for k, v in key.items()):
+        return json.loads(cache.read_text())
+    saved = json.loads((out / "config.json").read_text())
+    mod, overrides = load_method(saved["method"])
+    fields = {f.name for f in dataclasses.fields(mod.Config)}
+    cfg = mod.Config(**({k: v for k, v in saved.items() if k in fields} | overrides | {"tensorboard": False}))
+    method = mod.Method(cfg)
+    ckpt = load_checkpoint(ckpt_path)
+    method.load_state_dict(ckpt["method"])
+    env = make_chunked_env(cfg.env, episodes, method.obs_horizon, method.act_steps)
+    res = key | {"env_steps": method.env_steps} | evaluate(method.act_deterministic, env, seed)
+    cache.write_text(json.dumps(res, indent=1))
+    return res
+
+
+def _final_eval_pretrained(path: str, episodes: int, seed: int) -> dict:
+    from ...finetune.common import deterministic_act_fn, evaluate, load_pretrained, make_chunked_env
+    pre = load_pretrained(path)
+    env = make_chunked_env(pre.env or "Hopper-v5", episodes, pre.obs_horizon, pre.act_steps)
+    return {"policy": path, "episodes": episodes, "seed": seed} | evaluate(deterministic_act_fn(pre), env, seed)
+
+
+def final_eval(args) -> dict:
+    import torch
+    torch.set_num_threads(1)
+    root = Path(args.root)
+    pretrained = {}
+    cache = root / "final_eval_pretrained.json"
+    if cache.is_file():
+        pretrained = json.loads(cache.read_text())
+    for name, path in (("dp", args.dp), ("mlp", str(root / "mlp_pretrain" / "policy.pt"))):
+        old = pretrained.get(name, {})
+        if Path(path).is_file() and (old.get("episodes"), old.get("seed")) != (args.episodes, args.seed):
+            pretrained[name] = _final_eval_pretrained(path, args.episodes, args.seed)
+            print(f"pretrained {name}: {pretrained[name]['return_mean']:.0f} +- {pretrained[name]['return_std']:.0f}",
+                  flush=True)
+    cache.write_text(json.dumps(pretrained, indent=1))
+    for method in PLAN:
+        for out in sorted((root / method).glob("seed*")):
+            res = _final_eval_run(out, args.episodes, args.seed)
+            if res:
+                print(f"{method} {out.name}: {res['return_mean']:.0f} +- {res['return_std']:.0f} "
+                      f"(success {res['success_mean']:.2f}, {res['env_steps']} env steps)", flush=True)
+    return pretrained
+
+
 def _curves(root: Path) -> dict[str, list[list[dict]]]:
     out: dict[str, list[list[dict]]] = {}
     for method in PLAN:
@@ -118,6 +180,12 @@ def _fmt(values: list[float]) -> str:
     return f"{a.mean():.0f} +- {a.std():.0f}" if len(a) > 1 else f"{a.mean():.0f}"
 
 
+def _fmt_final(row: dict) -> str:
+    if not row["final_eval"]:
+        return "-"
+    return f"{_fmt(row['final_eval'])} ({np.mean(row['final_eval_success']):.2f})"
+
+
 def report(args) -> dict:
     root = Path(args.root)
     curves = _curves(root)
@@ -133,20 +201,34 @@ def report(args) -> dict:
         steps = [r[-1]["env_steps"] for r in runs]
         wall = [r[-1]["wall_s"] / 60.0 for r in runs]
         reach = [next((x["env_steps"] for x in r if x["return_mean"] >= REACH), None) for r in runs]
+        finals = [json.loads(f.read_text()) for f in sorted((root / method).glob("seed*/final_eval.json"))]
         rows.append({"method": method, "seeds": len(runs), "env_steps": int(np.mean(steps)),
                      "train_min": float(np.mean(wall)), "start": start, "end": end, "last3": last3, "best": best,
-                     "end_success": succ, "steps_to_reach": reach})
+                     "end_success": succ, "steps_to_reach": reach,
+                     "final_eval": [f["return_mean"] for f in finals],
+                     "final_eval_success": [f["success_mean"] for f in finals],
+                     "final_eval_episodes": finals[0]["episodes"] if finals else None})
+    n_final = next((r["final_eval_episodes"] for r in rows if r["final_eval_episodes"]), None)
+    fe_head = f"final, {n_final} new episodes (success)" if n_final else "final, more episodes"
     lines = ["| method | seeds | env steps | train min/run | start return | final return | last 3 evals "
-             f"| best return | final success | env steps to {REACH} (per seed) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             f"| best return | final success | {fe_head} | env steps to {REACH} (per seed) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    pre = json.loads((root / "final_eval_pretrained.json").read_text()) if (root / "final_eval_pretrained.json").is_file() else {}
+
+    def fe(res: dict | None) -> str:
+        return "-" if not res else (f"{res['return_mean']:.0f}, episode std {res['return_std']:.0f} "
+                                    f"({res['success_mean']:.2f})")
     # every DP-based run starts with an evaluation of the same frozen DP (own eval seeds): pool them
     dp = [x for r in rows if PLAN[r["method"]][2] == "dp" and r["method"] != "ppo-gaussian" for x in r["start"]]
     if dp:
         lines.append(f"| pretrained DP (eta 0), {len(dp)} step-0 evals pooled | - | 0 | - | {_fmt(dp)} "
-                     "| - | - | - | - | - |")
+                     f"| - | - | - | - | {fe(pre.get('dp'))} | - |")
+    if pre.get("mlp"):
+        lines.append(f"| pretrained MLP (mlp-ft's start) | - | 0 | - | - | - | - | - | - | {fe(pre['mlp'])} | - |")
     for r in rows:
         lines.append(f"| {r['method']} | {r['seeds']} | {r['env_steps']:,} | {r['train_min']:.1f} | {_fmt(r['start'])} "
                      f"| {_fmt(r['end'])} | {_fmt(r['last3'])} | {_fmt(r['best'])} | {np.mean(r['end_success']):.2f} "
+                     f"| {_fmt_final(r)} "
                      f"| {', '.join('never' if x is None else f'{x / 1000:.0f}k' for x in r['steps_to_reach'])} |")
     table = "\n".join(lines) + "\n"
     (root / "table.md").write_text(table)
@@ -206,6 +288,11 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     r.add_argument("--methods", nargs="+", default=list(PLAN), choices=list(PLAN))
     r.add_argument("--eval-episodes", type=int, default=5)
+    f = sub.add_parser("final-eval", help="re-evaluate every run's last checkpoint on more, new episodes")
+    f.add_argument("--root", default="runs/hopper_bench")
+    f.add_argument("--dp", default=DP, help="pretrained diffusion policy (policy.pt)")
+    f.add_argument("--episodes", type=int, default=20)
+    f.add_argument("--seed", type=int, default=20_000, help="start states other than training's eval_seed")
     q = sub.add_parser("report", help="table.md, table.json and curves.png from the runs so far")
     q.add_argument("--root", default="runs/hopper_bench")
     q.add_argument("--copy-to", help="also copy table.md, table.json and curves.png into this folder")
@@ -213,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd == "run":
         run(a)
         report(a)
+    elif a.cmd == "final-eval":
+        final_eval(a)
     else:
         report(a)
     return 0
