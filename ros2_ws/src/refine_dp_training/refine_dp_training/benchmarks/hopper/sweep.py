@@ -267,6 +267,7 @@ def _plot(curves: dict, path: Path) -> None:
         axes[0, col].axhline(REACH, color="k", lw=0.6, ls=":")
         axes[1, col].set_ylabel("success (reaches the 1000-step limit)")
         axes[0, col].set_xscale("symlog", linthresh=10 if col == 0 else 1)
+        axes[0, col].set_xlim(left=0)  # symlog would otherwise show an empty negative decade
     for ax in axes.flat:
         ax.grid(alpha=0.3)
     axes[0, 1].legend(fontsize=8)
