@@ -24,7 +24,7 @@ def test_report_table_means_over_seeds(tmp_path):
     table = (tmp_path / "table.md").read_text()
     assert "| dppo | 2 | 2,000 |" in table and "2500 +- 500" in table  # end return mean +- std over seeds
     assert rows["dppo"]["last3"] == [2000, 1666.6666666666667]
-    assert "| pretrained DP (eta 0), 3 step-0 evals pooled | - | 0 | - | 1100 +- 82 |" in table
+    assert "| pretrained DP (eta 0; dppo's step-0 evals) | - | 0 | - | 1100 +- 100 |" in table
     assert (tmp_path / "curves.png").stat().st_size > 10_000
     sweep.report(type("A", (), {"root": str(tmp_path), "copy_to": str(tmp_path / "results")})())
     assert (tmp_path / "results" / "table.md").read_text() == table

@@ -218,10 +218,11 @@ def report(args) -> dict:
     def fe(res: dict | None) -> str:
         return "-" if not res else (f"{res['return_mean']:.0f}, episode std {res['return_std']:.0f} "
                                     f"({res['success_mean']:.2f})")
-    # every DP-based run starts with an evaluation of the same frozen DP (own eval seeds): pool them
-    dp = [x for r in rows if PLAN[r["method"]][2] == "dp" and r["method"] != "ppo-gaussian" for x in r["start"]]
+    # dppo's step 0 is the frozen DP itself (residual adds an untrained residual, DSRL an untrained
+    # steering actor, so their step-0 evaluations are not the DP's)
+    dp = next((r["start"] for r in rows if r["method"] == "dppo"), None)
     if dp:
-        lines.append(f"| pretrained DP (eta 0), {len(dp)} step-0 evals pooled | - | 0 | - | {_fmt(dp)} "
+        lines.append(f"| pretrained DP (eta 0; dppo's step-0 evals) | - | 0 | - | {_fmt(dp)} "
                      f"| - | - | - | - | {fe(pre.get('dp'))} | - |")
     if pre.get("mlp"):
         lines.append(f"| pretrained MLP (mlp-ft's start) | - | 0 | - | - | - | - | - | - | {fe(pre['mlp'])} | - |")
