@@ -146,7 +146,8 @@ def final_eval(args) -> dict:
         pretrained = json.loads(cache.read_text())
     for name, path in (("dp", args.dp), ("mlp", str(root / "mlp_pretrain" / "policy.pt"))):
         old = pretrained.get(name, {})
-        if Path(path).is_file() and (old.get("episodes"), old.get("seed")) != (args.episodes, args.seed):
+        if Path(path).is_file() and (old.get("policy"), old.get("episodes"), old.get("seed")) != (
+                path, args.episodes, args.seed):
             pretrained[name] = _final_eval_pretrained(path, args.episodes, args.seed)
             print(f"pretrained {name}: {pretrained[name]['return_mean']:.0f} +- {pretrained[name]['return_std']:.0f}",
                   flush=True)
