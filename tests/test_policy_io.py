@@ -150,3 +150,44 @@ def test_low_level_controller_drives_only_its_joints(tmp_path):
     assert np.abs(ctrl.leg_action).max() > 0  # the policy really ran
     with pytest.raises(pr.PolicyMetadataError):
         pr.LowLevelController(legs=pa)  # an arms policy in the legs slot
+
+
+def test_residual_leg_variant_adds_the_action_to_the_reference(tmp_path):
+    """The residual leg policy: its metadata names the variant, the runtime builds the 76-wide observation
+    with the reference and adds scale * action to StanceFrameReference's joints; old files stay absolute."""
+    from loco_manip_controller.reference_motion import StanceFrameReference
+
+    jt = load_joint_table()
+    obs_spec, act_spec = pio.specs("legs", "residual")
+    assert obs_spec.dim == pio.LEG_OBS.dim + 12 and act_spec.base == "reference"
+    with pytest.raises(ValueError, match="base="):
+        pio.action_to_targets(act_spec, np.zeros((1, 12)))
+    with pytest.raises(ValueError, match="no variant 'residual'"):
+        pio.specs("arms", "residual")
+    ac = _random_actor(obs_spec.dim, 12)
+    path = pr.export_onnx(ac.actor, ac.normalizer, obs_spec.dim, tmp_path / "legs.onnx",
+                          pr.build_metadata("legs", variant="residual"))
+    ctrl = pr.LowLevelController(path, None, num_envs=2)
+    assert ctrl.legs.variant == "residual" and ctrl.leg_reference is not None
+    q = np.tile(jt.default_q, (2, 1))
+    fs = {"swing_foot": np.array([1, 0], np.uint8), "countdown": np.array([0.3, 0.0]),
+          "step_duration": np.array([0.5, 0.0]), "target_x": np.array([0.1, 0.0]),
+          "target_y": np.array([0.2, 0.0]), "target_yaw": np.zeros(2)}
+    gravity = np.tile([0, 0, -1.0], (2, 1))
+    q_des = ctrl.step(q, np.zeros((2, 29)), gravity, np.zeros((2, 3)), fs, None, None)
+    legs = pio.LEG_ACTION.indices(jt)
+    ref = StanceFrameReference(2).update(q[:, legs], gravity, *(fs[k] for k in (
+        "swing_foot", "countdown", "step_duration", "target_x", "target_y", "target_yaw")))
+    assert np.abs(ref[0] - jt.default_q[legs]).max() > 0.1  # mid-swing: far from the default pose
+    np.testing.assert_allclose(q_des[:, legs], np.clip(ref + 0.25 * np.clip(ctrl.leg_action, -8, 8),
+                                                       jt.lower[legs], jt.upper[legs]), atol=1e-9)
+    # a file exported before variants existed (no "variant" key) is an absolute policy
+    meta = pr.build_metadata("legs")
+    del meta["variant"]
+    old = pr.OnnxPolicy(_export_with(tmp_path, meta))
+    assert old.variant == "absolute" and old.obs_spec == pio.LEG_OBS
+    # a residual file whose spec lacks the reference field is refused, naming the field
+    meta = pr.build_metadata("legs", variant="residual")
+    meta["obs_spec"]["fields"] = meta["obs_spec"]["fields"][:-1]
+    with pytest.raises(pr.PolicyMetadataError, match="obs_spec"):
+        pr.OnnxPolicy(pr.export_onnx(ac.actor, ac.normalizer, obs_spec.dim, tmp_path / "bad.onnx", meta))

@@ -14,7 +14,9 @@ from loco_manip_controller.reference_motion import (
     LEG_JOINT_NAMES,
     ReferenceMotion,
     ReferenceMotionConfig,
+    StanceFrameReference,
     T1LegKinematics,
+    level_rotation,
     leg_fk,
     leg_ik,
     legs_fk,
@@ -214,3 +216,46 @@ def test_reference_generation_rate_for_256_envs():
     rate = n * reps / (time.perf_counter() - t0)
     print(f"reference frames/s (N={n}, planner + reference, no velocities): {rate:,.0f}")
     assert rate > 2000  # loose: a loaded 2-core machine; typically ~20-30k
+
+
+def test_level_rotation_turns_gravity_down_without_yaw():
+    from scipy.spatial.transform import Rotation
+
+    rng = np.random.default_rng(11)
+    tilt = Rotation.from_euler("xy", rng.uniform(-0.4, 0.4, (20, 2)))  # roll, pitch; trunk -> level
+    gravity = tilt.inv().apply([0.0, 0.0, -1.0])  # gravity seen in the trunk frame
+    level = level_rotation(gravity)
+    np.testing.assert_allclose(np.einsum("nij,nj->ni", level, gravity), np.tile([0, 0, -1.0], (20, 1)), atol=1e-12)
+    axis = Rotation.from_matrix(level).as_rotvec()  # the smallest such rotation: about a horizontal axis,
+    np.testing.assert_allclose(axis[:, 2], 0.0, atol=1e-12)  # so it adds no turn about the vertical
+    np.testing.assert_allclose(np.linalg.norm(axis, axis=-1), np.arccos(-gravity[:, 2]), atol=1e-9)
+
+
+def test_stance_frame_reference_equals_the_world_reference_of_the_plan():
+    """The node's reference (measured legs + FootstepCommand fields only) is the training reference built
+    from the planner's world footholds, when the legs are where that reference put them."""
+    from loco_manip_controller.policy_io import projected_gravity
+
+    n = 4
+    motion = ReferenceMotion(ReferenceMotionConfig(ik_iterations=3))
+    planner, stance_ref = FootstepPlanner(n), StanceFrameReference(n, motion)
+    heading = np.array([0.3, -0.5, 1.0, 2.0])  # any heading: the stance frame does not see it
+    feet = np.zeros((n, 2, 3))
+    feet[:, :, :2] = np.einsum("nij,kj->nki", rot_z(heading)[:, :2, :2], motion.standing.feet_offset[:, :2])
+    feet[:, :, 2] = heading[:, None]
+    planner.reset(np.ones(n, bool), feet_pose=feet)
+    cmd = np.array([[0.2, 0.0, 0.0], [0.0, 0.1, 0.0], [0.1, 0.0, 0.4], [0.0, 0.0, 0.0]])
+    world = motion.from_commands(planner.output())
+    walked = np.zeros(n, bool)
+    for k in range(150):
+        q, gravity = world.joint_pos, projected_gravity(world.trunk_quat)  # "measured" = the last reference
+        c = planner.update(DT, cmd)
+        got = stance_ref.update(q, gravity, c.swing_foot, c.countdown, c.step_duration, c.target_x, c.target_y,
+                                c.target_yaw)
+        world = motion.from_commands(c)
+        np.testing.assert_allclose(got, world.joint_pos, atol=2e-3)
+        walked |= c.swing_foot != SWING_NONE
+    assert walked[:3].all() and not walked[3]
+    # a reset forgets the segment: the next update measures the feet again
+    stance_ref.reset(np.array([True, False, False, False]))
+    assert not stance_ref.valid[0] and stance_ref.valid[1:].all()

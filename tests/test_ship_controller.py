@@ -41,7 +41,9 @@ def test_bar_rows_read_nested_figures_and_flag_missing_ones():
     assert rows["hand_pos_error_median_m.standing"] == (0.03, 0.02)
     assert rows["hand_pos_error_median_m.walking"][1] is None
     assert rows["hand_rot_error_median_deg"][1] is None
-    text = ship._readme({}, summary, "refine-dp ship controller --legs A --arms B")
+    text = ship._readme({"legs": {"produced_by": "refine-dp ship controller --legs A --arms B", "env_steps_total": 1,
+                                  "wall_h_total": 0.1, "core_hours_upper_bound_total": 0.1, "lineage": []}}, summary)
+    assert "Produced by: `refine-dp ship controller --legs A --arms B`" in text
     assert "| fall_rate | <= 0.05 | 0.1 | **no** |" in text
     assert "| footstep_error_median_m | <= 0.05 | 0.04 | yes |" in text
 
@@ -83,3 +85,41 @@ def test_eval_only_needs_shipped_files_and_keeps_the_producing_command(tmp_path,
     assert '"episodes": 7' in text and "### legs: 5 env steps" in text
     with pytest.raises(SystemExit):
         ship.main(["--eval-only", "--legs", "x", "--models", str(tmp_path)])
+
+
+def test_shipping_one_part_keeps_the_other_with_its_command(tmp_path, monkeypatch):
+    """--legs alone: new legs files and lineage; the arms files, lineage and producing command stay."""
+    models = tmp_path / "models"
+    models.mkdir()
+    for f in ("legs.onnx", "arms.onnx"):
+        (models / f).write_bytes(b"old")
+    old_arms = {"env_steps_total": 0, "wall_h_total": 0.2, "core_hours_upper_bound_total": 0.0, "lineage": []}
+    (models / "lineage.json").write_text(json.dumps({"legs": dict(old_arms), "arms": old_arms}))
+    (models / "README.md").write_text("# x\n\nProduced by: `refine-dp ship controller --legs L --arms A`\n")
+    from refine_dp_training.lowlevel import evaluate
+
+    def fake_ship_part(part, run, where):
+        assert part == "legs"
+        (where / "legs.onnx").write_bytes(b"new")
+        return {"part": part, "run": str(run), "lineage": [], "env_steps_total": 42, "wall_h_total": 1.0,
+                "core_hours_upper_bound_total": 2.0}
+
+    def fake_eval(argv):
+        out = models / "eval"
+        out.mkdir(exist_ok=True)
+        (out / "summary.json").write_text(json.dumps({"fall_rate": 0.0, "episodes": 3}))
+        return 0
+    monkeypatch.setattr(ship, "ship_part", fake_ship_part)
+    monkeypatch.setattr(evaluate, "main", fake_eval)
+    assert ship.main(["--legs", str(tmp_path / "run"), "--episodes", "3", "--models", str(models)]) == 0
+    parts = json.loads((models / "lineage.json").read_text())
+    assert parts["legs"]["env_steps_total"] == 42 and parts["arms"] == old_arms | {
+        "produced_by": "refine-dp ship controller --legs L --arms A"}
+    assert parts["legs"]["produced_by"].startswith("refine-dp ship controller --legs")
+    assert (models / "legs.onnx").read_bytes() == b"new" and (models / "arms.onnx").read_bytes() == b"old"
+    text = (models / "README.md").read_text()
+    assert "Produced by (arms): `refine-dp ship controller --legs L --arms A`" in text
+    assert "Produced by (legs): `refine-dp ship controller --legs " in text
+    (models / "arms.onnx").unlink()
+    with pytest.raises(SystemExit):  # nothing to keep: --arms is required
+        ship.main(["--legs", str(tmp_path / "run"), "--models", str(models)])

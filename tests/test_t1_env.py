@@ -175,15 +175,16 @@ def test_benchmark_reports_fraction_of_ceiling():
     assert 0.0 < row["fraction"] < 1.5
 
 
-def test_state_dict_resumes_bit_for_bit():
-    env = T1LowLevelEnv(EnvConfig(task="legs", num_envs=3, nthread=2), seed=7)
+@pytest.mark.parametrize("variant", ["absolute", "residual"])
+def test_state_dict_resumes_bit_for_bit(variant):
+    env = T1LowLevelEnv(EnvConfig(task="legs", num_envs=3, nthread=2, policy_variant=variant), seed=7)
     rng = np.random.default_rng(7)
     actions = rng.normal(0, 1.0, (30, 3, 12))
     for a in actions[:10]:
         env.step(a)
     saved = env.state_dict()
     first = [env.step(a) for a in actions[10:]]
-    other = T1LowLevelEnv(EnvConfig(task="legs", num_envs=3, nthread=2), seed=99)  # different DR/commands
+    other = T1LowLevelEnv(EnvConfig(task="legs", num_envs=3, nthread=2, policy_variant=variant), seed=99)
     other.load_state_dict(saved)
     second = [other.step(a) for a in actions[10:]]
     for (o1, r1, t1, *_), (o2, r2, t2, *_) in zip(first, second):
@@ -228,3 +229,32 @@ def test_arm_ik_teacher_reaches_reachable_targets():
     dp, drot = pio.pose_errors(tp, tr, *pio.arm_kinematics().fk(q))
     assert np.median(np.linalg.norm(dp, axis=-1)) < 0.003
     assert np.median(np.degrees(np.linalg.norm(drot, axis=-1))) < 2.0
+
+
+def test_residual_legs_env_adds_actions_to_the_node_reference():
+    """policy_variant=residual: observations carry the reference the node computes, and zero actions
+    send exactly that reference to the leg servos."""
+    from loco_manip_controller.reference_motion import StanceFrameReference
+
+    cfg = _quiet_cfg("legs", stand_probability=0.0)
+    cfg.policy_variant = "residual"
+    env = T1LowLevelEnv(cfg, seed=8)
+    assert env.obs_dim == pio.LEG_OBS.dim + 12
+    node_ref = StanceFrameReference(4, env.reference)  # what LowLevelController would run beside it
+    moved = 0.0
+    for _ in range(30):
+        q, _, _, quat, _ = env._state_arrays()
+        c = env._cmds
+        expected = node_ref.update(q[:, env.leg_idx], pio.projected_gravity(quat), c.swing_foot, c.countdown,
+                                   c.step_duration, c.target_x, c.target_y, c.target_yaw)
+        np.testing.assert_allclose(env.ref_q, expected, atol=1e-12)
+        obs, _, terminated, *_ = env.step(np.zeros((4, 12)))
+        if terminated.any():
+            break
+        np.testing.assert_allclose(env.q_des[:, env.leg_idx], np.clip(expected, env.table.lower[env.leg_idx],
+                                                                      env.table.upper[env.leg_idx]))
+        moved = max(moved, float(np.abs(expected - env.table.default_q[env.leg_idx]).max()))
+        sl = env.obs_spec.slices()["ref_leg_joint_pos"]
+        np.testing.assert_allclose(obs[:, sl], env.ref_q - env.table.default_q[env.leg_idx], atol=1e-5)
+    assert moved > 0.2  # the robot was told to step: the reference left the default pose
+    env.close()

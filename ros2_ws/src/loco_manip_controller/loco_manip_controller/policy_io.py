@@ -17,6 +17,14 @@ Actions (both policies): joint position offsets from the default pose (paper, se
     q_des = clip(default_q + scale * clip(action, -clip, clip), lower, upper)
 tracked by the joint PD (t1_hardware_interface.pd) at the joint table's gains.
 
+Variants (`specs(part, variant)`; the exported metadata names its variant, default "absolute"):
+  * "absolute": as above; the only arm variant.
+  * "residual" (legs): offsets from the lower-body reference motion instead of the default pose,
+        q_des = clip(q_ref + scale * clip(action, -clip, clip), lower, upper),
+    with q_ref = reference_motion.StanceFrameReference(...).update(...) from the measured legs and
+    the footstep command; the observation gains the field ref_leg_joint_pos (q_ref - default_q).
+    Imitation then carries the step length and the policy learns the balance corrections.
+
 Observation layout: an `ObsSpec` lists named fields (size, scale, training noise std). The
 vector is the concatenation of `scale * value` in field order. The spec is serialized into
 the exported ONNX metadata and the node refuses a policy whose spec differs (policy_runtime).
@@ -116,6 +124,7 @@ class ActionSpec:
     joint_names: tuple[str, ...]
     scale: float
     clip: float
+    base: str = "default"  # "default": offsets from default_q; "reference": from the leg reference motion
 
     @property
     def dim(self) -> int:
@@ -126,11 +135,12 @@ class ActionSpec:
         return np.array([table.index(n) for n in self.joint_names], dtype=np.int64)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "joint_names": list(self.joint_names), "scale": self.scale, "clip": self.clip}
+        d = {"name": self.name, "joint_names": list(self.joint_names), "scale": self.scale, "clip": self.clip}
+        return d | ({"base": self.base} if self.base != "default" else {})  # absolute specs: as before
 
     @classmethod
     def from_dict(cls, d: dict) -> "ActionSpec":
-        return cls(d["name"], tuple(d["joint_names"]), float(d["scale"]), float(d["clip"]))
+        return cls(d["name"], tuple(d["joint_names"]), float(d["scale"]), float(d["clip"]), d.get("base", "default"))
 
 
 def _names(*groups: str) -> tuple[str, ...]:
@@ -168,18 +178,47 @@ ARM_OBS = ObsSpec("arms", (
     ObsField("last_action", 14, 1.0, 0.0),
 ))
 
-SPECS = {"legs": (LEG_OBS, LEG_ACTION), "arms": (ARM_OBS, ARM_ACTION)}
+SPECS = {"legs": (LEG_OBS, LEG_ACTION), "arms": (ARM_OBS, ARM_ACTION)}  # the "absolute" variants
+
+LEG_OBS_RESIDUAL = ObsSpec("legs_residual", LEG_OBS.fields + (
+    ObsField("ref_leg_joint_pos", 12, 1.0, 0.0),  # reference - default_q: what the action is added to
+))
+LEG_ACTION_RESIDUAL = ActionSpec("legs", LEG_JOINTS, scale=0.25, clip=8.0, base="reference")
+
+VARIANTS = {
+    "legs": {"absolute": SPECS["legs"], "residual": (LEG_OBS_RESIDUAL, LEG_ACTION_RESIDUAL)},
+    "arms": {"absolute": SPECS["arms"]},
+}
+
+
+def specs(part: str, variant: str = "absolute") -> tuple[ObsSpec, ActionSpec]:
+    """(observation spec, action spec) of a policy part and variant; a ValueError names the choices."""
+    if part not in VARIANTS:
+        raise ValueError(f"unknown policy part {part!r}; expected one of {sorted(VARIANTS)}")
+    if variant not in VARIANTS[part]:
+        raise ValueError(f"{part} policies have no variant {variant!r}; expected one of {sorted(VARIANTS[part])}")
+    return VARIANTS[part][variant]
 
 
 # ---------------------------------------------------------------------- actions
-def action_to_targets(spec: ActionSpec, action, table: JointTable | None = None) -> np.ndarray:
-    """[N, spec.dim] action -> [N, spec.dim] joint position targets (clipped to the joint limits)."""
+def action_to_targets(spec: ActionSpec, action, table: JointTable | None = None, base=None) -> np.ndarray:
+    """[N, spec.dim] action -> [N, spec.dim] joint position targets (clipped to the joint limits).
+
+    base [N, spec.dim]: the reference joint positions, required by (only by) "reference" specs.
+    """
     table = table or load_joint_table()
     idx = spec.indices(table)
     a = np.clip(np.asarray(action, dtype=np.float64), -spec.clip, spec.clip)
     if a.shape[-1] != spec.dim:
         raise ValueError(f"{spec.name} action: expected last axis {spec.dim}, got {a.shape}")
-    return np.clip(table.default_q[idx] + spec.scale * a, table.lower[idx], table.upper[idx])
+    if spec.base == "reference":
+        if base is None:
+            raise ValueError(f"{spec.name} action is a residual on the reference motion: pass base= the reference "
+                             "joint positions (reference_motion.StanceFrameReference.update)")
+        zero = np.asarray(base, dtype=np.float64)
+    else:
+        zero = table.default_q[idx]
+    return np.clip(zero + spec.scale * a, table.lower[idx], table.upper[idx])
 
 
 def full_targets(parts: dict[str, np.ndarray], n: int, table: JointTable | None = None) -> np.ndarray:
@@ -307,10 +346,12 @@ def _table_slices(table: JointTable):
 
 
 def leg_observation_values(gravity, gyro, q, dq, last_action, swing_foot, countdown, step_duration,
-                           target_x, target_y, target_yaw, table: JointTable | None = None) -> dict:
+                           target_x, target_y, target_yaw, table: JointTable | None = None,
+                           ref_joint_pos=None) -> dict:
     """Named leg-policy fields from robot state (q, dq [N, 29] table order) and a footstep command.
 
     The footstep fields are refine_dp_msgs/FootstepCommand's (or FootstepPlanner's output), [N].
+    ref_joint_pos [N, 12]: the reference leg joints (residual variant), else None.
     """
     table = table or load_joint_table()
     legs, arms = _table_slices(table)
@@ -327,12 +368,14 @@ def leg_observation_values(gravity, gyro, q, dq, last_action, swing_foot, countd
         "countdown": np.asarray(countdown, dtype=np.float64)[:, None],
         "target_pose": np.stack([np.asarray(target_x), np.asarray(target_y), np.asarray(target_yaw)], -1),
         "gait_clock": clock[:, 2:4],
-    }
+    } | ({} if ref_joint_pos is None else {"ref_leg_joint_pos": np.asarray(ref_joint_pos) - table.default_q[legs]})
 
 
-def build_leg_obs(*args, rng: np.random.Generator | None = None, noise_scale: float = 1.0, **kwargs) -> np.ndarray:
-    """[N, LEG_OBS.dim] float32; arguments as `leg_observation_values`."""
-    return LEG_OBS.build(leg_observation_values(*args, **kwargs), rng, noise_scale)
+def build_leg_obs(*args, rng: np.random.Generator | None = None, noise_scale: float = 1.0,
+                  spec: ObsSpec = LEG_OBS, **kwargs) -> np.ndarray:
+    """[N, spec.dim] float32 (LEG_OBS, or LEG_OBS_RESIDUAL with ref_joint_pos=); arguments as
+    `leg_observation_values`."""
+    return spec.build(leg_observation_values(*args, **kwargs), rng, noise_scale)
 
 
 def arm_observation_values(gravity, q, dq, last_action, target_pos, target_rot,

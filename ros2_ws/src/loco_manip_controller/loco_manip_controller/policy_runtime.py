@@ -33,14 +33,16 @@ class PolicyMetadataError(ValueError):
 
 
 def build_metadata(part: str, table: JointTable | None = None, physics_dt: float = 0.005, decimation: int = 4,
-                   kp=None, kd=None, extra: dict | None = None) -> dict:
-    """Metadata of a policy for `part` ("legs" | "arms") as trained with the given gains (default: table)."""
+                   kp=None, kd=None, extra: dict | None = None, variant: str = "absolute") -> dict:
+    """Metadata of a policy for `part` ("legs" | "arms") and its variant (policy_io.specs) as trained
+    with the given gains (default: table)."""
     table = table or load_joint_table()
-    obs_spec, act_spec = pio.SPECS[part]
+    obs_spec, act_spec = pio.specs(part, variant)
     idx = act_spec.indices(table)
     return {
         "format": FORMAT,
         "part": part,
+        "variant": variant,
         "obs_spec": obs_spec.to_dict(),
         "action_spec": act_spec.to_dict(),
         "joints": {
@@ -96,7 +98,11 @@ def check_metadata(meta: dict, table: JointTable | None = None, expect_part: str
         raise PolicyMetadataError(f"{source}: unknown part {part!r}; expected one of {sorted(pio.SPECS)}")
     if expect_part is not None and part != expect_part:
         raise PolicyMetadataError(f"{source}: is a {part!r} policy, but a {expect_part!r} policy is needed here")
-    expected = build_metadata(part, table)
+    variant = meta.get("variant", "absolute")  # files exported before variants existed are absolute
+    try:
+        expected = build_metadata(part, table, variant=variant)
+    except ValueError as exc:
+        raise PolicyMetadataError(f"{source}: {exc}; this code cannot run it") from None
     exp = {k: expected[k] for k in ("obs_spec", "action_spec", "joints")}
     if not check_gains:  # e.g. a policy deliberately trained with other ankle gains
         exp["joints"] = {k: expected["joints"][k] for k in ("names", "default_q")}
@@ -157,7 +163,8 @@ class OnnxPolicy:
         self.meta = read_metadata(path)
         check_metadata(self.meta, table, expect_part, check_gains, source=str(path))
         self.part = self.meta["part"]
-        self.obs_spec, self.action_spec = pio.SPECS[self.part]
+        self.variant = self.meta.get("variant", "absolute")
+        self.obs_spec, self.action_spec = pio.specs(self.part, self.variant)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
@@ -221,7 +228,9 @@ class LowLevelController:
 
     The controller node wraps this (N = 1) and evaluate.py runs it batched, so the evaluated code
     path is the node's. A part without a policy (None) holds its joints at the default pose.
-    Joints no policy drives (waist, head) always get the default pose.
+    Joints no policy drives (waist, head) always get the default pose. A residual leg policy adds
+    its action to the reference motion of reference_motion.StanceFrameReference, fed with the
+    same measured joints, gravity and footstep command as in training.
     """
 
     def __init__(self, legs: "OnnxPolicy | str | Path | None" = None, arms: "OnnxPolicy | str | Path | None" = None,
@@ -231,6 +240,10 @@ class LowLevelController:
         self.arms = OnnxPolicy(arms, "arms", self.table) if isinstance(arms, (str, Path)) else arms
         self.num_envs = num_envs
         self.leg_idx, self.arm_idx = pio.LEG_ACTION.indices(self.table), pio.ARM_ACTION.indices(self.table)
+        self.leg_reference = None
+        if self.legs is not None and self.legs.action_spec.base == "reference":
+            from .reference_motion import StanceFrameReference
+            self.leg_reference = StanceFrameReference(num_envs)
         self.reset()
 
     def reset(self, mask=None) -> None:
@@ -241,6 +254,8 @@ class LowLevelController:
         else:
             self.leg_action[mask] = 0.0
             self.arm_action[mask] = 0.0
+        if self.leg_reference is not None:
+            self.leg_reference.reset(mask)
 
     def step(self, q, dq, gravity, gyro, footstep: dict, hand_target_pos, hand_target_rot) -> np.ndarray:
         """q, dq [N, 29] (table order); gravity, gyro [N, 3] (trunk frame); footstep: FootstepCommand
@@ -249,11 +264,16 @@ class LowLevelController:
         q, dq = np.atleast_2d(q), np.atleast_2d(dq)
         q_des = np.tile(self.table.default_q, (q.shape[0], 1))
         if self.legs is not None:
-            obs = pio.build_leg_obs(gravity, gyro, q, dq, self.leg_action, footstep["swing_foot"],
-                                    footstep["countdown"], footstep["step_duration"], footstep["target_x"],
-                                    footstep["target_y"], footstep["target_yaw"], table=self.table)
+            f = footstep
+            ref = None
+            if self.leg_reference is not None:
+                ref = self.leg_reference.update(q[:, self.leg_idx], gravity, f["swing_foot"], f["countdown"],
+                                                f["step_duration"], f["target_x"], f["target_y"], f["target_yaw"])
+            obs = pio.build_leg_obs(gravity, gyro, q, dq, self.leg_action, f["swing_foot"], f["countdown"],
+                                    f["step_duration"], f["target_x"], f["target_y"], f["target_yaw"],
+                                    table=self.table, spec=self.legs.obs_spec, ref_joint_pos=ref)
             self.leg_action = self.legs(obs)
-            q_des[:, self.leg_idx] = pio.action_to_targets(pio.LEG_ACTION, self.leg_action, self.table)
+            q_des[:, self.leg_idx] = pio.action_to_targets(self.legs.action_spec, self.leg_action, self.table, ref)
         if self.arms is not None:
             obs = pio.build_arm_obs(gravity, q, dq, self.arm_action, hand_target_pos, hand_target_rot, table=self.table)
             self.arm_action = self.arms(obs)

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from .footstep_planner import relative
 from .gait import LEFT, RIGHT, SWING_LEFT, SWING_NONE, min_jerk, swing_height, wrap_angle
 
 BOTH = 2  # `side` value: both legs at once, leg axis second to last ([..., 2, 6] / [..., 2, 3])
@@ -111,8 +112,16 @@ class T1LegKinematics:
         """Offsets of leg `side` as arrays, y mirrored for the right leg.
 
         side = LEFT or RIGHT gives [3] vectors; side = BOTH gives [2, 3] (left, right) that
-        broadcast against [..., 2, 3] batches, so both legs are solved in one call.
+        broadcast against [..., 2, 3] batches, so both legs are solved in one call. Cached per
+        instance (the dataclass is frozen; the reference calls this thousands of times a second):
+        do not modify the returned arrays.
         """
+        cache = self.__dict__.setdefault("_side_vectors_cache", {})
+        if side not in cache:
+            cache[side] = self._side_vectors(side)
+        return cache[side]
+
+    def _side_vectors(self, side: int) -> dict:
         if side == BOTH:
             left, right = self.side_vectors(LEFT), self.side_vectors(RIGHT)
             return {k: np.stack([left[k], right[k]]) for k in left}
@@ -447,13 +456,99 @@ class ReferenceMotion:
         rot_in_trunk = rt @ rot_z(foot_yaw)
         joint_pos = legs_ik(foot_in_trunk, rot_in_trunk, kin, cfg.ik_iterations)
 
-        quat_xyzw = Rotation.from_matrix(trunk_rot).as_quat()
+        # quaternion of Rz(yaw) Ry(pitch), (w, x, y, z): (cy cp, -sy sp, cy sp, sy cp) of the half angles
+        cy, sy = np.cos(0.5 * trunk_yaw), np.sin(0.5 * trunk_yaw)
+        cp, sp = np.cos(0.5 * self.trunk_pitch), np.sin(0.5 * self.trunk_pitch)
         return ReferenceFrame(
             joint_pos=joint_pos,
             trunk_pos=trunk_pos,
-            trunk_quat=quat_xyzw[:, [3, 0, 1, 2]],
+            trunk_quat=np.stack([cy * cp, -sy * sp, cy * sp, sy * cp], axis=-1),
             trunk_yaw=trunk_yaw,
             foot_pos=foot_pos,
             foot_yaw=foot_yaw,
             com_pos=com_pos,
         )
+
+
+# ---------------------------------------------------------------------- reference on the robot
+def level_rotation(gravity) -> np.ndarray:
+    """[N, 3, 3] rotation from the trunk frame to its yaw-aligned level frame, from the projected gravity
+    [N, 3] (unit, trunk frame): the smallest rotation that turns `gravity` into (0, 0, -1)."""
+    g = np.asarray(gravity, dtype=np.float64).reshape(-1, 3)
+    g = g / np.maximum(np.linalg.norm(g, axis=-1, keepdims=True), 1e-9)
+    down = np.array([0.0, 0.0, -1.0])
+    axis = np.cross(g, down)
+    s, c = np.linalg.norm(axis, axis=-1), g @ down
+    k = axis / np.maximum(s, 1e-12)[:, None]
+    kx, ky, kz = k[:, 0], k[:, 1], k[:, 2]
+    zero = np.zeros_like(kx)
+    skew = np.stack([np.stack([zero, -kz, ky], -1), np.stack([kz, zero, -kx], -1),
+                     np.stack([-ky, kx, zero], -1)], -2)
+    return np.eye(3) + s[:, None, None] * skew + (1.0 - c)[:, None, None] * (skew @ skew)
+
+
+def measured_feet_planar(q12, gravity, kin: T1LegKinematics | None = None) -> np.ndarray:
+    """Planar foot poses (x, y, yaw) [N, 2, 3] in the trunk's level frame, by leg FK of the measured
+    joints q12 [N, 12] and the trunk tilt from the projected gravity [N, 3]."""
+    pos, rot = legs_fk(q12, kin)
+    level = level_rotation(gravity)[:, None]
+    pos = _mv(level, pos)
+    rot = level @ rot
+    return np.concatenate([pos[..., :2], np.arctan2(rot[..., 1, 0], rot[..., 0, 0])[..., None]], axis=-1)
+
+
+class StanceFrameReference:
+    """The leg reference joint angles from what the controller has on the robot, batched over N.
+
+    Inputs per control step: the measured leg joints and projected gravity, and the
+    FootstepCommand fields (swing foot, countdown, step duration, swing target in the stance
+    foot's frame). No world positions are needed: the reference is computed in the stance foot's
+    frame. At the start of each segment (a new step, or standing) the swing foot's lift-off pose
+    relative to the stance foot is measured once by leg FK and kept for the segment, as the world
+    footholds are in `ReferenceMotion.from_commands`. Standing segments are expressed in the
+    left foot's frame.
+
+    The training environment and policy_runtime.LowLevelController (the node) both call
+    `update` with the same arguments, so the residual leg policy adds its action to the same
+    reference in simulation and on the robot.
+    """
+
+    def __init__(self, num_envs: int, motion: ReferenceMotion | None = None):
+        self.num_envs = num_envs
+        self.motion = motion or ReferenceMotion()
+        self.reset()
+
+    def reset(self, mask=None) -> None:
+        """Forget the segment (all envs, or the masked ones): the next update measures the feet again."""
+        if mask is None:
+            n = self.num_envs
+            self.valid = np.zeros(n, bool)
+            self.last_swing = np.zeros(n, np.uint8)
+            self.last_countdown = np.zeros(n)
+            self.feet_local = np.zeros((n, 2, 3))
+        else:
+            self.valid[np.asarray(mask)] = False
+
+    def update(self, q12, gravity, swing_foot, countdown, step_duration, target_x, target_y, target_yaw,
+               with_frame: bool = False):
+        """Reference leg joints [N, 12] (LEG_JOINT_NAMES order) at the command's phase; with_frame=True
+        returns the whole ReferenceFrame (stance-foot frame) instead."""
+        swing_foot = np.asarray(swing_foot).astype(np.uint8).reshape(-1)
+        countdown = np.asarray(countdown, dtype=np.float64).reshape(-1)
+        step_duration = np.asarray(step_duration, dtype=np.float64).reshape(-1)
+        new = ~self.valid | (swing_foot != self.last_swing) | (countdown > self.last_countdown + 1e-6)
+        if new.any():
+            feet = measured_feet_planar(np.asarray(q12)[new], np.asarray(gravity)[new],
+                                        self.motion.kinematics)
+            stance = np.where(swing_foot[new] == SWING_LEFT, RIGHT, LEFT)
+            rows = np.arange(len(stance))
+            base = feet[rows, stance]
+            self.feet_local[new] = relative(base[:, None, :], feet)
+            self.valid[new] = True
+        self.last_swing, self.last_countdown = swing_foot, countdown
+        target = np.stack([np.asarray(target_x, np.float64).reshape(-1), np.asarray(target_y, np.float64).reshape(-1),
+                           np.asarray(target_yaw, np.float64).reshape(-1)], -1)
+        phase = np.where(step_duration > 0, np.clip(1.0 - countdown / np.where(step_duration > 0, step_duration, 1.0),
+                                                    0.0, 1.0), 0.0)
+        frame = self.motion.compute(swing_foot, phase, step_duration, self.feet_local, target)
+        return frame if with_frame else frame.joint_pos

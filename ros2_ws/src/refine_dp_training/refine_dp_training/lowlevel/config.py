@@ -48,6 +48,7 @@ class CommandConfig:
 @dataclass
 class EnvConfig:
     task: str = "legs"                      # "legs" | "arms"
+    policy_variant: str = "absolute"        # policy_io.specs: legs "absolute" | "residual" (on the reference)
     num_envs: int = 64
     physics_dt: float = 0.005
     decimation: int = 4                     # 50 Hz control

@@ -9,6 +9,10 @@ Tasks (EnvConfig.task):
          (reachable, smooth); hand payloads and actuation randomization; the legs are held by
          PD at the default pose, or by an exported leg policy (EnvConfig.leg_policy_onnx).
 
+Policy variants (EnvConfig.policy_variant, policy_io.specs): "absolute" actions are offsets from
+the default pose; "residual" leg actions are offsets from the reference motion, computed by the
+node's own reference_motion.StanceFrameReference from the measured legs and the footstep command.
+
 Per control step: policy_io turns the action into joint targets, BatchedT1 runs `decimation`
 physics steps of all envs in C (PD servos inside MuJoCo), and observations are built by the
 same policy_io builders the controller node uses, from the state rows alone.
@@ -20,7 +24,12 @@ import numpy as np
 from loco_manip_controller import policy_io as pio
 from loco_manip_controller.footstep_planner import FootstepPlanner
 from loco_manip_controller.gait import SWING_NONE, SWING_RIGHT, swing_foot_index, swing_masks
-from loco_manip_controller.reference_motion import ReferenceMotion, ReferenceMotionConfig, legs_fk
+from loco_manip_controller.reference_motion import (
+    ReferenceMotion,
+    ReferenceMotionConfig,
+    StanceFrameReference,
+    legs_fk,
+)
 
 from ..envs.vec_env import EpisodeTracker, VecEnv
 from . import terms
@@ -50,7 +59,7 @@ class T1LowLevelEnv(VecEnv):
         self.table = jt = self.sim.table
         self.dt = self.sim.control_dt
         self.max_steps = int(round(cfg.episode_s / self.dt))
-        self.obs_spec, self.act_spec = pio.SPECS[cfg.task]
+        self.obs_spec, self.act_spec = pio.specs(cfg.task, cfg.policy_variant)
         self.obs_dim, self.act_dim = self.obs_spec.dim, self.act_spec.dim
         self.action_low = np.full(self.act_dim, -self.act_spec.clip, np.float32)
         self.action_high = np.full(self.act_dim, self.act_spec.clip, np.float32)
@@ -69,14 +78,17 @@ class T1LowLevelEnv(VecEnv):
         n = self.num_envs
         self.planner = FootstepPlanner(n)
         self.reference = ReferenceMotion(ReferenceMotionConfig(ik_iterations=cfg.reference_ik_iterations))
+        self.residual = self.act_spec.base == "reference"
+        self.leg_reference = StanceFrameReference(n, self.reference) if self.residual else None
+        self.ref_q = np.zeros((n, 12))  # residual: the reference the next action is added to
         self.vel_cmd = VelocityCommands(n, cfg.commands, self.rng)
         arm_frac = cfg.arm_random_pose_fraction if cfg.task == "legs" else cfg.commands.arm_joint_range_fraction
         self.arm_paths = ArmJointPaths(n, cfg.commands, jt.default_q[self.arm_idx], jt.lower[self.arm_idx],
                                        jt.upper[self.arm_idx], self.rng, arm_frac)
         self.leg_policy = None
         if cfg.task == "arms" and cfg.leg_policy_onnx:
-            from loco_manip_controller.policy_runtime import OnnxPolicy
-            self.leg_policy = OnnxPolicy(cfg.leg_policy_onnx, expect_part="legs")
+            from loco_manip_controller.policy_runtime import LowLevelController
+            self.leg_policy = LowLevelController(cfg.leg_policy_onnx, None, jt, num_envs=n)  # the node's code path
         self.action = np.zeros((n, self.act_dim))
         self.prev_action = np.zeros((n, self.act_dim))
         self.leg_action = np.zeros((n, 12))  # arms task with a leg policy: its last action
@@ -160,6 +172,10 @@ class T1LowLevelEnv(VecEnv):
         self.action[mask] = 0.0
         self.prev_action[mask] = 0.0
         self.leg_action[mask] = 0.0
+        if self.leg_reference is not None:
+            self.leg_reference.reset(mask)
+        if self.leg_policy is not None:
+            self.leg_policy.reset(mask)
         self.steps[mask] = 0
         self.push_timer[mask] = self.rng.uniform(*r.push_interval_s, n)
         feet = self._feet_planar_fk()[mask]
@@ -202,9 +218,13 @@ class T1LowLevelEnv(VecEnv):
         noise_rng = self.rng if self.cfg.obs_noise_scale > 0 else None
         if self.cfg.task == "legs":
             c = self._cmds
+            ref = None
+            if self.residual:
+                ref = self.ref_q = self.leg_reference.update(q[:, self.leg_idx], gravity, c.swing_foot, c.countdown,
+                                                             c.step_duration, c.target_x, c.target_y, c.target_yaw)
             return pio.build_leg_obs(gravity, gyro, q, dq, self.action, c.swing_foot, c.countdown, c.step_duration,
-                                     c.target_x, c.target_y, c.target_yaw, table=self.table,
-                                     rng=noise_rng, noise_scale=self.cfg.obs_noise_scale)
+                                     c.target_x, c.target_y, c.target_yaw, table=self.table, spec=self.obs_spec,
+                                     ref_joint_pos=ref, rng=noise_rng, noise_scale=self.cfg.obs_noise_scale)
         tp, tr = self.hand_targets()
         return pio.build_arm_obs(gravity, q, dq, self.action, tp, tr, table=self.table,
                                  rng=noise_rng, noise_scale=self.cfg.obs_noise_scale)
@@ -220,7 +240,7 @@ class T1LowLevelEnv(VecEnv):
         self.prev_action, self.action = self.action, a
         q_prev_des = self.q_des.copy()
         q_des = np.tile(jt.default_q, (self.num_envs, 1))
-        q_des[:, self.driven] = pio.action_to_targets(self.act_spec, a, jt)
+        q_des[:, self.driven] = pio.action_to_targets(self.act_spec, a, jt, self.ref_q if self.residual else None)
         if cfg.task == "legs":
             q_des[:, self.arm_idx] = self.arm_paths.current()
         elif self.leg_policy is not None:
@@ -325,13 +345,15 @@ class T1LowLevelEnv(VecEnv):
         self.last_reference = ref
 
     def _leg_policy_targets(self) -> np.ndarray:
+        """Arms task: the exported leg policy stands (a standing footstep command), via the node's code path."""
         q, dq, _, quat, gyro = self._state_arrays()
         n = self.num_envs
         zeros = np.zeros(n)
-        obs = pio.build_leg_obs(pio.projected_gravity(quat), gyro, q, dq, self.leg_action,
-                                np.zeros(n, np.uint8), zeros, zeros, zeros, zeros, zeros, table=self.table)
-        self.leg_action = self.leg_policy(obs)
-        return pio.action_to_targets(pio.LEG_ACTION, self.leg_action, self.table)
+        stand = {"swing_foot": np.zeros(n, np.uint8), "countdown": zeros, "step_duration": zeros,
+                 "target_x": zeros, "target_y": zeros, "target_yaw": zeros}
+        q_des = self.leg_policy.step(q, dq, pio.projected_gravity(quat), gyro, stand, None, None)
+        self.leg_action = self.leg_policy.leg_action
+        return q_des[:, self.leg_idx]
 
     def _apply_pushes(self, alive: np.ndarray) -> None:
         r = self.cfg.randomization
@@ -350,7 +372,8 @@ class T1LowLevelEnv(VecEnv):
         self.push_timer[kick] = self.rng.uniform(*r.push_interval_s, k)
 
     # ------------------------------------------------------------------ exact resume
-    _ARRAYS = ("action", "prev_action", "leg_action", "q_des", "delay", "push_timer", "steps", "prev_foot_xy")
+    _ARRAYS = ("action", "prev_action", "leg_action", "q_des", "delay", "push_timer", "steps", "prev_foot_xy", "ref_q")
+    _LEG_REFERENCE = ("valid", "last_swing", "last_countdown", "feet_local")
     _PLANNER = ("feet", "swing_foot", "countdown", "step_duration", "rel_target", "step_index", "idle_time")
     _ARM_PATHS = ("start", "goal", "t", "move_T", "hold_T")
 
@@ -364,6 +387,8 @@ class T1LowLevelEnv(VecEnv):
             "planner": {k: getattr(self.planner, k).copy() for k in self._PLANNER},
             "arm_paths": {k: getattr(self.arm_paths, k).copy() for k in self._ARM_PATHS},
             "vel_cmd": {"cmd": self.vel_cmd.cmd.copy(), "timer": self.vel_cmd.timer.copy()},
+            "leg_reference": ({k: getattr(self.leg_reference, k).copy() for k in self._LEG_REFERENCE}
+                              if self.leg_reference is not None else None),
             "models": {"body_mass": np.stack([m.body_mass for m in s.models]),
                        "body_inertia": np.stack([m.body_inertia for m in s.models]),
                        "floor_friction": np.stack([m.geom_friction[self.floor_geom] for m in s.models]),
@@ -390,6 +415,8 @@ class T1LowLevelEnv(VecEnv):
         for k, v in state["arm_paths"].items():
             setattr(self.arm_paths, k, v.copy())
         self.vel_cmd.cmd[:], self.vel_cmd.timer[:] = state["vel_cmd"]["cmd"], state["vel_cmd"]["timer"]
+        for k, v in (state.get("leg_reference") or {}).items():
+            setattr(self.leg_reference, k, v.copy())
         mp = state["models"]
         for i, m in enumerate(s.models):
             m.body_mass[:], m.body_inertia[:] = mp["body_mass"][i], mp["body_inertia"][i]
