@@ -7,6 +7,7 @@ same threads) replayed with nothing else around them.
 `fraction` = full / ceiling (goal >= 0.6).
 
     python -m refine_dp_training.lowlevel.bench [--num-envs 16 64 256] [--seconds 5] [--task legs]
+        [--variant residual]   # the leg policy variant (EnvConfig.policy_variant) of the env measured
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def _timed(fn, seconds: float, min_calls: int = 3) -> tuple[int, float]:
 
 
 def benchmark(num_envs=(16, 64, 256), seconds: float = 5.0, task: str = "legs", physics_dt: float = 0.005,
-              decimation: int = 4, nthread: int = 2) -> list[dict]:
+              decimation: int = 4, nthread: int = 2, variant: str = "residual") -> list[dict]:
     """Rows of {num_envs, env_steps_per_s, ceiling_env_steps_per_s, fraction, ...}.
 
     The ceiling replays the very rollout calls (same states, targets, per-env models, threads) that
@@ -47,7 +48,8 @@ def benchmark(num_envs=(16, 64, 256), seconds: float = 5.0, task: str = "legs", 
     rows = []
     for n in num_envs:
         env = T1LowLevelEnv(EnvConfig(task=task, num_envs=n, physics_dt=physics_dt, decimation=decimation,
-                                      nthread=nthread), seed=0)
+                                      nthread=nthread, policy_variant=variant if task == "legs" else "absolute"),
+                            seed=0)
         policy = ActorCritic(env.obs_dim, env.act_dim)
         state = {"obs": torch.as_tensor(env.reset(0))}
         calls_made = []
@@ -85,7 +87,7 @@ def benchmark(num_envs=(16, 64, 256), seconds: float = 5.0, task: str = "legs", 
         rows.append({"num_envs": n, "env_steps_per_s": full, "ceiling_env_steps_per_s": ceiling_phys / decimation,
                      "physics_steps_per_s": ceiling_phys, "fraction": full / (ceiling_phys / decimation),
                      "standing_ceiling_env_steps_per_s": c2 * n / el2, "physics_dt": physics_dt,
-                     "decimation": decimation, "nthread": nthread, "task": task})
+                     "decimation": decimation, "nthread": nthread, "task": task, "variant": env.cfg.policy_variant})
     return rows
 
 
@@ -97,8 +99,11 @@ def main(argv=None) -> int:
     p.add_argument("--physics-dt", type=float, default=0.005)
     p.add_argument("--decimation", type=int, default=4)
     p.add_argument("--nthread", type=int, default=2)
+    p.add_argument("--variant", choices=("absolute", "residual"), default="residual",
+                   help="legs: the policy variant whose env is measured (residual computes the reference twice)")
     args = p.parse_args(argv)
-    rows = benchmark(args.num_envs, args.seconds, args.task, args.physics_dt, args.decimation, args.nthread)
+    rows = benchmark(args.num_envs, args.seconds, args.task, args.physics_dt, args.decimation, args.nthread,
+                     args.variant)
     for r in rows:
         print(f"N={r['num_envs']:4d}  ceiling {r['ceiling_env_steps_per_s']:7.0f} env steps/s "
               f"({r['physics_steps_per_s']:.0f} physics steps/s)  full env {r['env_steps_per_s']:7.0f}  "
