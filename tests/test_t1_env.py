@@ -258,3 +258,18 @@ def test_residual_legs_env_adds_actions_to_the_node_reference():
         np.testing.assert_allclose(obs[:, sl], env.ref_q - env.table.default_q[env.leg_idx], atol=1e-5)
     assert moved > 0.2  # the robot was told to step: the reference left the default pose
     env.close()
+
+
+def test_foot_deviation_ends_the_episode_only_when_a_foot_leaves_the_reference():
+    cfg = _quiet_cfg("legs", n=2, stand_probability=1.0)
+    cfg.terminations = ("fall_height", "fall_tilt", "non_finite", "foot_deviation")
+    env = T1LowLevelEnv(cfg, seed=9)
+    for _ in range(5):
+        _, _, terminated, *_ = env.step(np.zeros((2, 12)))
+        assert not terminated.any()  # standing where the plan stands
+    L = env.sim.layout
+    env.sim.state[0, L.root_pos[0]] += 0.2  # robot 0 teleported 20 cm away from its planned footholds
+    _, _, terminated, _, info = env.step(np.zeros((2, 12)))
+    assert terminated.tolist() == [True, False]
+    assert env.last_terms["termination"][0] < 0 and env.last_terms["termination"][1] == 0  # the reward saw it
+    env.close()

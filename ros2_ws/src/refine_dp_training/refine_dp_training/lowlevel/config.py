@@ -58,6 +58,7 @@ class EnvConfig:
     reward_scale: float = 0.1               # keeps returns O(10) so the value loss stays tame
     fall_height: float = 0.45               # m, trunk below this ends the episode
     fall_gravity_z: float = -0.5            # projected gravity z above this (tilt > 60 deg) ends it
+    max_foot_deviation: float = 0.08        # m, termination "foot_deviation" (legs): foot vs reference, 3-D
     # legs task: upper body held by PD at random configurations; arms task: legs policy (ONNX) or PD
     arm_random_pose_fraction: float = 0.5   # legs task: of the arm range, around the default pose
     leg_policy_onnx: str = ""               # arms task: "" = legs held by PD at the default pose

@@ -263,13 +263,11 @@ class T1LowLevelEnv(VecEnv):
         q, dq, root_pos, quat, _ = self._state_arrays()
         gravity = pio.projected_gravity(quat)
         state = self.sim.state
-        terminated = np.zeros(self.num_envs, bool)
-        for name in cfg.terminations:
-            terminated |= terms.TERMINATION_TERMS[name](root_pos, gravity, state, cfg)
         tau = np.clip(self.kp * (self.sim.sent - q) - self.kd * dq, -self.effort, self.effort)  # nominal gains
         ctx = terms.StepContext(q=q, dq=dq, q_des=q_des, tau=tau, driven=self.driven, action=self.action,
                                 prev_action=self.prev_action, lower=self.soft_lower, upper=self.soft_upper,
-                                root_pos=root_pos, gravity=gravity, terminated=terminated, arm_idx=self.arm_idx)
+                                root_pos=root_pos, gravity=gravity, terminated=np.zeros(self.num_envs, bool),
+                                arm_idx=self.arm_idx, state=state)
         if cfg.task == "legs":
             self._leg_context(ctx, prev_cmds, cmds, foot_pos, feet_planar)
         else:
@@ -278,6 +276,9 @@ class T1LowLevelEnv(VecEnv):
             dp, drot = pio.pose_errors(tp, tr, hp, hr)
             ctx.hand_pos_error = np.linalg.norm(dp, axis=-1)
             ctx.hand_rot_error = np.linalg.norm(drot, axis=-1)
+        for name in cfg.terminations:
+            ctx.terminated |= terms.TERMINATION_TERMS[name](ctx, cfg)
+        terminated = ctx.terminated
         self.last_context = ctx
         reward, parts = terms.compute_rewards(cfg.rewards, ctx)
         reward = cfg.reward_scale * np.where(np.isfinite(reward), reward, 0.0)

@@ -28,7 +28,8 @@ class StepContext:
     upper: np.ndarray
     root_pos: np.ndarray     # [N, 3]
     gravity: np.ndarray      # [N, 3] projected gravity (trunk frame)
-    terminated: np.ndarray   # [N] bool
+    terminated: np.ndarray   # [N] bool (the termination terms fill it before the rewards read it)
+    state: np.ndarray | None = None  # [N, state] physics rows
     # legs
     ref_joint_pos: np.ndarray | None = None   # [N, 12]
     ref_trunk_pos: np.ndarray | None = None   # [N, 3]
@@ -164,16 +165,23 @@ def compute_rewards(weights: dict, ctx: StepContext) -> tuple[np.ndarray, dict]:
 
 
 # ---------------------------------------------------------------------- terminations
-def fall_height(root_pos, gravity, state, cfg):
-    return root_pos[:, 2] < cfg.fall_height
+# each maps (StepContext, EnvConfig) -> [N] bool
+def fall_height(c: StepContext, cfg):
+    return c.root_pos[:, 2] < cfg.fall_height
 
 
-def fall_tilt(root_pos, gravity, state, cfg):
-    return gravity[:, 2] > cfg.fall_gravity_z
+def fall_tilt(c: StepContext, cfg):
+    return c.gravity[:, 2] > cfg.fall_gravity_z
 
 
-def non_finite(root_pos, gravity, state, cfg):
-    return ~np.isfinite(state).all(axis=-1) | (np.abs(state) > 1e4).any(axis=-1)
+def non_finite(c: StepContext, cfg):
+    return ~np.isfinite(c.state).all(axis=-1) | (np.abs(c.state) > 1e4).any(axis=-1)
 
 
-TERMINATION_TERMS = {f.__name__: f for f in (fall_height, fall_tilt, non_finite)}
+def foot_deviation(c: StepContext, cfg):
+    """Legs (DeepMimic's early termination): a foot link farther than cfg.max_foot_deviation (3-D) from the
+    reference ends the episode, so a policy cannot trade the steps it is told to take for safe standing."""
+    return np.linalg.norm(c.foot_pos - c.ref_foot_pos, axis=-1).max(axis=-1) > cfg.max_foot_deviation
+
+
+TERMINATION_TERMS = {f.__name__: f for f in (fall_height, fall_tilt, non_finite, foot_deviation)}
