@@ -110,7 +110,8 @@ def _readme(parts: dict, summary: dict, evaluated_by: str | None = None) -> str:
     if len(commands) == 1:
         lines += [f"Produced by: `{commands.pop()}`", ""]
     else:
-        lines += [f"Produced by ({part}): `{info.get('produced_by', 'unknown')}`" for part, info in parts.items()] + [""]
+        lines += [f"Produced by ({part}): `{info.get('produced_by', 'unknown')}`"
+                  for part, info in parts.items()] + [""]
     if evaluated_by:
         lines += [f"Evaluated by: `{evaluated_by}`", ""]
     lines += [
