@@ -191,3 +191,12 @@ def test_residual_leg_variant_adds_the_action_to_the_reference(tmp_path):
     meta["obs_spec"]["fields"] = meta["obs_spec"]["fields"][:-1]
     with pytest.raises(pr.PolicyMetadataError, match="obs_spec"):
         pr.OnnxPolicy(pr.export_onnx(ac.actor, ac.normalizer, obs_spec.dim, tmp_path / "bad.onnx", meta))
+
+
+def test_quaternion_matrix_equals_scipy_for_any_batch_shape():
+    from scipy.spatial.transform import Rotation
+
+    q = np.random.default_rng(12).normal(size=(3, 5, 4)) * 2.0  # not unit: normalized first
+    expected = Rotation.from_quat(q.reshape(-1, 4)[:, [1, 2, 3, 0]]).as_matrix().reshape(3, 5, 3, 3)
+    np.testing.assert_allclose(pio.quat_wxyz_to_matrix(q), expected, atol=1e-12)
+    np.testing.assert_allclose(pio.quat_wxyz_to_matrix([1.0, 0, 0, 0]), np.eye(3))
