@@ -39,3 +39,12 @@ def test_missing_checkpoint_error_names_the_fix(tmp_path):
     proc = subprocess.run([str(REFINE_DP), "export", "planner", "--checkpoint", str(tmp_path / "none.pt"),
                            "--out", str(tmp_path / "e")], capture_output=True, text=True)
     assert proc.returncode != 0 and "refine-dp pretrain" in proc.stderr
+
+
+def test_bench_env_takes_its_own_options():
+    """`refine-dp bench env --num-envs ... --variant ...` reaches the env benchmark with those options
+    (argparse's REMAINDER used to drop a leading --flag and refuse the command)."""
+    proc = subprocess.run([str(REFINE_DP), "bench", "env", "--num-envs", "2", "--seconds", "0.05", "--nthread", "1",
+                           "--variant", "residual"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert '"num_envs": 2' in proc.stdout and '"variant": "residual"' in proc.stdout

@@ -102,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         return _forward(FORWARDS[argv[0]][0], argv[1:])
     if len(argv) >= 2 and argv[0] in TARGETED and argv[1] in TARGETED[argv[0]]:
         return _forward(TARGETED[argv[0]][argv[1]], argv[2:])
+    if argv[:2] == ["bench", "env"]:  # its options are the env benchmark's own (--num-envs, --variant, ...)
+        from refine_dp_training.lowlevel import bench
+        return int(bench.main(argv[2:]) or 0)
     args = build_parser().parse_args(argv)
     return args.func(args)
 
