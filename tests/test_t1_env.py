@@ -273,3 +273,37 @@ def test_foot_deviation_ends_the_episode_only_when_a_foot_leaves_the_reference()
     assert terminated.tolist() == [True, False]
     assert env.last_terms["termination"][0] < 0 and env.last_terms["termination"][1] == 0  # the reward saw it
     env.close()
+
+
+def test_arms_env_with_a_residual_leg_policy_resumes_bit_for_bit(tmp_path):
+    """The arms task with an exported (residual) leg policy: the legs run through the node's
+    LowLevelController, and its memory (last leg action, reference segment) is part of the resume state."""
+    from test_policy_io import _random_actor
+
+    from loco_manip_controller import policy_runtime as pr
+    obs_spec, _ = pio.specs("legs", "residual")
+    import torch
+    ac = _random_actor(obs_spec.dim, 12)
+    with torch.no_grad():
+        ac.actor[-1].weight.mul_(0.05)  # small actions: the random leg policy keeps the robot up
+    legs = pr.export_onnx(ac.actor, ac.normalizer, obs_spec.dim, tmp_path / "legs.onnx",
+                          pr.build_metadata("legs", variant="residual"))
+    cfg = _quiet_cfg("arms", n=2)
+    cfg.leg_policy_onnx = str(legs)
+    env = T1LowLevelEnv(cfg, seed=10)
+    assert env.leg_policy.leg_reference is not None
+    rng = np.random.default_rng(10)
+    actions = rng.normal(0, 0.3, (12, 2, 14))
+    for a in actions[:4]:
+        env.step(a)
+    saved = env.state_dict()
+    first = [env.step(a)[0] for a in actions[4:]]
+    other = T1LowLevelEnv(cfg, seed=11)
+    other.load_state_dict(saved)
+    second = [other.step(a)[0] for a in actions[4:]]
+    for o1, o2 in zip(first, second):
+        np.testing.assert_array_equal(o1, o2)
+    assert np.abs(env.leg_action).max() > 0  # the leg policy really ran
+    env.close()
+    other.close()
+

@@ -388,8 +388,8 @@ class T1LowLevelEnv(VecEnv):
             "planner": {k: getattr(self.planner, k).copy() for k in self._PLANNER},
             "arm_paths": {k: getattr(self.arm_paths, k).copy() for k in self._ARM_PATHS},
             "vel_cmd": {"cmd": self.vel_cmd.cmd.copy(), "timer": self.vel_cmd.timer.copy()},
-            "leg_reference": ({k: getattr(self.leg_reference, k).copy() for k in self._LEG_REFERENCE}
-                              if self.leg_reference is not None else None),
+            "leg_reference": self._leg_reference_state(self.leg_reference),
+            "leg_policy_reference": self._leg_reference_state(getattr(self.leg_policy, "leg_reference", None)),
             "models": {"body_mass": np.stack([m.body_mass for m in s.models]),
                        "body_inertia": np.stack([m.body_inertia for m in s.models]),
                        "floor_friction": np.stack([m.geom_friction[self.floor_geom] for m in s.models]),
@@ -400,6 +400,9 @@ class T1LowLevelEnv(VecEnv):
             "episode_stats": self.episode_stats.state_dict(),
             "num_envs": self.num_envs, "task": self.cfg.task,
         }
+
+    def _leg_reference_state(self, ref) -> dict | None:
+        return None if ref is None else {k: getattr(ref, k).copy() for k in self._LEG_REFERENCE}
 
     def load_state_dict(self, state: dict) -> None:
         if state["num_envs"] != self.num_envs or state["task"] != self.cfg.task:
@@ -418,6 +421,10 @@ class T1LowLevelEnv(VecEnv):
         self.vel_cmd.cmd[:], self.vel_cmd.timer[:] = state["vel_cmd"]["cmd"], state["vel_cmd"]["timer"]
         for k, v in (state.get("leg_reference") or {}).items():
             setattr(self.leg_reference, k, v.copy())
+        if self.leg_policy is not None:  # arms task: the leg policy's memory (last action, reference segment)
+            self.leg_policy.leg_action = self.leg_action.copy()
+            for k, v in (state.get("leg_policy_reference") or {}).items():
+                setattr(self.leg_policy.leg_reference, k, v.copy())
         mp = state["models"]
         for i, m in enumerate(s.models):
             m.body_mass[:], m.body_inertia[:] = mp["body_mass"][i], mp["body_inertia"][i]
