@@ -37,7 +37,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from .footstep_planner import relative
-from .gait import LEFT, RIGHT, SWING_LEFT, SWING_NONE, min_jerk, swing_height, wrap_angle
+from .gait import LEFT, RIGHT, SWING_LEFT, SWING_NONE, min_jerk, swing_height, swing_phase, wrap_angle
 
 BOTH = 2  # `side` value: both legs at once, leg axis second to last ([..., 2, 6] / [..., 2, 3])
 
@@ -529,10 +529,8 @@ class StanceFrameReference:
         else:
             self.valid[np.asarray(mask)] = False
 
-    def update(self, q12, gravity, swing_foot, countdown, step_duration, target_x, target_y, target_yaw,
-               with_frame: bool = False):
-        """Reference leg joints [N, 12] (LEG_JOINT_NAMES order) at the command's phase; with_frame=True
-        returns the whole ReferenceFrame (stance-foot frame) instead."""
+    def update(self, q12, gravity, swing_foot, countdown, step_duration, target_x, target_y, target_yaw):
+        """Reference leg joints [N, 12] (LEG_JOINT_NAMES order) at the command's phase."""
         swing_foot = np.asarray(swing_foot).astype(np.uint8).reshape(-1)
         countdown = np.asarray(countdown, dtype=np.float64).reshape(-1)
         step_duration = np.asarray(step_duration, dtype=np.float64).reshape(-1)
@@ -548,7 +546,5 @@ class StanceFrameReference:
         self.last_swing, self.last_countdown = swing_foot, countdown
         target = np.stack([np.asarray(target_x, np.float64).reshape(-1), np.asarray(target_y, np.float64).reshape(-1),
                            np.asarray(target_yaw, np.float64).reshape(-1)], -1)
-        phase = np.where(step_duration > 0, np.clip(1.0 - countdown / np.where(step_duration > 0, step_duration, 1.0),
-                                                    0.0, 1.0), 0.0)
-        frame = self.motion.compute(swing_foot, phase, step_duration, self.feet_local, target)
-        return frame if with_frame else frame.joint_pos
+        phase = swing_phase(countdown, step_duration)
+        return self.motion.compute(swing_foot, phase, step_duration, self.feet_local, target).joint_pos

@@ -28,7 +28,8 @@ FORWARDS = {
 EVAL_TARGETS = {"controller": "refine_dp_training.lowlevel.evaluate"}
 EXPORT_TARGETS = {"planner": "refine_dp_planner.export"}
 SHIP_TARGETS = {"controller": "refine_dp_training.lowlevel.ship"}
-TARGETED = {"eval": EVAL_TARGETS, "export": EXPORT_TARGETS, "ship": SHIP_TARGETS}
+BENCH_TARGETS = {"env": "refine_dp_training.lowlevel.bench"}  # robot, planner: parsed here (bench/cli.py)
+TARGETED = {"eval": EVAL_TARGETS, "export": EXPORT_TARGETS, "ship": SHIP_TARGETS, "bench": BENCH_TARGETS}
 
 
 def _forward(module: str, argv: list[str]) -> int:
@@ -102,9 +103,6 @@ def main(argv: list[str] | None = None) -> int:
         return _forward(FORWARDS[argv[0]][0], argv[1:])
     if len(argv) >= 2 and argv[0] in TARGETED and argv[1] in TARGETED[argv[0]]:
         return _forward(TARGETED[argv[0]][argv[1]], argv[2:])
-    if argv[:2] == ["bench", "env"]:  # its options are the env benchmark's own (--num-envs, --variant, ...)
-        from refine_dp_training.lowlevel import bench
-        return int(bench.main(argv[2:]) or 0)
     args = build_parser().parse_args(argv)
     return args.func(args)
 
