@@ -123,3 +123,41 @@ def test_shipping_one_part_keeps_the_other_with_its_command(tmp_path, monkeypatc
     (models / "arms.onnx").unlink()
     with pytest.raises(SystemExit):  # nothing to keep: --arms is required
         ship.main(["--legs", str(tmp_path / "run"), "--models", str(models)])
+
+
+def test_a_checkpoint_file_ships_that_checkpoint_with_its_lineage(tmp_path, monkeypatch):
+    """--legs RUN/checkpoints/model_X.pt: export that checkpoint (not the run's latest); the lineage
+    reports its iteration and env steps."""
+    a, a_ckpt = _run(tmp_path, "a", 100, 1000, 3600.0)
+    b, b_early = _run(tmp_path, "b", 50, 500, 1800.0, init_from=str(a_ckpt))
+    torch.save({"iteration": 90, "env_steps": 900, "wall_s": 3000.0}, b / "checkpoints" / "model_000090.pt")
+    assert ship.run_and_checkpoint(b) == (b, None)
+    assert ship.run_and_checkpoint(b_early) == (b, b_early)
+    with pytest.raises(SystemExit, match="expected a run directory"):
+        ship.run_and_checkpoint(b / "config.json")
+    with pytest.raises(SystemExit, match="no such run"):
+        ship.run_and_checkpoint(tmp_path / "missing")
+    from refine_dp_training.lowlevel import train
+    exported = []
+
+    def fake_train_main(argv):  # the export itself is train-lowlevel's (tested with the env)
+        exported.append(argv)
+        (b / "policy").mkdir(exist_ok=True)
+        for suffix in (".onnx", ".json"):
+            (b / "policy" / f"legs{suffix}").write_text("x")
+        return 0
+    monkeypatch.setattr(train, "main", fake_train_main)
+    models = tmp_path / "models"
+    models.mkdir()
+    info = ship.ship_part("legs", b_early, models)
+    assert exported[0][-2:] == ["--checkpoint", str(b_early)]
+    assert info["lineage"][-1]["iteration"] == 50 and info["env_steps_total"] == 1500
+    ship.ship_part("legs", b, models)
+    assert "--checkpoint" not in exported[1]
+
+
+def test_train_lowlevel_export_only_checkpoint_is_checked(tmp_path, capsys):
+    from refine_dp_training.lowlevel import train
+    assert train.main(["--part", "legs", "--out", str(tmp_path), "--checkpoint", str(tmp_path / "x.pt")]) == 2
+    assert "goes with --export-only" in capsys.readouterr().err
+    assert not (tmp_path / "config.json").exists()  # refused before anything is written

@@ -2,9 +2,10 @@
 
     refine-dp ship controller --legs runs/lowlevel/legs_v3 --arms runs/lowlevel/arms_v2 [--episodes 50]
     refine-dp ship controller --legs runs/lowlevel/legs_res   # new legs; the shipped arms stay
+    refine-dp ship controller --legs runs/lowlevel/legs_res4/checkpoints/model_000610.pt  # that checkpoint
     refine-dp ship controller --eval-only [--episodes 50]     # re-evaluate what already ships
 
-For each part: export the run's latest checkpoint to ONNX (+ metadata), copy it into the package's
+For each part: export the run's latest checkpoint (or the checkpoint file given) to ONNX (+ metadata), copy it into the package's
 models/ directory, copy the run's config and its training lineage (runs started with --init-from
 name the checkpoint they started from; the chain is followed back to a run trained from scratch)
 with the env steps, wall-clock and core-hours of every link. Then `refine-dp eval controller`
@@ -66,15 +67,30 @@ def lineage(run: Path, checkpoint: Path | None = None) -> list[dict]:
     return chain[::-1]
 
 
-def ship_part(part: str, run: Path, models: Path) -> dict:
+def run_and_checkpoint(path: Path) -> tuple[Path, Path | None]:
+    """--legs/--arms: a run directory (its latest checkpoint) or RUN/checkpoints/model_*.pt."""
+    if path.is_file():
+        run = path.parent.parent
+        if path.suffix != ".pt" or path.parent.name != "checkpoints" or not (run / "config.json").is_file():
+            raise SystemExit(f"{path}: expected a run directory or RUN/checkpoints/model_*.pt of a "
+                             "train-lowlevel run (with RUN/config.json)")
+        return run, path
+    if not path.is_dir():
+        raise SystemExit(f"{path}: no such run directory or checkpoint")
+    return path, None
+
+
+def ship_part(part: str, path: Path, models: Path) -> dict:
     from . import train
-    rc = train.main(["--part", part, "--out", str(run), "--export-only"])
+    run, checkpoint = run_and_checkpoint(path)
+    extra = ["--checkpoint", str(checkpoint)] if checkpoint else []
+    rc = train.main(["--part", part, "--out", str(run), "--export-only"] + extra)
     if rc:
-        raise SystemExit(f"export of {run} failed ({rc})")
+        raise SystemExit(f"export of {path} failed ({rc})")
     for suffix in (".onnx", ".json"):
         shutil.copy2(run / "policy" / f"{part}{suffix}", models / f"{part}{suffix}")
     shutil.copy2(run / "config.json", models / f"{part}_train_config.json")
-    chain = lineage(run)
+    chain = lineage(run, checkpoint)
     info = {"part": part, "run": str(run), "lineage": chain,
             "env_steps_total": sum(c.get("env_steps", 0) for c in chain),
             "wall_h_total": round(sum(c.get("wall_h", 0.0) for c in chain), 3),
@@ -162,8 +178,9 @@ def _shipped_parts(models: Path) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="refine-dp ship controller", description=__doc__.split("\n")[0])
-    p.add_argument("--legs", type=Path, help="train-lowlevel run directory of the leg policy")
-    p.add_argument("--arms", type=Path, help="train-lowlevel run directory of the arm policy")
+    p.add_argument("--legs", type=Path, help="train-lowlevel run directory of the leg policy (its latest "
+                   "checkpoint), or one checkpoint file RUN/checkpoints/model_*.pt")
+    p.add_argument("--arms", type=Path, help="the same for the arm policy")
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--models", type=Path, default=MODELS_DIR)
     p.add_argument("--eval-only", action="store_true",

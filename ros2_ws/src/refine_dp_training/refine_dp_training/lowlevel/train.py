@@ -122,6 +122,8 @@ def main(argv=None) -> int:
     p.add_argument("--nthread", type=int, default=2)
     p.add_argument("--leg-policy", default="", help="arms: exported legs .onnx that balances (default: PD stand)")
     p.add_argument("--export-only", action="store_true", help="export the latest checkpoint to ONNX and exit")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="with --export-only: export this checkpoint of the run instead of the latest")
     p.add_argument("--steps-per-env", type=int, default=24,
                    help="rollout length per iteration; batch = num_envs x this (128 envs need more than 24: "
                         "3k-sample gradients are so noisy that the KL limit is spent on noise)")
@@ -139,6 +141,12 @@ def main(argv=None) -> int:
     from ..rl import PPORunner, PPOTrainConfig
     from .env import T1LowLevelEnv
 
+    if args.checkpoint is not None and not args.export_only:
+        print("error: --checkpoint goes with --export-only (training resumes from the latest)", file=sys.stderr)
+        return 2
+    if args.checkpoint is not None and not args.checkpoint.is_file():
+        print(f"error: --checkpoint {args.checkpoint}: no such file", file=sys.stderr)
+        return 2
     out = args.out
     cfg_path = out / "config.json"
     if (args.resume or args.export_only) and cfg_path.is_file():
@@ -172,7 +180,7 @@ def main(argv=None) -> int:
     eval_cfg.num_envs, eval_cfg.obs_noise_scale = 8, 0.0
     eval_env = T1LowLevelEnv(eval_cfg, seed=10_000) if train_cfg.runner.eval_interval > 0 else None
     runner = PPORunner(env, train_cfg, log_dir=out, eval_env=eval_env)
-    ckpt = latest_checkpoint(out) if (args.resume or args.export_only) else None
+    ckpt = args.checkpoint or (latest_checkpoint(out) if (args.resume or args.export_only) else None)
     if ckpt is not None:
         runner.load(ckpt)
         print(f"resumed from {ckpt} (iteration {runner.iteration}, {runner.env_steps} env steps)")
