@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_bringup)
 
     p = sub.add_parser("demo", help="the whole stack in closed loop with the simulated T1 (bringup --sim)")
-    p.add_argument("--duration", type=float, default=30.0)
+    p.add_argument("--duration", type=float, default=40.0)
     p.add_argument("--out", type=Path, default=Path("runs/demo"))
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_demo)

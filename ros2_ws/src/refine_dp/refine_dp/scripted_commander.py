@@ -2,9 +2,9 @@
 
 Parameter `script` is a flat list of [duration_s, vx, vy, wz] groups, run once, then zero. The
 hands are commanded at their default-pose positions (FK of the default arm joints), grippers open.
-The default script turns ~90 degrees left in place (away from the table of the default table_box
-scene, whose near edge is 0.5 m in front of the robot), walks 1 m forward at 0.2 m/s, turns ~90
-degrees right (facing the table's side again) and stops.
+The default script turns ~180 degrees in place (away from the table of the default table_box scene,
+whose near edge is 0.5 m in front of the robot), walks 1 m forward at 0.2 m/s, turns ~90 degrees
+and stops. Turns go at 0.25 rad/s, the footstep planner's limit (max_turn / (2 step_period)).
 """
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from refine_dp_planner.messages import high_level_command
 from refine_dp_planner.planner_io import PlannerAction
 
 DEFAULT_SCRIPT = [3.0, 0.0, 0.0, 0.0,      # stand (let the ramp finish)
-                  5.0, 0.0, 0.0, 0.314,    # turn ~90 degrees left: the table is straight ahead
-                  5.0, 0.2, 0.0, 0.0,      # 1 m forward, along the table's side
-                  5.0, 0.0, 0.0, -0.314,   # turn ~90 degrees right
+                  12.6, 0.0, 0.0, 0.25,    # turn ~180 degrees: the table is straight ahead
+                  5.0, 0.2, 0.0, 0.0,      # 1 m forward, away from the table
+                  6.3, 0.0, 0.0, 0.25,     # turn ~90 degrees
                   2.0, 0.0, 0.0, 0.0]      # stop
 
 
