@@ -45,6 +45,6 @@ def test_bench_env_takes_its_own_options():
     """`refine-dp bench env --num-envs ... --variant ...` reaches the env benchmark with those options
     (argparse's REMAINDER used to drop a leading --flag and refuse the command)."""
     proc = subprocess.run([str(REFINE_DP), "bench", "env", "--num-envs", "2", "--seconds", "0.05", "--nthread", "1",
-                           "--variant", "residual"], capture_output=True, text=True, timeout=300)
+                           "--variant", "absolute"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert '"num_envs": 2' in proc.stdout and '"variant": "residual"' in proc.stdout
+    assert '"num_envs": 2' in proc.stdout and '"variant": "absolute"' in proc.stdout

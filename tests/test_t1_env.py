@@ -307,3 +307,34 @@ def test_arms_env_with_a_residual_leg_policy_resumes_bit_for_bit(tmp_path):
     env.close()
     other.close()
 
+
+
+def test_legs_env_with_an_arm_policy_drives_the_arms_by_it_and_resumes_bit_for_bit(tmp_path):
+    """The legs task with an exported arm policy (EnvConfig.arm_policy_onnx): the arm targets are the
+    policy's (not the joint paths'), and its last action is part of the resume state."""
+    from test_policy_io import _random_actor
+
+    from loco_manip_controller import policy_runtime as pr
+    ac = _random_actor(pio.ARM_OBS.dim, 14)
+    arms = pr.export_onnx(ac.actor, ac.normalizer, pio.ARM_OBS.dim, tmp_path / "arms.onnx", pr.build_metadata("arms"))
+    cfg = _quiet_cfg("legs", n=2)
+    cfg.arm_policy_onnx = str(arms)
+    env = T1LowLevelEnv(cfg, seed=12)
+    rng = np.random.default_rng(12)
+    actions = rng.normal(0, 0.3, (12, 2, 12))
+    for a in actions[:4]:
+        env.step(a)
+    arm_idx = env.arm_idx
+    expected = pio.action_to_targets(pio.ARM_ACTION, env.arm_policy.arm_action, env.table)
+    np.testing.assert_allclose(env.q_des[:, arm_idx], expected)
+    assert not np.allclose(env.q_des[:, arm_idx], env.arm_paths.current())  # not the PD-on-paths arms
+    saved = env.state_dict()
+    first = [env.step(a)[0] for a in actions[4:]]
+    other = T1LowLevelEnv(cfg, seed=13)
+    other.load_state_dict(saved)
+    second = [other.step(a)[0] for a in actions[4:]]
+    for o1, o2 in zip(first, second):
+        np.testing.assert_array_equal(o1, o2)
+    assert np.abs(env.arm_action).max() > 0
+    env.close()
+    other.close()

@@ -7,7 +7,7 @@ same threads) replayed with nothing else around them.
 `fraction` = full / ceiling (goal >= 0.6).
 
     python -m refine_dp_training.lowlevel.bench [--num-envs 16 64 256] [--seconds 5] [--task legs]
-        [--variant absolute]   # the leg policy variant (EnvConfig.policy_variant) of the env measured
+        [--variant residual]   # the leg policy variant (EnvConfig.policy_variant) of the env measured
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def _timed(fn, seconds: float, min_calls: int = 3) -> tuple[int, float]:
 
 
 def benchmark(num_envs=(16, 64, 256), seconds: float = 5.0, task: str = "legs", physics_dt: float = 0.005,
-              decimation: int = 4, nthread: int = 2, variant: str = "absolute") -> list[dict]:
+              decimation: int = 4, nthread: int = 2, variant: str = "residual") -> list[dict]:
     """Rows of {num_envs, env_steps_per_s, ceiling_env_steps_per_s, fraction, ...}.
 
     The ceiling replays the very rollout calls (same states, targets, per-env models, threads) that
@@ -99,9 +99,9 @@ def main(argv=None) -> int:
     p.add_argument("--physics-dt", type=float, default=0.005)
     p.add_argument("--decimation", type=int, default=4)
     p.add_argument("--nthread", type=int, default=2)
-    p.add_argument("--variant", choices=("absolute", "residual"), default="absolute",
-                   help="legs: the policy variant whose env is measured (absolute: that of the shipped legs; "
-                        "residual computes the reference twice per step)")
+    p.add_argument("--variant", choices=("absolute", "residual"), default="residual",
+                   help="legs: the policy variant whose env is measured (residual: that of the shipped legs, "
+                        "which computes the reference twice per step; absolute: actions from the default pose)")
     args = p.parse_args(argv)
     rows = benchmark(args.num_envs, args.seconds, args.task, args.physics_dt, args.decimation, args.nthread,
                      args.variant)

@@ -62,6 +62,8 @@ class EnvConfig:
     # legs task: upper body held by PD at random configurations; arms task: legs policy (ONNX) or PD
     arm_random_pose_fraction: float = 0.5   # legs task: of the arm range, around the default pose
     leg_policy_onnx: str = ""               # arms task: "" = legs held by PD at the default pose
+    arm_policy_onnx: str = ""               # legs task: "" = arms PD-driven along the random joint paths;
+    #                                         else this arm policy tracks the paths' hand poses (FK), as in use
     ankle_kp: float = 0.0                   # 0: joint table value
     target_rate_limit_scale: float = 1.0    # x joint velocity limit: the safety layer's step clamp (0: off)
     reference_ik_iterations: int = 0        # Newton steps after the closed-form IK seed (0: ~0.5 mrad, half the cost)

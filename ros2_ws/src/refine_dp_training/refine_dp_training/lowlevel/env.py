@@ -4,7 +4,8 @@ Tasks (EnvConfig.task):
   legs - footstep tracking by motion imitation (paper): random velocity commands -> the
          project's FootstepPlanner -> ReferenceMotion (LIPM CoM, swing splines, leg IK) ->
          rewards for joint imitation, foot tracking, foot placement at touchdown, trunk pose,
-         contact schedule; the arms are held by PD at random, slowly changing configurations.
+         contact schedule; the arms follow random, slowly changing joint paths by PD, or an
+         exported arm policy tracks their hand poses (EnvConfig.arm_policy_onnx), as in use.
   arms - hand-pose tracking in the root frame: targets are FK of random arm-joint paths
          (reachable, smooth); hand payloads and actuation randomization; the legs are held by
          PD at the default pose, or by an exported leg policy (EnvConfig.leg_policy_onnx).
@@ -85,13 +86,17 @@ class T1LowLevelEnv(VecEnv):
         arm_frac = cfg.arm_random_pose_fraction if cfg.task == "legs" else cfg.commands.arm_joint_range_fraction
         self.arm_paths = ArmJointPaths(n, cfg.commands, jt.default_q[self.arm_idx], jt.lower[self.arm_idx],
                                        jt.upper[self.arm_idx], self.rng, arm_frac)
-        self.leg_policy = None
+        self.leg_policy = self.arm_policy = None
         if cfg.task == "arms" and cfg.leg_policy_onnx:
             from loco_manip_controller.policy_runtime import LowLevelController
             self.leg_policy = LowLevelController(cfg.leg_policy_onnx, None, jt, num_envs=n)  # the node's code path
+        if cfg.task == "legs" and cfg.arm_policy_onnx:
+            from loco_manip_controller.policy_runtime import LowLevelController
+            self.arm_policy = LowLevelController(None, cfg.arm_policy_onnx, jt, num_envs=n)
         self.action = np.zeros((n, self.act_dim))
         self.prev_action = np.zeros((n, self.act_dim))
         self.leg_action = np.zeros((n, 12))  # arms task with a leg policy: its last action
+        self.arm_action = np.zeros((n, 14))  # legs task with an arm policy: its last action
         self.q_des = np.tile(jt.default_q, (n, 1))
         self.delay = np.zeros(n, np.int64)
         self.push_timer = np.zeros(n)
@@ -176,6 +181,9 @@ class T1LowLevelEnv(VecEnv):
             self.leg_reference.reset(mask)
         if self.leg_policy is not None:
             self.leg_policy.reset(mask)
+        self.arm_action[mask] = 0.0
+        if self.arm_policy is not None:
+            self.arm_policy.reset(mask)
         self.steps[mask] = 0
         self.push_timer[mask] = self.rng.uniform(*r.push_interval_s, n)
         feet = self._feet_planar_fk()[mask]
@@ -242,7 +250,7 @@ class T1LowLevelEnv(VecEnv):
         q_des = np.tile(jt.default_q, (self.num_envs, 1))
         q_des[:, self.driven] = pio.action_to_targets(self.act_spec, a, jt, self.ref_q if self.residual else None)
         if cfg.task == "legs":
-            q_des[:, self.arm_idx] = self.arm_paths.current()
+            q_des[:, self.arm_idx] = self._arm_policy_targets() if self.arm_policy is not None else self.arm_paths.current()
         elif self.leg_policy is not None:
             q_des[:, self.leg_idx] = self._leg_policy_targets()
         self.q_des = q_des
@@ -356,6 +364,15 @@ class T1LowLevelEnv(VecEnv):
         self.leg_action = self.leg_policy.leg_action
         return q_des[:, self.leg_idx]
 
+    def _arm_policy_targets(self) -> np.ndarray:
+        """Legs task: the exported arm policy tracks the FK of the random arm paths (the node's code path),
+        so the legs learn to balance the arms as they move in use, tracking errors included."""
+        q, dq, _, quat, gyro = self._state_arrays()
+        tp, tr = pio.arm_kinematics().fk(self.arm_paths.current())
+        q_des = self.arm_policy.step(q, dq, pio.projected_gravity(quat), gyro, None, tp, tr)
+        self.arm_action = self.arm_policy.arm_action
+        return q_des[:, self.arm_idx]
+
     def _apply_pushes(self, alive: np.ndarray) -> None:
         r = self.cfg.randomization
         if not r.enabled:
@@ -373,7 +390,8 @@ class T1LowLevelEnv(VecEnv):
         self.push_timer[kick] = self.rng.uniform(*r.push_interval_s, k)
 
     # ------------------------------------------------------------------ exact resume
-    _ARRAYS = ("action", "prev_action", "leg_action", "q_des", "delay", "push_timer", "steps", "prev_foot_xy", "ref_q")
+    _ARRAYS = ("action", "prev_action", "leg_action", "arm_action", "q_des", "delay", "push_timer", "steps",
+               "prev_foot_xy", "ref_q")
     _LEG_REFERENCE = ("valid", "last_swing", "last_countdown", "feet_local")
     _PLANNER = ("feet", "swing_foot", "countdown", "step_duration", "rel_target", "step_index", "idle_time")
     _ARM_PATHS = ("start", "goal", "t", "move_T", "hold_T")
@@ -421,6 +439,8 @@ class T1LowLevelEnv(VecEnv):
         self.vel_cmd.cmd[:], self.vel_cmd.timer[:] = state["vel_cmd"]["cmd"], state["vel_cmd"]["timer"]
         for k, v in (state.get("leg_reference") or {}).items():
             setattr(self.leg_reference, k, v.copy())
+        if self.arm_policy is not None:  # legs task: the arm policy's memory (its last action)
+            self.arm_policy.arm_action = self.arm_action.copy()
         if self.leg_policy is not None:  # arms task: the leg policy's memory (last action, reference segment)
             self.leg_policy.leg_action = self.leg_action.copy()
             for k, v in (state.get("leg_policy_reference") or {}).items():
