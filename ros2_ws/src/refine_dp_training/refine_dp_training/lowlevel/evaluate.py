@@ -93,7 +93,9 @@ def run_episodes(legs, arms, episodes: int, seconds: float = 20.0, physics_dt: f
     steps = int(round(seconds / sim.control_dt))
     foot_err, hand_pos_stand, hand_pos_walk, hand_rot, vel_err = [], [], [], [], []
     step_adv_target, step_adv_landed, speed_cmd, speed_along = [], [], [], []
+    turn_cmd, turn_along = [], []
     v_hist = np.zeros((n, 50, 2))
+    wz_hist = np.zeros((n, 50))
     rec = {"t": [], "cmd_vx": [], "vx": [], "hand_err": [], "walking": [], "states": []}
     t0 = time.perf_counter()
     for k in range(steps):
@@ -147,12 +149,17 @@ def run_episodes(legs, arms, episodes: int, seconds: float = 20.0, physics_dt: f
         c, s = np.cos(yaw), np.sin(yaw)
         v_head = np.stack([c * v[:, 0] + s * v[:, 1], -s * v[:, 0] + c * v[:, 1]], -1)
         v_hist[:, k % 50] = v_head
+        wz_hist[:, k % 50] = (pio.quat_wxyz_to_matrix(quat) @ sim.state[:, L.root_angvel][..., None])[:, 2, 0]
         if k >= 50:  # 1 s moving average (the gait's sway averages out) vs the command
             vel_err += np.linalg.norm(v_hist.mean(1) - vel.cmd[:, :2], axis=-1)[alive].tolist()
             moving = alive & (np.linalg.norm(vel.cmd[:, :2], axis=-1) > 0.05)
             unit = vel.cmd[:, :2] / np.maximum(np.linalg.norm(vel.cmd[:, :2], axis=-1, keepdims=True), 1e-9)
             speed_cmd += np.linalg.norm(vel.cmd[:, :2], axis=-1)[moving].tolist()
             speed_along += np.sum(v_hist.mean(1) * unit, axis=-1)[moving].tolist()
+            wz_cmd = planner.cfg.achievable_velocity(vel.cmd)[:, 2]  # the planner turns at most this fast
+            turning = alive & (np.abs(wz_cmd) > 0.05)
+            turn_cmd += np.abs(wz_cmd)[turning].tolist()
+            turn_along += (wz_hist.mean(1) * np.sign(wz_cmd))[turning].tolist()
         if record_env0:
             rec["t"].append(k * sim.control_dt)
             rec["cmd_vx"].append(vel.cmd[0].tolist())
@@ -175,11 +182,14 @@ def run_episodes(legs, arms, episodes: int, seconds: float = 20.0, physics_dt: f
         "base_velocity_tracking_error": float(np.mean(vel_err)) if vel_err else None,
         "footsteps": len(foot_err),
         # what the errors are made of: how far forward each step lands vs its target (stance-foot
-        # frame) and the speed walked along the command vs the commanded speed (1.0 = full tracking)
+        # frame), the speed walked along the command vs the commanded speed and the same for the
+        # yaw rate (1.0 = full tracking)
         "diagnostics": {
             "step_advance_target_mean_m": float(np.mean(step_adv_target)) if step_adv_target else None,
             "step_advance_landed_mean_m": float(np.mean(step_adv_landed)) if step_adv_landed else None,
             "speed_ratio": float(np.sum(speed_along) / np.sum(speed_cmd)) if speed_cmd else None,
+            # the same for turning: yaw rate along the command / the commanded rate the planner can walk
+            "turn_ratio": float(np.sum(turn_along) / np.sum(turn_cmd)) if turn_cmd else None,
         },
         "episodes": n,
         "seconds_simulated": float(n * steps * sim.control_dt),

@@ -147,6 +147,7 @@ def _readme(parts: dict, summary: dict, evaluated_by: str | None = None) -> str:
     diag = summary.get("diagnostics") or {}
     if diag:
         lines += ["", f"Diagnostics: speed walked along the command / commanded speed = {diag.get('speed_ratio')}; "
+                  f"yaw rate along the command / commanded (walkable) yaw rate = {diag.get('turn_ratio')}; "
                   f"mean forward step advance landed {diag.get('step_advance_landed_mean_m')} m vs target "
                   f"{diag.get('step_advance_target_mean_m')} m (stance-foot frame)."]
     lines += ["", "## Training lineage", ""]
