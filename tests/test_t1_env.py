@@ -297,15 +297,20 @@ def test_arms_env_with_a_residual_leg_policy_resumes_bit_for_bit(tmp_path):
     actions = rng.normal(0, 0.3, (12, 2, 14))
     for a in actions[:4]:
         env.step(a)
-    saved = env.state_dict()
-    first = [env.step(a)[0] for a in actions[4:]]
-    other = T1LowLevelEnv(cfg, seed=11)
-    other.load_state_dict(saved)
-    second = [other.step(a)[0] for a in actions[4:]]
-    for o1, o2 in zip(first, second):
-        np.testing.assert_array_equal(o1, o2)
+    _assert_continues_bit_for_bit(env, cfg, actions[4:], seed=11)
     assert np.abs(env.leg_action).max() > 0  # the leg policy really ran
     env.close()
+
+
+def _assert_continues_bit_for_bit(env, cfg, actions, seed):
+    """A fresh env (other seed) loaded with env's state_dict gives the same observations for `actions`."""
+    saved = env.state_dict()
+    first = [env.step(a)[0] for a in actions]
+    other = T1LowLevelEnv(cfg, seed=seed)
+    other.load_state_dict(saved)
+    second = [other.step(a)[0] for a in actions]
+    for o1, o2 in zip(first, second):
+        np.testing.assert_array_equal(o1, o2)
     other.close()
 
 
@@ -329,16 +334,9 @@ def test_legs_env_with_an_arm_policy_drives_the_arms_by_it_and_resumes_bit_for_b
     expected = pio.action_to_targets(pio.ARM_ACTION, env.arm_policy.arm_action, env.table)
     np.testing.assert_allclose(env.q_des[:, arm_idx], expected)
     assert not np.allclose(env.q_des[:, arm_idx], env.arm_paths.current())  # not the PD-on-paths arms
-    saved = env.state_dict()
-    first = [env.step(a)[0] for a in actions[4:]]
-    other = T1LowLevelEnv(cfg, seed=13)
-    other.load_state_dict(saved)
-    second = [other.step(a)[0] for a in actions[4:]]
-    for o1, o2 in zip(first, second):
-        np.testing.assert_array_equal(o1, o2)
+    _assert_continues_bit_for_bit(env, cfg, actions[4:], seed=13)
     assert np.abs(env.arm_action).max() > 0
     env.close()
-    other.close()
 
 
 def test_shipped_legs_walk_and_turn_when_told(monkeypatch):
