@@ -188,7 +188,6 @@ def run_episodes(legs, arms, episodes: int, seconds: float = 20.0, physics_dt: f
             "step_advance_target_mean_m": float(np.mean(step_adv_target)) if step_adv_target else None,
             "step_advance_landed_mean_m": float(np.mean(step_adv_landed)) if step_adv_landed else None,
             "speed_ratio": float(np.sum(speed_along) / np.sum(speed_cmd)) if speed_cmd else None,
-            # the same for turning: yaw rate along the command / the commanded rate the planner can walk
             "turn_ratio": float(np.sum(turn_along) / np.sum(turn_cmd)) if turn_cmd else None,
         },
         "episodes": n,
