@@ -10,7 +10,8 @@ For each part: export the run's latest checkpoint (or the checkpoint file given)
 training lineage (runs started with --init-from name the checkpoint they started from; the chain
 is followed back to a run trained from scratch) with the env steps, wall-clock and core-hours of
 every link. Then `refine-dp eval controller` runs on the shipped files and its summary, plot and
-video go to models/eval/. models/README.md is rewritten with the commands, the lineage and the figures, so what ships is what was measured.
+video go to models/eval/. models/README.md is rewritten with the commands, the lineage and the
+figures, so what ships is what was measured.
 `--eval-only` re-runs that evaluation on the files already in models/ (no run directories needed:
 the lineage is read from models/lineage.json) and rewrites eval/ and README.md the same way.
 Shipping one part keeps the other part's files, lineage and producing command as they were;
