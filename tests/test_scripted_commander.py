@@ -36,7 +36,8 @@ def test_node_publishes_the_script():
 def test_default_script_keeps_clear_of_the_table():
     """Integrated as a unicycle from the sim's start pose (origin, facing +x), the default script's
     path stays clear of the default table_box scene's table (the old script walked into it), also
-    when the robot turns only half as far as commanded (the shipped legs reach ~2/3)."""
+    when the robot turns only half as far as commanded (the shipped legs turned 51-58 % of it in
+    `make demo`)."""
     import xml.etree.ElementTree as ET
     from pathlib import Path
 

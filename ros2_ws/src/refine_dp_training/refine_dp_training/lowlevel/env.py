@@ -368,7 +368,7 @@ class T1LowLevelEnv(VecEnv):
         """Legs task: the exported arm policy tracks the FK of the random arm paths (the node's code path),
         so the legs learn to balance the arms as they move in use, tracking errors included."""
         q, dq, _, quat, gyro = self._state_arrays()
-        tp, tr = pio.arm_kinematics().fk(self.arm_paths.current())
+        tp, tr = self.hand_targets()
         q_des = self.arm_policy.step(q, dq, pio.projected_gravity(quat), gyro, None, tp, tr)
         self.arm_action = self.arm_policy.arm_action
         return q_des[:, self.arm_idx]
