@@ -161,3 +161,13 @@ def test_train_lowlevel_export_only_checkpoint_is_checked(tmp_path, capsys):
     assert train.main(["--part", "legs", "--out", str(tmp_path), "--checkpoint", str(tmp_path / "x.pt")]) == 2
     assert "goes with --export-only" in capsys.readouterr().err
     assert not (tmp_path / "config.json").exists()  # refused before anything is written
+
+
+def test_pruning_keeps_the_newest_three_and_every_keep_every_th(tmp_path):
+    from refine_dp_training.lowlevel.train import prune_checkpoints
+    (tmp_path / "checkpoints").mkdir()
+    for i in range(0, 200, 10):
+        (tmp_path / "checkpoints" / f"model_{i:06d}.pt").write_bytes(b"")
+    prune_checkpoints(tmp_path, keep_every=50)
+    left = sorted(int(p.stem.split("_")[1]) for p in (tmp_path / "checkpoints").glob("*.pt"))
+    assert left == [0, 50, 100, 150, 170, 180, 190]

@@ -339,6 +339,27 @@ def test_legs_env_with_an_arm_policy_drives_the_arms_by_it_and_resumes_bit_for_b
     env.close()
 
 
+def test_arm_policy_fraction_drives_the_first_envs_by_the_policy_and_the_rest_along_the_paths(tmp_path):
+    from test_policy_io import _random_actor
+
+    from loco_manip_controller import policy_runtime as pr
+    ac = _random_actor(pio.ARM_OBS.dim, 14)
+    arms = pr.export_onnx(ac.actor, ac.normalizer, pio.ARM_OBS.dim, tmp_path / "arms.onnx", pr.build_metadata("arms"))
+    cfg = _quiet_cfg("legs", n=4)
+    cfg.arm_policy_onnx, cfg.arm_policy_fraction = str(arms), 0.5
+    env = T1LowLevelEnv(cfg, seed=14)
+    for a in np.random.default_rng(14).normal(0, 0.3, (3, 4, 12)):
+        env.step(a)
+    arm_idx = env.arm_idx
+    by_policy = pio.action_to_targets(pio.ARM_ACTION, env.arm_policy.arm_action, env.table)
+    np.testing.assert_allclose(env.q_des[:2, arm_idx], by_policy[:2])
+    np.testing.assert_allclose(env.q_des[2:, arm_idx], env.arm_paths.current()[2:])
+    assert not np.allclose(env.q_des[:2, arm_idx], env.arm_paths.current()[:2])
+    env.close()
+    with pytest.raises(ValueError, match="arm_policy_fraction"):
+        EnvConfig(arm_policy_fraction=1.5)
+
+
 def test_shipped_legs_walk_and_turn_when_told(monkeypatch):
     """The shipped policies, the evaluation's code path, commands forced to the demo's pattern: stand,
     turn in place, walk straight. Both are tracked to a good part (legs trained with wider arm ranges

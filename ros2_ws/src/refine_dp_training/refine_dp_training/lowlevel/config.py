@@ -64,6 +64,8 @@ class EnvConfig:
     leg_policy_onnx: str = ""               # arms task: "" = legs held by PD at the default pose
     arm_policy_onnx: str = ""               # legs task: "" = arms PD-driven along the random joint paths;
     #                                         else this arm policy tracks the paths' hand poses (FK), as in use
+    arm_policy_fraction: float = 1.0        # legs task with arm_policy_onnx: share of envs (the first ones) whose
+    #                                         arms the policy drives; the rest are PD-driven along the paths
     ankle_kp: float = 0.0                   # 0: joint table value
     target_rate_limit_scale: float = 1.0    # x joint velocity limit: the safety layer's step clamp (0: off)
     reference_ik_iterations: int = 0        # Newton steps after the closed-form IK seed (0: ~0.5 mrad, half the cost)
@@ -75,6 +77,8 @@ class EnvConfig:
     def __post_init__(self):
         if self.task not in ("legs", "arms"):
             raise ValueError(f"EnvConfig.task must be 'legs' or 'arms', got {self.task!r}")
+        if not 0.0 <= self.arm_policy_fraction <= 1.0:
+            raise ValueError(f"EnvConfig.arm_policy_fraction must be in [0, 1], got {self.arm_policy_fraction}")
         if not self.rewards:
             self.rewards = dict(LEG_REWARDS if self.task == "legs" else ARM_REWARDS)
 

@@ -93,6 +93,7 @@ class T1LowLevelEnv(VecEnv):
         if cfg.task == "legs" and cfg.arm_policy_onnx:
             from loco_manip_controller.policy_runtime import LowLevelController
             self.arm_policy = LowLevelController(None, cfg.arm_policy_onnx, jt, num_envs=n)
+        self.arm_policy_envs = np.arange(n) < round(cfg.arm_policy_fraction * n)  # the rest: PD along the paths
         self.action = np.zeros((n, self.act_dim))
         self.prev_action = np.zeros((n, self.act_dim))
         self.leg_action = np.zeros((n, 12))  # arms task with a leg policy: its last action
@@ -250,7 +251,10 @@ class T1LowLevelEnv(VecEnv):
         q_des = np.tile(jt.default_q, (self.num_envs, 1))
         q_des[:, self.driven] = pio.action_to_targets(self.act_spec, a, jt, self.ref_q if self.residual else None)
         if cfg.task == "legs":
-            q_des[:, self.arm_idx] = self._arm_policy_targets() if self.arm_policy is not None else self.arm_paths.current()
+            arms = self.arm_paths.current()
+            if self.arm_policy is not None:
+                arms = np.where(self.arm_policy_envs[:, None], self._arm_policy_targets(), arms)
+            q_des[:, self.arm_idx] = arms
         elif self.leg_policy is not None:
             q_des[:, self.leg_idx] = self._leg_policy_targets()
         self.q_des = q_des

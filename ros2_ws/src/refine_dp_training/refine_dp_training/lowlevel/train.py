@@ -69,14 +69,14 @@ class _TermLogger:
     """Wraps the runner's rollout to log the mean of every reward term per iteration (tensorboard)
     and to prune old checkpoints (a 20 000-iteration run would otherwise keep 400 of them)."""
 
-    def __init__(self, runner):
-        self.runner = runner
+    def __init__(self, runner, keep_every: int = 1000):
+        self.runner, self.keep_every = runner, keep_every
         self.inner = runner.rollout
 
     def __call__(self):
         self.inner()
         if self.runner.log_dir is not None:
-            prune_checkpoints(self.runner.log_dir)
+            prune_checkpoints(self.runner.log_dir, keep_every=self.keep_every)
         writer = self.runner.writer
         if writer is not None:
             for k, v in self.runner.env.drain_term_means().items():
@@ -115,6 +115,8 @@ def main(argv=None) -> int:
     p.add_argument("--num-envs", type=int, default=128)
     p.add_argument("--iterations", type=int, default=5000)
     p.add_argument("--save-interval", type=int, default=100, help="iterations between checkpoints")
+    p.add_argument("--keep-every", type=int, default=1000,
+                   help="besides the newest 3, keep the checkpoints of every N-th iteration (the rest are deleted)")
     p.add_argument("--eval-interval", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--physics-dt", type=float, default=0.005)
@@ -202,7 +204,7 @@ def main(argv=None) -> int:
         path = export_policy(runner, env_cfg, out, args.part)
         print(f"exported {path}")
         return 0
-    runner.rollout = _TermLogger(runner)
+    runner.rollout = _TermLogger(runner, args.keep_every)
 
     def _stop(signum, frame):  # SIGTERM: leave through `finally` so the last checkpoint is written
         raise KeyboardInterrupt
