@@ -152,6 +152,37 @@ def test_low_level_controller_drives_only_its_joints(tmp_path):
         pr.LowLevelController(legs=pa)  # an arms policy in the legs slot
 
 
+def test_arm_targets_are_low_passed_and_the_filter_restarts_on_reset(tmp_path):
+    jt = load_joint_table()
+    arms = _random_actor(pio.ARM_OBS.dim, 14)
+    pa = pr.export_onnx(arms.actor, arms.normalizer, pio.ARM_OBS.dim, tmp_path / "arms.onnx", pr.build_metadata("arms"))
+    ctrl = pr.LowLevelController(None, pa, num_envs=2, arm_target_alpha=0.4)
+    rng = np.random.default_rng(3)
+    idx = pio.ARM_ACTION.indices(jt)
+
+    def step():
+        q = jt.default_q + rng.normal(0, 0.1, (2, 29))
+        tp, tr = pio.arm_kinematics().fk(q[:, idx])
+        return ctrl.step(q, np.zeros((2, 29)), np.tile([0, 0, -1.0], (2, 1)), np.zeros((2, 3)), None, tp, tr)[:, idx]
+
+    raw = lambda: pio.action_to_targets(pio.ARM_ACTION, ctrl.arm_action)  # noqa: E731
+    first = step()
+    np.testing.assert_allclose(first, raw())                    # starts at the policy's own target
+    second = step()
+    np.testing.assert_allclose(second, 0.4 * raw() + 0.6 * first)
+    assert not np.allclose(second, raw())
+    ctrl.reset(np.array([True, False]))
+    third = step()
+    np.testing.assert_allclose(third[0], raw()[0])              # restarted
+    np.testing.assert_allclose(third[1], 0.4 * raw()[1] + 0.6 * second[1])
+    off = pr.LowLevelController(None, pa, num_envs=2, arm_target_alpha=1.0)
+    ctrl = off
+    step(), step()
+    np.testing.assert_allclose(step(), raw())
+    with pytest.raises(ValueError, match="arm_target_alpha"):
+        pr.LowLevelController(None, pa, arm_target_alpha=0.0)
+
+
 def test_residual_leg_variant_adds_the_action_to_the_reference(tmp_path):
     """The residual leg policy: its metadata names the variant, the runtime builds the 76-wide observation
     with the reference and adds scale * action to StanceFrameReference's joints; old files stay absolute."""

@@ -331,8 +331,7 @@ def test_legs_env_with_an_arm_policy_drives_the_arms_by_it_and_resumes_bit_for_b
     for a in actions[:4]:
         env.step(a)
     arm_idx = env.arm_idx
-    expected = pio.action_to_targets(pio.ARM_ACTION, env.arm_policy.arm_action, env.table)
-    np.testing.assert_allclose(env.q_des[:, arm_idx], expected)
+    np.testing.assert_allclose(env.q_des[:, arm_idx], env.arm_policy.arm_target)  # the node's low-passed targets
     assert not np.allclose(env.q_des[:, arm_idx], env.arm_paths.current())  # not the PD-on-paths arms
     _assert_continues_bit_for_bit(env, cfg, actions[4:], seed=13)
     assert np.abs(env.arm_action).max() > 0
@@ -351,8 +350,7 @@ def test_arm_policy_fraction_drives_the_first_envs_by_the_policy_and_the_rest_al
     for a in np.random.default_rng(14).normal(0, 0.3, (3, 4, 12)):
         env.step(a)
     arm_idx = env.arm_idx
-    by_policy = pio.action_to_targets(pio.ARM_ACTION, env.arm_policy.arm_action, env.table)
-    np.testing.assert_allclose(env.q_des[:2, arm_idx], by_policy[:2])
+    np.testing.assert_allclose(env.q_des[:2, arm_idx], env.arm_policy.arm_target[:2])
     np.testing.assert_allclose(env.q_des[2:, arm_idx], env.arm_paths.current()[2:])
     assert not np.allclose(env.q_des[:2, arm_idx], env.arm_paths.current()[:2])
     env.close()

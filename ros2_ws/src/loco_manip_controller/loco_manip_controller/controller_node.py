@@ -26,7 +26,7 @@ from scipy.spatial.transform import Rotation
 
 from loco_manip_controller import policy_io as pio
 from loco_manip_controller.gait import SWING_NONE
-from loco_manip_controller.policy_runtime import LowLevelController, OnnxPolicy, resolve_model
+from loco_manip_controller.policy_runtime import ARM_TARGET_ALPHA, LowLevelController, OnnxPolicy, resolve_model
 from loco_manip_controller.tracking import TrackingStats
 from t1_hardware_interface.run_report import write_node_report
 
@@ -45,7 +45,8 @@ class ControllerNode(Node):
         self.footstep_timeout = p("footstep_timeout_s", 0.2)
         legs, arms = (str(resolve_model(v)) if v else "" for v in (legs, arms))
         self.ctrl = LowLevelController(OnnxPolicy(legs, "legs") if legs else None,
-                                       OnnxPolicy(arms, "arms") if arms else None)
+                                       OnnxPolicy(arms, "arms") if arms else None,
+                                       arm_target_alpha=p("arm_target_alpha", ARM_TARGET_ALPHA))
         self.policies = {"legs": legs or None, "arms": arms or None}
         jt = self.ctrl.table
         self.names, self.kp, self.kd = list(jt.names), jt.kp.copy(), jt.kd.copy()

@@ -223,6 +223,14 @@ def export_onnx(actor, normalizer, obs_dim: int, path: str | Path, metadata: dic
     return path
 
 
+# First-order low-pass on the arm policy's joint targets: q <- a * q_policy + (1 - a) * q_previous at 50 Hz
+# (time constant 39 ms). The shipped arm policy's targets carry a broadband ripple (about 2 mrad per step
+# in the second difference) that the legs feel; `refine-dp eval controller --episodes 50`, seeds 0-3,
+# falls per 200 episodes: a = 1 (off) 12, 0.5 (seed 0: 4 of 50), 0.4 6, 0.3 5, 0.2 2; standing hand
+# error grows as a falls (0.2: 2.9-3.4 cm, over the 3 cm bar), so 0.4 (docs/controller.md).
+ARM_TARGET_ALPHA = 0.4
+
+
 class LowLevelController:
     """Both exported policies behind one call: robot state + commands -> 29 joint position targets.
 
@@ -230,11 +238,16 @@ class LowLevelController:
     path is the node's. A part without a policy (None) holds its joints at the default pose.
     Joints no policy drives (waist, head) always get the default pose. A residual leg policy adds
     its action to the reference motion of reference_motion.StanceFrameReference, fed with the
-    same measured joints, gravity and footstep command as in training.
+    same measured joints, gravity and footstep command as in training. The arm targets pass through
+    a first-order low-pass (`arm_target_alpha`, the weight of the new target; 1 = off) that restarts
+    at the policy's own target on reset; the arm policy still observes its raw last action.
     """
 
     def __init__(self, legs: "OnnxPolicy | str | Path | None" = None, arms: "OnnxPolicy | str | Path | None" = None,
-                 table: JointTable | None = None, num_envs: int = 1):
+                 table: JointTable | None = None, num_envs: int = 1, arm_target_alpha: float = ARM_TARGET_ALPHA):
+        if not 0.0 < arm_target_alpha <= 1.0:
+            raise ValueError(f"arm_target_alpha must be in (0, 1] (1 = no filter), got {arm_target_alpha}")
+        self.arm_target_alpha = arm_target_alpha
         self.table = table or load_joint_table()
         self.legs = OnnxPolicy(legs, "legs", self.table) if isinstance(legs, (str, Path)) else legs
         self.arms = OnnxPolicy(arms, "arms", self.table) if isinstance(arms, (str, Path)) else arms
@@ -251,9 +264,12 @@ class LowLevelController:
         if mask is None:
             self.leg_action = np.zeros((self.num_envs, pio.LEG_ACTION.dim))
             self.arm_action = np.zeros((self.num_envs, pio.ARM_ACTION.dim))
+            self.arm_target = np.zeros((self.num_envs, pio.ARM_ACTION.dim))  # the low-pass state
+            self.arm_fresh = np.ones(self.num_envs, bool)                      # rows that restart the filter
         else:
             self.leg_action[mask] = 0.0
             self.arm_action[mask] = 0.0
+            self.arm_fresh[mask] = True
         if self.leg_reference is not None:
             self.leg_reference.reset(mask)
 
@@ -277,5 +293,9 @@ class LowLevelController:
         if self.arms is not None:
             obs = pio.build_arm_obs(gravity, q, dq, self.arm_action, hand_target_pos, hand_target_rot, table=self.table)
             self.arm_action = self.arms(obs)
-            q_des[:, self.arm_idx] = pio.action_to_targets(pio.ARM_ACTION, self.arm_action, self.table)
+            raw = pio.action_to_targets(pio.ARM_ACTION, self.arm_action, self.table)
+            a = self.arm_target_alpha
+            smooth = np.where(self.arm_fresh[:, None], raw, a * raw + (1.0 - a) * self.arm_target)
+            self.arm_target, self.arm_fresh = smooth, np.zeros_like(self.arm_fresh)
+            q_des[:, self.arm_idx] = smooth
         return q_des

@@ -412,6 +412,8 @@ class T1LowLevelEnv(VecEnv):
             "vel_cmd": {"cmd": self.vel_cmd.cmd.copy(), "timer": self.vel_cmd.timer.copy()},
             "leg_reference": self._leg_reference_state(self.leg_reference),
             "leg_policy_reference": self._leg_reference_state(getattr(self.leg_policy, "leg_reference", None)),
+            "arm_policy_filter": None if self.arm_policy is None else {
+                k: getattr(self.arm_policy, k).copy() for k in ("arm_target", "arm_fresh")},
             "models": {"body_mass": np.stack([m.body_mass for m in s.models]),
                        "body_inertia": np.stack([m.body_inertia for m in s.models]),
                        "floor_friction": np.stack([m.geom_friction[self.floor_geom] for m in s.models]),
@@ -445,6 +447,8 @@ class T1LowLevelEnv(VecEnv):
             setattr(self.leg_reference, k, v.copy())
         if self.arm_policy is not None:  # legs task: the arm policy's memory (its last action)
             self.arm_policy.arm_action = self.arm_action.copy()
+            for k, v in (state.get("arm_policy_filter") or {}).items():  # and its target low-pass
+                setattr(self.arm_policy, k, v.copy())
         if self.leg_policy is not None:  # arms task: the leg policy's memory (last action, reference segment)
             self.leg_policy.leg_action = self.leg_action.copy()
             for k, v in (state.get("leg_policy_reference") or {}).items():

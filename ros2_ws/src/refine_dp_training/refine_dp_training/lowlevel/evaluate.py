@@ -2,7 +2,7 @@
 
     python -m refine_dp_training.lowlevel.evaluate --episodes 16 --out runs/eval/controller
         [--legs runs/lowlevel/legs/policy/legs.onnx] [--arms runs/lowlevel/arms/policy/arms.onnx]
-        [--physics-dt 0.002] [--pd-fallback] [--no-video]
+        [--physics-dt 0.002] [--pd-fallback] [--no-video] [--arm-target-alpha A]
 
 Randomized 20 s episodes: random base-velocity commands go through the FootstepPlanner into
 footstep commands for the leg policy while the arm policy tracks random reachable hand poses
@@ -56,7 +56,7 @@ def _load(path: Path | None, part: str, fallback: bool):
 
 
 def run_episodes(legs, arms, episodes: int, seconds: float = 20.0, physics_dt: float = 0.002, seed: int = 0,
-                 record_env0: bool = False, payload_kg=(0.0, 0.5)) -> dict:
+                 record_env0: bool = False, payload_kg=(0.0, 0.5), arm_target_alpha: float | None = None) -> dict:
     dec = int(round(0.02 / physics_dt))
     n = episodes
     sim = BatchedT1(n, physics_dt, dec, nthread=2)
@@ -88,7 +88,9 @@ def run_episodes(legs, arms, episodes: int, seconds: float = 20.0, physics_dt: f
     planner.reset(feet_pose=feet_planar())
     cmds = planner.output()
     from loco_manip_controller.policy_runtime import LowLevelController
-    controller = LowLevelController(legs, arms, jt, num_envs=n)  # the node's code path
+    from loco_manip_controller.policy_runtime import ARM_TARGET_ALPHA
+    alpha = ARM_TARGET_ALPHA if arm_target_alpha is None else arm_target_alpha
+    controller = LowLevelController(legs, arms, jt, num_envs=n, arm_target_alpha=alpha)  # the node's code path
     fallen = np.zeros(n, bool)
     steps = int(round(seconds / sim.control_dt))
     foot_err, hand_pos_stand, hand_pos_walk, hand_rot, vel_err = [], [], [], [], []
@@ -194,6 +196,7 @@ def run_episodes(legs, arms, episodes: int, seconds: float = 20.0, physics_dt: f
         "seconds_simulated": float(n * steps * sim.control_dt),
         "physics_dt": physics_dt,
         "decimation": dec,
+        "arm_target_alpha": alpha,
         "wall_s": wall,
     }
     return {"summary": summary, "record": rec if record_env0 else None, "model": sim.base_model}
@@ -262,6 +265,8 @@ def main(argv=None) -> int:
     p.add_argument("--pd-fallback", action="store_true",
                    help="hold a part whose policy file is missing by PD (baseline) instead of failing")
     p.add_argument("--no-video", action="store_true")
+    p.add_argument("--arm-target-alpha", type=float, default=None,
+                   help="the arm targets' low-pass weight, as the node's parameter (default: the node's default; 1 = off)")
     args = p.parse_args(argv)
     try:
         legs = _load(args.legs, "legs", args.pd_fallback)
@@ -270,7 +275,8 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    result = run_episodes(legs, arms, args.episodes, args.seconds, args.physics_dt, args.seed, record_env0=True)
+    result = run_episodes(legs, arms, args.episodes, args.seconds, args.physics_dt, args.seed, record_env0=True,
+                          arm_target_alpha=args.arm_target_alpha)
     summary = result["summary"]
     summary["policies"] = {"legs": str(args.legs) if legs else None, "arms": str(args.arms) if arms else None}
     _plot(result["record"], args.out / "episode0.png")
