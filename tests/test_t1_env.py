@@ -383,3 +383,33 @@ def test_shipped_legs_walk_and_turn_when_told(monkeypatch):
     assert s["fall_rate"] == 0.0
     assert s["diagnostics"]["speed_ratio"] > 0.3
     assert s["diagnostics"]["turn_ratio"] > 0.3
+
+
+def test_cloning_with_the_smoothness_term_gives_a_less_sensitive_actor():
+    """distill._fit's CAPS term. Labels are the actor's own outputs, so the plain clone has nothing to
+    change; with the term, the actor's response to small observation perturbations shrinks."""
+    import torch
+
+    from refine_dp_training.lowlevel.distill import _fit
+    from refine_dp_training.rl.actor_critic import ActorCritic
+
+    def sensitivity(ac, z):
+        torch.manual_seed(1)
+        return (ac.actor(z + 0.2 * torch.randn_like(z)) - ac.actor(z)).square().mean().item()
+
+    results = []
+    for smoothness in (0.0, 10.0):
+        torch.manual_seed(0)
+        x = torch.randn(1024, 8)
+        ac = ActorCritic(8, 2)
+        torch.nn.init.orthogonal_(ac.actor[-1].weight, gain=1.0)  # a rippled actor to start from
+        ac.normalizer.update(x)
+        with torch.no_grad():
+            z = ac.normalizer(x)
+            y, before = ac.actor(z), sensitivity(ac, z)
+        _fit(ac, x, y, epochs=30, smoothness=smoothness)
+        with torch.no_grad():
+            results.append(sensitivity(ac, z) / before)
+    plain, smooth = results
+    assert plain == pytest.approx(1.0, abs=0.02)
+    assert smooth < 0.8, smooth

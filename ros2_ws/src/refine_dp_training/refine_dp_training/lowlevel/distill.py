@@ -133,8 +133,13 @@ def evaluate_student(env: T1LowLevelEnv, policy, steps: int) -> float:
     return float(np.median(errs))
 
 
-def _fit(policy, x: torch.Tensor, y: torch.Tensor, epochs: int) -> list[float]:
-    """MSE regression of the actor (normalizer fixed) on (x, y); 10 % held out; val losses per epoch."""
+def _fit(policy, x: torch.Tensor, y: torch.Tensor, epochs: int, smoothness: float = 0.0,
+         smoothness_sigma: float = 0.2) -> list[float]:
+    """MSE regression of the actor (normalizer fixed) on (x, y); 10 % held out; val losses per epoch.
+
+    smoothness > 0 adds CAPS' spatial smoothness term (Mysore et al. 2021): the squared change of the
+    action when the normalized observation is perturbed by N(0, smoothness_sigma^2), so the clone does
+    not pass observation ripple (joint velocities) on to its joint targets."""
     opt = torch.optim.Adam(policy.actor.parameters(), lr=1e-3)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
     n, val = len(x), len(x) // 10
@@ -143,7 +148,11 @@ def _fit(policy, x: torch.Tensor, y: torch.Tensor, epochs: int) -> list[float]:
     losses = []
     for epoch in range(epochs):
         for b in tr[torch.randperm(len(tr))].split(512):
-            loss = (policy.actor(policy.normalizer(x[b])) - y[b]).square().mean()
+            z = policy.normalizer(x[b])
+            pred = policy.actor(z)
+            loss = (pred - y[b]).square().mean()
+            if smoothness > 0:
+                loss = loss + smoothness * (policy.actor(z + smoothness_sigma * torch.randn_like(z)) - pred).square().mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -166,6 +175,9 @@ def main(argv=None) -> int:
                    help="rounds of: run the student, label its states with the teacher, retrain on all data")
     p.add_argument("--nthread", type=int, default=1)
     p.add_argument("--init-log-std", type=float, default=-1.5, help="PPO's starting exploration around the clone")
+    p.add_argument("--smoothness", type=float, default=0.0,
+                   help="weight of the spatial smoothness term (CAPS) in the cloning loss (0: off)")
+    p.add_argument("--smoothness-sigma", type=float, default=0.2, help="its perturbation std (normalized obs)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     torch.manual_seed(args.seed)
@@ -196,7 +208,8 @@ def main(argv=None) -> int:
             x, y = torch.cat([x, torch.as_tensor(o)]), torch.cat([y, torch.as_tensor(a)])
             rounds.append({"round": r, "student_hand_pos_error_median_m": err, "samples": len(x)})
             print(f"dagger round {r}: student hand error {err:.4f} m while collecting; {len(x)} samples", flush=True)
-        losses += _fit(policy, x, y, args.epochs if r == 0 else max(5, args.epochs // 2))
+        losses += _fit(policy, x, y, args.epochs if r == 0 else max(5, args.epochs // 2), args.smoothness,
+                       args.smoothness_sigma)
     policy.eval()
     student_err = evaluate_student(env, policy, 300)
     policy.train()
