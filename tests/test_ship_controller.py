@@ -171,3 +171,19 @@ def test_pruning_keeps_the_newest_three_and_every_keep_every_th(tmp_path):
     prune_checkpoints(tmp_path, keep_every=50)
     left = sorted(int(p.stem.split("_")[1]) for p in (tmp_path / "checkpoints").glob("*.pt"))
     assert left == [0, 50, 100, 150, 170, 180, 190]
+
+
+def test_export_only_refuses_a_run_without_checkpoints(tmp_path, capsys):
+    """An untrained policy must never be exported as the run's (a checkpoint copied in under another
+    name than model_*.pt once gave a random legs.onnx)."""
+    import json
+
+    from refine_dp_training.lowlevel import train
+    from refine_dp_training.lowlevel.config import EnvConfig
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "res9_50.pt").write_bytes(b"")
+    cfg = train.ppo_config(16, 10, 10, 0)
+    (tmp_path / "config.json").write_text(json.dumps({"env": EnvConfig(num_envs=16).to_dict(), "ppo": cfg.to_dict()}))
+    assert train.main(["--part", "legs", "--out", str(tmp_path), "--export-only"]) == 2
+    assert "no checkpoint under" in capsys.readouterr().err
+    assert not (tmp_path / "policy").exists()

@@ -177,12 +177,16 @@ def main(argv=None) -> int:
         cfg_path.write_text(json.dumps({"env": env_cfg.to_dict(), "ppo": train_cfg.to_dict(),
                                         "init_from": args.init_from or None}, indent=2))
 
+    ckpt = args.checkpoint or (latest_checkpoint(out) if (args.resume or args.export_only) else None)
+    if args.export_only and ckpt is None:  # never export an untrained policy as if it were the run's
+        print(f"error: --export-only: no checkpoint under {out / 'checkpoints'} (model_*.pt); "
+              f"pass --checkpoint FILE", file=sys.stderr)
+        return 2
     env = T1LowLevelEnv(env_cfg, seed=train_cfg.runner.seed)
     eval_cfg = EnvConfig.from_dict(env_cfg.to_dict())
     eval_cfg.num_envs, eval_cfg.obs_noise_scale = 8, 0.0
     eval_env = T1LowLevelEnv(eval_cfg, seed=10_000) if train_cfg.runner.eval_interval > 0 else None
     runner = PPORunner(env, train_cfg, log_dir=out, eval_env=eval_env)
-    ckpt = args.checkpoint or (latest_checkpoint(out) if (args.resume or args.export_only) else None)
     if ckpt is not None:
         runner.load(ckpt)
         print(f"resumed from {ckpt} (iteration {runner.iteration}, {runner.env_steps} env steps)")
