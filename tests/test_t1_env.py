@@ -413,3 +413,24 @@ def test_cloning_with_the_smoothness_term_gives_a_less_sensitive_actor():
     plain, smooth = results
     assert plain == pytest.approx(1.0, abs=0.02)
     assert smooth < 0.8, smooth
+
+
+@pytest.mark.parametrize("task,variant", [("legs", "residual"), ("legs", "absolute"), ("arms", "absolute")])
+def test_after_resets_only_the_reset_envs_are_observed_again_and_all_rows_match_a_full_observation(task, variant):
+    cfg = _quiet_cfg(task, n=6, policy_variant=variant, episode_s=0.2)  # 10 steps: resets keep coming
+    env = T1LowLevelEnv(cfg, seed=21)
+    env.reset(21)
+    rng = np.random.default_rng(21)
+    resets = 0
+    for k in range(25):
+        if k % 7 == 3:  # stagger the episodes so that only some envs reset at a time
+            env.steps[: 3] += 1
+        obs, _, term, trunc, info = env.step(rng.normal(0, 0.5, (6, env.act_dim)))
+        done = term | trunc
+        if done.any() and not done.all():
+            resets += 1
+            np.testing.assert_array_equal(obs[~done], info["final_obs"][~done])
+            assert not np.allclose(obs[done], info["final_obs"][done])
+        np.testing.assert_allclose(obs, env._observe(), atol=1e-12)  # a full re-observation changes nothing
+    assert resets >= 2
+    env.close()

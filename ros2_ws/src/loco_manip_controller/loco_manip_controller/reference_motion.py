@@ -529,22 +529,27 @@ class StanceFrameReference:
         else:
             self.valid[np.asarray(mask)] = False
 
-    def update(self, q12, gravity, swing_foot, countdown, step_duration, target_x, target_y, target_yaw):
-        """Reference leg joints [N, 12] (LEG_JOINT_NAMES order) at the command's phase."""
+    def update(self, q12, gravity, swing_foot, countdown, step_duration, target_x, target_y, target_yaw,
+               rows=None):
+        """Reference leg joints [N, 12] (LEG_JOINT_NAMES order) at the command's phase.
+
+        rows: optional env indices [M]; then the inputs are those envs' [M] rows, only their
+        segments are updated, and [M, 12] is returned (the training env re-observes just the envs
+        it reset)."""
+        sel = np.arange(self.num_envs) if rows is None else np.asarray(rows)
         swing_foot = np.asarray(swing_foot).astype(np.uint8).reshape(-1)
         countdown = np.asarray(countdown, dtype=np.float64).reshape(-1)
         step_duration = np.asarray(step_duration, dtype=np.float64).reshape(-1)
-        new = ~self.valid | (swing_foot != self.last_swing) | (countdown > self.last_countdown + 1e-6)
+        new = ~self.valid[sel] | (swing_foot != self.last_swing[sel]) | (countdown > self.last_countdown[sel] + 1e-6)
         if new.any():
             feet = measured_feet_planar(np.asarray(q12)[new], np.asarray(gravity)[new],
                                         self.motion.kinematics)
             stance = np.where(swing_foot[new] == SWING_LEFT, RIGHT, LEFT)
-            rows = np.arange(len(stance))
-            base = feet[rows, stance]
-            self.feet_local[new] = relative(base[:, None, :], feet)
-            self.valid[new] = True
-        self.last_swing, self.last_countdown = swing_foot, countdown
+            base = feet[np.arange(len(stance)), stance]
+            self.feet_local[sel[new]] = relative(base[:, None, :], feet)
+            self.valid[sel[new]] = True
+        self.last_swing[sel], self.last_countdown[sel] = swing_foot, countdown
         target = np.stack([np.asarray(target_x, np.float64).reshape(-1), np.asarray(target_y, np.float64).reshape(-1),
                            np.asarray(target_yaw, np.float64).reshape(-1)], -1)
         phase = swing_phase(countdown, step_duration)
-        return self.motion.compute(swing_foot, phase, step_duration, self.feet_local, target).joint_pos
+        return self.motion.compute(swing_foot, phase, step_duration, self.feet_local[sel], target).joint_pos

@@ -221,21 +221,25 @@ class T1LowLevelEnv(VecEnv):
         st = s.state
         return (st[:, L.joint_q], st[:, L.joint_dq], st[:, L.root_pos], st[:, L.root_quat], st[:, L.root_angvel])
 
-    def _observe(self) -> np.ndarray:
-        q, dq, _, quat, gyro = self._state_arrays()
+    def _observe(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """Observations [N, obs_dim], or of the env indices `rows` only ([M, obs_dim]: after a reset,
+        the other envs' observations are already made and their reference segments untouched)."""
+        sel = slice(None) if rows is None else rows
+        q, dq, _, quat, gyro = (a[sel] for a in self._state_arrays())
         gravity = pio.projected_gravity(quat)
         noise_rng = self.rng if self.cfg.obs_noise_scale > 0 else None
         if self.cfg.task == "legs":
             c = self._cmds
+            cmd = [getattr(c, k)[sel] for k in ("swing_foot", "countdown", "step_duration", "target_x", "target_y",
+                                                 "target_yaw")]
             ref = None
             if self.residual:
-                ref = self.ref_q = self.leg_reference.update(q[:, self.leg_idx], gravity, c.swing_foot, c.countdown,
-                                                             c.step_duration, c.target_x, c.target_y, c.target_yaw)
-            return pio.build_leg_obs(gravity, gyro, q, dq, self.action, c.swing_foot, c.countdown, c.step_duration,
-                                     c.target_x, c.target_y, c.target_yaw, table=self.table, spec=self.obs_spec,
+                ref = self.leg_reference.update(q[:, self.leg_idx], gravity, *cmd, rows=rows)
+                self.ref_q[sel] = ref
+            return pio.build_leg_obs(gravity, gyro, q, dq, self.action[sel], *cmd, table=self.table, spec=self.obs_spec,
                                      ref_joint_pos=ref, rng=noise_rng, noise_scale=self.cfg.obs_noise_scale)
-        tp, tr = self.hand_targets()
-        return pio.build_arm_obs(gravity, q, dq, self.action, tp, tr, table=self.table,
+        tp, tr = (a[sel] for a in self.hand_targets())
+        return pio.build_arm_obs(gravity, q, dq, self.action[sel], tp, tr, table=self.table,
                                  rng=noise_rng, noise_scale=self.cfg.obs_noise_scale)
 
     def hand_targets(self):
@@ -309,7 +313,9 @@ class T1LowLevelEnv(VecEnv):
             info["episode"] = episode
         if done.any():
             self._reset_envs(done)
-            obs = self._observe()
+            ids = np.flatnonzero(done)
+            obs = obs.copy()  # info["final_obs"] keeps the pre-reset rows
+            obs[ids] = self._observe(ids)
         self._obs = obs
         return obs, reward.astype(np.float32), terminated, truncated, info
 
