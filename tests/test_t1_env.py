@@ -434,3 +434,23 @@ def test_after_resets_only_the_reset_envs_are_observed_again_and_all_rows_match_
         np.testing.assert_allclose(obs, env._observe(), atol=1e-12)  # a full re-observation changes nothing
     assert resets >= 2
     env.close()
+
+
+def test_foot_yaw_placement_pays_at_touchdown_for_the_landed_yaw_and_the_env_wraps_its_error():
+    from types import SimpleNamespace
+    c = SimpleNamespace(touchdown=np.array([True, True, True, False]),
+                        touchdown_yaw_error=np.array([0.0, 0.1, 0.3, 0.0]))
+    np.testing.assert_allclose(terms.foot_yaw_placement(c), [1.0, np.exp(-1.0), np.exp(-9.0), 0.0])
+    # in the env: turning in place on the reference (residual, zero action) lands the feet rotated as told
+    cfg = _quiet_cfg("legs", n=2, policy_variant="residual", rewards={"foot_yaw_placement": 1.0})
+    env = T1LowLevelEnv(cfg, seed=8)
+    env.reset(8)
+    seen = []
+    for _ in range(150):
+        env.vel_cmd.cmd[:] = (0.0, 0.0, 0.25)
+        env.step(np.zeros((2, 12)))
+        ctx = env.last_context
+        seen += ctx.touchdown_yaw_error[ctx.touchdown].tolist()
+    assert len(seen) >= 4
+    assert np.all(np.abs(seen) < 0.08), seen          # wrapped, and the reference really turns the feet
+    env.close()

@@ -24,7 +24,7 @@ import numpy as np
 
 from loco_manip_controller import policy_io as pio
 from loco_manip_controller.footstep_planner import FootstepPlanner
-from loco_manip_controller.gait import SWING_NONE, SWING_RIGHT, swing_foot_index, swing_masks
+from loco_manip_controller.gait import SWING_NONE, SWING_RIGHT, swing_foot_index, swing_masks, wrap_angle
 from loco_manip_controller.reference_motion import (
     ReferenceMotion,
     ReferenceMotionConfig,
@@ -347,6 +347,7 @@ class T1LowLevelEnv(VecEnv):
         env = np.arange(self.num_envs)
         err = np.linalg.norm(feet_planar[env, landed, :2] - prev_cmds.target_world[:, :2], axis=-1)
         ctx.touchdown, ctx.touchdown_error = ended, err
+        ctx.touchdown_yaw_error = wrap_angle(feet_planar[env, landed, 2] - prev_cmds.target_world[:, 2])
         swinging = swing_foot_index(cmds.swing_foot)
         ctx.swing_phase = np.where(swinging >= 0, cmds.phase, 0.0)
         ctx.swing_target_dist = np.where(

@@ -41,6 +41,7 @@ class StepContext:
     expected_contact: np.ndarray | None = None  # [N, 2] bool
     touchdown: np.ndarray | None = None       # [N] bool: a planned step ended this control step
     touchdown_error: np.ndarray | None = None  # [N] m, landed foot vs its target (xy)
+    touchdown_yaw_error: np.ndarray | None = None  # [N] rad, landed foot's yaw vs its target's (wrapped)
     swing_target_dist: np.ndarray | None = None  # [N] m, swing foot (xy) to its touchdown target (0 standing)
     swing_phase: np.ndarray | None = None        # [N] in [0, 1] (0 standing)
     cmd_vel: np.ndarray | None = None         # [N, 3] achievable commanded (vx, vy) heading frame, wz
@@ -94,6 +95,10 @@ def foot_placement(c: StepContext):  # at touchdown only: exp(-d / 5 cm)
     return np.where(c.touchdown, np.exp(-c.touchdown_error / 0.05), 0.0)
 
 
+def foot_yaw_placement(c: StepContext):  # at touchdown only, sigma 0.1 rad: turning is placing the feet rotated
+    return np.where(c.touchdown, _kernel(c.touchdown_yaw_error ** 2, 0.1), 0.0)
+
+
 def trunk_height(c: StepContext):  # sigma 5 cm
     return _kernel((c.root_pos[:, 2] - c.ref_trunk_pos[:, 2]) ** 2, 0.05)
 
@@ -145,7 +150,7 @@ def arm_joint_velocity(c: StepContext):
 
 REWARD_TERMS: dict[str, Callable[[StepContext], np.ndarray]] = {
     f.__name__: f for f in (alive, termination, action_rate, joint_velocity, torque, joint_limits,
-                            joint_imitation, foot_tracking, foot_placement, trunk_height, trunk_orientation,
+                            joint_imitation, foot_tracking, foot_placement, foot_yaw_placement, trunk_height, trunk_orientation,
                             trunk_position, contact_schedule, swing_target, base_velocity, yaw_rate, foot_slip, hand_position, hand_position_fine,
                             hand_orientation, arm_joint_velocity)
 }
