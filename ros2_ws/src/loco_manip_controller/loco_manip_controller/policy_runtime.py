@@ -227,7 +227,8 @@ def export_onnx(actor, normalizer, obs_dim: int, path: str | Path, metadata: dic
 # (time constant 39 ms). The shipped arm policy's targets carry a broadband ripple (about 2 mrad per step
 # in the second difference) that the legs feel; `refine-dp eval controller --episodes 50`, seeds 0-3,
 # falls per 200 episodes: a = 1 (off) 12, 0.5 (seed 0: 4 of 50), 0.4 6, 0.3 5, 0.2 2; standing hand
-# error grows as a falls (0.2: 2.9-3.4 cm, over the 3 cm bar), so 0.4 (docs/architecture.md, "The arm targets' low-pass").
+# error grows as a falls (0.2: 2.9-3.4 cm, over the 3 cm bar), so 0.4 (docs/architecture.md,
+# "The arm targets' low-pass").
 ARM_TARGET_ALPHA = 0.4
 
 

@@ -87,8 +87,7 @@ def run_episodes(legs, arms, episodes: int, seconds: float = 20.0, physics_dt: f
 
     planner.reset(feet_pose=feet_planar())
     cmds = planner.output()
-    from loco_manip_controller.policy_runtime import LowLevelController
-    from loco_manip_controller.policy_runtime import ARM_TARGET_ALPHA
+    from loco_manip_controller.policy_runtime import ARM_TARGET_ALPHA, LowLevelController
     alpha = ARM_TARGET_ALPHA if arm_target_alpha is None else arm_target_alpha
     controller = LowLevelController(legs, arms, jt, num_envs=n, arm_target_alpha=alpha)  # the node's code path
     fallen = np.zeros(n, bool)
