@@ -11,7 +11,7 @@ VENV="${REFINE_DP_VENV:-$ROOT/.venv}"
 BUILD="$ROOT/build"
 PY_VERSION=3.11
 MSG_PACKAGES=(booster_interface refine_dp_msgs)   # build order: no deps between them
-PY_PACKAGES=(t1_hardware_interface mocap_bridge loco_manip_controller refine_dp_planner refine_dp_training refine_dp)
+PY_PACKAGES=(t1_description t1_sim t1_hardware_interface mocap_bridge loco_manip_controller refine_dp_planner refine_dp_training refine_dp)
 START=$(date +%s)
 
 step() { printf '\n\033[1m[setup %3ss] %s\033[0m\n' "$(( $(date +%s) - START ))" "$*"; }
@@ -84,7 +84,7 @@ for pkg in "${MSG_PACKAGES[@]}"; do
 done
 
 # ---------------------------------------------------------------- workspace python packages
-PKG_HASH="$(cd "$ROOT/ros2_ws/src" && cat */setup.py */setup.cfg */pyproject.toml 2>/dev/null | sha256sum | cut -c1-16)"
+PKG_HASH="$(cd "$ROOT/ros2_ws/src" && { echo "${PY_PACKAGES[*]}"; cat */setup.py */setup.cfg */pyproject.toml 2>/dev/null; } | sha256sum | cut -c1-16)"
 if [ "$(cat "$VENV/.packages-hash" 2>/dev/null)" != "$PKG_HASH" ]; then
   step "installing workspace packages (editable): ${PY_PACKAGES[*]}"
   args=()
@@ -101,7 +101,7 @@ step "checking the installation"
 import importlib, sys
 mods = ["rclpy", "torch", "mujoco", "onnxruntime", "booster_robotics_sdk_python",
         "refine_dp_msgs.msg", "booster_interface.msg",
-        "t1_hardware_interface", "mocap_bridge", "loco_manip_controller",
+        "t1_description", "t1_sim", "t1_hardware_interface", "mocap_bridge", "loco_manip_controller",
         "refine_dp_planner", "refine_dp_training", "refine_dp"]
 for m in mods:
     try:

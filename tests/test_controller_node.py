@@ -18,7 +18,7 @@ def test_controller_commands_only_while_the_interface_accepts_and_runs_the_leg_p
     from loco_manip_controller import policy_io as pio
     from loco_manip_controller import policy_runtime as pr
     from refine_dp_msgs.msg import ControllerStatus, JointCommand, RobotState
-    from t1_hardware_interface.joint_table import load_joint_table
+    from t1_description.joint_table import load_joint_table
 
     jt = load_joint_table()
     legs = _random_actor(pio.LEG_OBS.dim, pio.LEG_ACTION.dim)

@@ -22,7 +22,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from procs import python_process, wait_for
 from t1_hardware_interface.hardware_node import default_parameters
-from t1_hardware_interface.joint_table import load_joint_table
+from t1_description.joint_table import load_joint_table
 
 pytestmark = pytest.mark.ros
 TABLE = load_joint_table()

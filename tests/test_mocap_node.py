@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from t1_hardware_interface.natnet_server import NatNetServer
+from t1_sim.natnet_server import NatNetServer
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(60)]
 

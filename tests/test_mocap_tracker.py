@@ -9,7 +9,7 @@ from scipy.spatial.transform import Rotation
 from mocap_bridge import natnet_protocol as nn
 from mocap_bridge.client import NatNetClient, NatNetClientConfig
 from mocap_bridge.tracker import ObjectTracker, TrackerConfig, load_tracker_config
-from t1_hardware_interface.natnet_server import NatNetServer
+from t1_sim.natnet_server import NatNetServer
 
 NAMES = {1: "t1_trunk", 2: "box"}
 TRUNK_P = np.array([1.0, -0.5, 0.7])

@@ -10,7 +10,7 @@ import pytest
 
 from mocap_bridge import natnet_protocol as nn
 from mocap_bridge.client import NatNetClient, NatNetClientConfig
-from t1_hardware_interface.natnet_server import NatNetServer
+from t1_sim.natnet_server import NatNetServer
 
 from test_natnet_protocol import full_frame
 

@@ -9,7 +9,7 @@ from scipy.spatial.transform import Rotation
 
 from mocap_bridge import natnet_protocol as nn
 from mocap_bridge.client import NatNetClient, NatNetClientConfig
-from t1_hardware_interface.natnet_server import NatNetServer
+from t1_sim.natnet_server import NatNetServer
 
 TRUNK = ("t1_trunk", 1, (0.1234567, -2.5, 0.7), (0.9659258, 0.0, 0.0, 0.2588190))  # w, x, y, z
 BOX = ("box", 2, (1.5, 0.25, 0.8765432), (0.5, 0.5, 0.5, 0.5))
@@ -95,7 +95,7 @@ def test_dropout_marks_bodies_untracked():
 
 @pytest.mark.timeout(30)
 def test_multicast_frames_reach_a_client_bound_to_the_data_port():
-    from t1_hardware_interface import natnet_server
+    from t1_sim import natnet_server
 
     group = "239.255.42.99"
     port = natnet_server._free_udp_port("127.0.0.1")

@@ -84,7 +84,7 @@ def test_core_replans_and_stops_when_observations_go_stale(tmp_path):
 @pytest.mark.ros
 def test_node_publishes_clamped_commands_at_10_hz_and_refuses_a_mismatched_engine(tmp_path):
     from procs import python_process, ros_args, spinning_node
-    from t1_hardware_interface.joint_table import load_joint_table
+    from t1_description.joint_table import load_joint_table
 
     engine_dir = _tiny_engine_dir(tmp_path)
     # a mismatched configuration is refused with a message naming the field

@@ -8,8 +8,8 @@ import torch
 
 from loco_manip_controller import policy_io as pio
 from loco_manip_controller import policy_runtime as pr
-from t1_hardware_interface.joint_table import load_joint_table
-from t1_hardware_interface.model_paths import load_model, robot_indices
+from t1_description.joint_table import load_joint_table
+from t1_description.model_paths import load_model, robot_indices
 
 
 def test_arm_fk_equals_mujoco_hand_sites_in_root_frame():

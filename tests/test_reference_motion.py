@@ -39,15 +39,15 @@ def random_leg_q(rng, n):
 
 
 def test_constants_match_the_robot_model():
-    pytest.importorskip("t1_hardware_interface.urdf_kinematics")
+    pytest.importorskip("t1_description.urdf_kinematics")
     model_kin = T1LegKinematics.from_model()
     for name in KIN.__dataclass_fields__:
         np.testing.assert_allclose(getattr(model_kin, name), getattr(KIN, name), atol=1e-9, err_msg=name)
 
 
 def test_fk_matches_the_urdf_of_the_robot_model():
-    urdf_kin = pytest.importorskip("t1_hardware_interface.urdf_kinematics")
-    from t1_hardware_interface.model_paths import urdf_path
+    urdf_kin = pytest.importorskip("t1_description.urdf_kinematics")
+    from t1_description.model_paths import urdf_path
 
     urdf = urdf_kin.parse_urdf(urdf_path())
     rng = np.random.default_rng(0)

@@ -22,7 +22,7 @@ def graph(tmp_path):
     (tmp_path / "reports").mkdir()
     env = {"REFINE_DP_RUN_DIR": str(tmp_path)}
     cmd_port, = free_udp_ports(1)
-    with spinning_node("robot_graph_test") as node, python_process(["-m", "t1_hardware_interface.sim_t1",
+    with spinning_node("robot_graph_test") as node, python_process(["-m", "t1_sim.sim_t1",
                          *ros_args(scene="floor", natnet_command_port=cmd_port, snapshot=False,
                                    command_timeout=0.5)], env=env) as sim, \
          python_process(["-m", "t1_hardware_interface.hardware_node",
@@ -39,7 +39,7 @@ def test_interface_ramps_sim_t1_to_standing_and_a_shove_leads_to_latched_damping
     from booster_interface.msg import LowCmd
     from geometry_msgs.msg import Wrench
     from refine_dp_msgs.msg import RobotState
-    from t1_hardware_interface.joint_table import load_joint_table
+    from t1_description.joint_table import load_joint_table
 
     node, sim, hw, run_dir = graph
     jt = load_joint_table()

@@ -9,10 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from t1_hardware_interface.joint_table import load_joint_table
-from t1_hardware_interface.low_state import MeasuredState, projected_gravity, rpy_to_quat_wxyz
-from t1_hardware_interface.safety import (JointCommandRequest, Safety, SafetyConfig,
-                                          SafetyController)
+from t1_description.joint_table import load_joint_table
+from t1_description.robot_types import JointCommandRequest, MeasuredState, projected_gravity, rpy_to_quat_wxyz
+from t1_hardware_interface.safety import Safety, SafetyConfig, SafetyController
 
 TABLE = load_joint_table()
 N = len(TABLE.names)

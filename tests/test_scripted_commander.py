@@ -42,8 +42,8 @@ def test_default_script_keeps_clear_of_the_table():
     from pathlib import Path
 
     import numpy as np
-    import t1_hardware_interface
-    scene = Path(t1_hardware_interface.__file__).parent / "model" / "scene_table_box.xml"
+    from t1_description.model_paths import mjcf_path
+    scene = mjcf_path("table_box")
     table = next(b for b in ET.parse(scene).iter("body") if b.get("name") == "table")
     top = next(g for g in table.iter("geom") if g.get("name") == "table_top")
     cx, cy = (float(v) for v in table.get("pos").split()[:2])

@@ -4,8 +4,9 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from t1_hardware_interface.pd import pd_torque
-from t1_hardware_interface.sim_core import MotorCommand, SimCore
+from t1_description.pd import pd_torque
+from t1_description.robot_types import MotorCommand
+from t1_sim.sim_core import SimCore
 
 
 def test_mujoco_pd_equals_pd_torque_with_saturation():

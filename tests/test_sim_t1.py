@@ -31,7 +31,7 @@ def ros_node():
 def test_low_state_rate_and_motor_law_from_the_wire(tmp_path, ros_node):
     """With a held LowCmd at the default pose the robot stands; LowState comes every 2 ms of sim time."""
     from booster_interface.msg import LowCmd, LowState, MotorCmd
-    from t1_hardware_interface.joint_table import load_joint_table
+    from t1_description.joint_table import load_joint_table
 
     jt = load_joint_table()
     cmd = LowCmd(cmd_type=LowCmd.CMD_TYPE_SERIAL, motor_cmd=[
@@ -42,7 +42,7 @@ def test_low_state_rate_and_motor_law_from_the_wire(tmp_path, ros_node):
     ros_node.create_subscription(LowState, "low_state", lambda m: states.append(time.monotonic()), BEST_EFFORT)
     timer = ros_node.create_timer(0.01, lambda: cmd_pub.publish(cmd))  # noqa: F841  (a 100 Hz controller)
     cmd_port, = free_udp_ports(1)
-    with python_process(["-m", "t1_hardware_interface.sim_t1",
+    with python_process(["-m", "t1_sim.sim_t1",
                          *ros_args(scene="floor", natnet_command_port=cmd_port, snapshot=False,
                                    command_timeout=0.5)],  # a loaded CI machine may stall this test's publisher
                         env={"REFINE_DP_RUN_DIR": str(tmp_path)}) as sim:
@@ -64,7 +64,7 @@ def test_without_commands_the_robot_goes_limp(tmp_path):
     """No LowCmd: damping mode, as the robot does; an unsupported T1 collapses."""
     cmd_port, = free_udp_ports(1)
     (tmp_path / "reports").mkdir()
-    with python_process(["-m", "t1_hardware_interface.sim_t1",
+    with python_process(["-m", "t1_sim.sim_t1",
                          *ros_args(scene="floor", natnet_command_port=cmd_port, snapshot=False,
                                    wait_for_command=False)],
                         env={"REFINE_DP_RUN_DIR": str(tmp_path)}) as sim:
@@ -86,7 +86,7 @@ def test_mocap_bridge_reports_a_moved_box_in_world_and_root_frames(tmp_path, ros
                                  lambda m: latest.update({o.name: o for o in m.objects}), BEST_EFFORT)
     pose_pub = ros_node.create_publisher(PoseStamped, "sim_t1/set_object_pose", 10)
     spin = None
-    with python_process(["-m", "t1_hardware_interface.sim_t1",
+    with python_process(["-m", "t1_sim.sim_t1",
                          *ros_args(scene="table_box", natnet_command_port=cmd_port, snapshot=False)],
                         env={"REFINE_DP_RUN_DIR": str(tmp_path)}) as sim, \
          python_process(["-m", "mocap_bridge.node", *ros_args(command_port=cmd_port)]):

@@ -8,9 +8,9 @@ from refine_dp_training.lowlevel import terms
 from refine_dp_training.lowlevel.config import CommandConfig, EnvConfig, RandomizationConfig
 from refine_dp_training.lowlevel.env import T1LowLevelEnv
 from refine_dp_training.lowlevel.sim import STATE_SPEC, BatchedT1, make_servo_model, set_servo_gains
-from t1_hardware_interface.joint_table import load_joint_table
-from t1_hardware_interface.model_paths import load_model, robot_indices
-from t1_hardware_interface.pd import pd_torque
+from t1_description.joint_table import load_joint_table
+from t1_description.model_paths import load_model, robot_indices
+from t1_description.pd import pd_torque
 
 
 def test_servo_actuators_equal_pd_law_on_random_states():
@@ -218,7 +218,7 @@ def test_arm_ik_teacher_reaches_reachable_targets():
     random reachable configurations, within 3 mm / 2 degrees after a few more iterations."""
     from loco_manip_controller import policy_io as pio
     from refine_dp_training.lowlevel.distill import ik_solve
-    from t1_hardware_interface.joint_table import load_joint_table
+    from t1_description.joint_table import load_joint_table
     jt = load_joint_table()
     arm = pio.ARM_ACTION.indices(jt)
     rng = np.random.default_rng(0)

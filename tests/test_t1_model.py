@@ -8,7 +8,7 @@ import mujoco
 import numpy as np
 import pytest
 
-from t1_hardware_interface.joint_table import (
+from t1_description.joint_table import (
     ARM_GROUPS,
     LEG_GROUPS,
     NUM_JOINTS,
@@ -16,16 +16,16 @@ from t1_hardware_interface.joint_table import (
     load_joint_table,
     parse_joint_table,
 )
-from t1_hardware_interface.model import generate
-from t1_hardware_interface.model_paths import (
+from t1_description.model import generate
+from t1_description.model_paths import (
     available_scenes,
     load_model,
     mjcf_path,
     robot_indices,
     urdf_path,
 )
-from t1_hardware_interface.pd import pd_torque
-from t1_hardware_interface.urdf_kinematics import forward_kinematics, parse_urdf
+from t1_description.pd import pd_torque
+from t1_description.urdf_kinematics import forward_kinematics, parse_urdf
 
 FRAMES = ("left_hand", "right_hand", "left_foot", "right_foot")
 
@@ -134,7 +134,7 @@ def test_pd_torque():
 # ----------------------------------------------------------------------------- model files
 def test_generated_files_are_up_to_date():
     for path, text in generate.build_all().items():
-        assert path.read_text() == text, f"{path.name} is stale: run python -m t1_hardware_interface.model.generate"
+        assert path.read_text() == text, f"{path.name} is stale: run python -m t1_description.model.generate"
 
 
 def test_paths_and_scene_errors():

@@ -9,7 +9,7 @@ from loco_manip_controller import policy_io as pio
 from loco_manip_controller.gait import SWING_LEFT, SWING_NONE, SWING_RIGHT
 from loco_manip_controller.policy_runtime import MODELS_DIR, resolve_model
 from loco_manip_controller.tracking import TrackingStats, planar_feet, relative_pose
-from t1_hardware_interface.joint_table import load_joint_table
+from t1_description.joint_table import load_joint_table
 
 
 def _hands(jt, q):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from rclpy.serialization import deserialize_message, serialize_message
 
-from t1_hardware_interface.wire import LowStateWriter, parse_low_cmd
+from t1_sim.wire import LowStateWriter, parse_low_cmd
 
 
 def test_low_state_bytes_deserialize_to_the_values():

@@ -7,7 +7,7 @@ setup(
     version="0.1.0",
     packages=find_packages(exclude=["test", "tests"]),
     include_package_data=True,
-    package_data={PACKAGE: ["**/*.yaml", "**/*.xml", "**/*.urdf", "**/*.json", "**/*.onnx"]},
+    package_data={PACKAGE: ["**/*.yaml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
         ("share/" + PACKAGE, ["package.xml"]),
@@ -15,7 +15,6 @@ setup(
     zip_safe=False,
     python_requires=">=3.10",
     entry_points={"console_scripts": [
-        "sim_t1 = t1_hardware_interface.sim_t1:main",
         "t1_hardware_interface = t1_hardware_interface.hardware_node:main",
     ]},
 )

@@ -28,7 +28,7 @@ from loco_manip_controller import policy_io as pio
 from loco_manip_controller.gait import SWING_NONE
 from loco_manip_controller.policy_runtime import ARM_TARGET_ALPHA, LowLevelController, OnnxPolicy, resolve_model
 from loco_manip_controller.tracking import TrackingStats
-from t1_hardware_interface.run_report import write_node_report
+from t1_description.run_report import write_node_report
 
 ACCEPTING = ("READY", "ACTIVE", "HOLD")  # RobotState.SAFETY_* in which the interface follows commands
 

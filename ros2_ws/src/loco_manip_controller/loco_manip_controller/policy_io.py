@@ -15,7 +15,7 @@ Which joints each policy drives (decided here, documented in one place):
 
 Actions (both policies): joint position offsets from the default pose (paper, sec. IV):
     q_des = clip(default_q + scale * clip(action, -clip, clip), lower, upper)
-tracked by the joint PD (t1_hardware_interface.pd) at the joint table's gains.
+tracked by the joint PD (t1_description.pd) at the joint table's gains.
 
 Variants (`specs(part, variant)`; the exported metadata names its variant, default "absolute"):
   * "absolute": as above; the only arm variant.
@@ -42,7 +42,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from t1_hardware_interface.joint_table import JointTable, load_joint_table
+from t1_description.joint_table import JointTable, load_joint_table
 
 from .gait import clock_observation, swing_masks
 
@@ -277,8 +277,8 @@ class ArmKinematics:
     HAND_FRAMES = ("left_hand", "right_hand")
 
     def __init__(self):
-        from t1_hardware_interface.model_paths import urdf_path
-        from t1_hardware_interface.urdf_kinematics import parse_urdf
+        from t1_description.model_paths import urdf_path
+        from t1_description.urdf_kinematics import parse_urdf
 
         urdf = parse_urdf(urdf_path())
         if urdf.root != "Trunk":

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from t1_hardware_interface.joint_table import JointTable, load_joint_table
+from t1_description.joint_table import JointTable, load_joint_table
 
 from . import policy_io as pio
 

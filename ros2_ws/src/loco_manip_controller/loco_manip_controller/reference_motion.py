@@ -52,7 +52,7 @@ class T1LegKinematics:
     """Kinematic constants of the Booster T1 leg (m, rad), from the vendor URDF (T1_29dof.urdf).
 
     Vectors are for the left leg; the right leg mirrors y. The authoritative model is
-    t1_hardware_interface (model/t1.urdf, joint_table.yaml): `T1LegKinematics.from_model()`
+    t1_description (model/t1.urdf, joint_table.yaml): `T1LegKinematics.from_model()`
     reads these numbers from it, and a test checks that the defaults here still match.
     The hip-roll limits and the ankle-roll y offset of the right leg are the left's mirrored.
     """
@@ -72,19 +72,19 @@ class T1LegKinematics:
 
     @classmethod
     def from_model(cls) -> "T1LegKinematics":
-        """Read the constants from t1_hardware_interface's URDF and joint table (the authoritative model).
+        """Read the constants from t1_description's URDF and joint table (the authoritative model).
 
         Raises ImportError / FileNotFoundError naming what is missing, and ValueError if the
         model's leg is not the pitch-roll-yaw / knee / pitch-roll chain with unrotated
         origins that this class describes.
         """
         try:
-            from t1_hardware_interface.joint_table import load_joint_table
-            from t1_hardware_interface.model_paths import urdf_path
-            from t1_hardware_interface.urdf_kinematics import parse_urdf
+            from t1_description.joint_table import load_joint_table
+            from t1_description.model_paths import urdf_path
+            from t1_description.urdf_kinematics import parse_urdf
         except ImportError as exc:
-            raise ImportError("T1LegKinematics.from_model needs the t1_hardware_interface package "
-                              "(pip install -e ros2_ws/src/t1_hardware_interface)") from exc
+            raise ImportError("T1LegKinematics.from_model needs the t1_description package "
+                              "(pip install -e ros2_ws/src/t1_description)") from exc
         urdf = parse_urdf(urdf_path())
         table = load_joint_table()
 

@@ -46,7 +46,7 @@ class ScriptedCommander(Node):
         from refine_dp_msgs.msg import HighLevelCommand
 
         from loco_manip_controller import policy_io as pio
-        from t1_hardware_interface.joint_table import load_joint_table
+        from t1_description.joint_table import load_joint_table
 
         self.script = parse_script(self.declare_parameter("script", DEFAULT_SCRIPT).value)
         self.start_delay = self.declare_parameter("start_delay_s", 0.0).value

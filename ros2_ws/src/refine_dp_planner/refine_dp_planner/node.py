@@ -25,7 +25,7 @@ class PlannerNode(Node):
         from refine_dp_msgs.msg import HighLevelCommand, ObjectStateArray, PlannerStatus, RobotState
 
         from refine_dp_planner.engines import make_engine
-        from t1_hardware_interface.joint_table import ARM_GROUPS, load_joint_table
+        from t1_description.joint_table import ARM_GROUPS, load_joint_table
 
         p = lambda name, default: self.declare_parameter(name, default).value  # noqa: E731
         engine_dir = p("engine_dir", "")

@@ -1,1 +1,1 @@
-"""Booster T1 model (joint table, MJCF, URDF), hardware interface node over the vendor SDK with safety, and sim_t1."""
+"""Booster T1 hardware interface over the vendor SDK, with its safety layer."""

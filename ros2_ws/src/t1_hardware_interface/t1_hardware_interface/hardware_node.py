@@ -34,10 +34,10 @@ from refine_dp_msgs.msg import JointCommand, RobotState
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 
-from t1_hardware_interface.joint_table import load_joint_table
+from t1_description.joint_table import load_joint_table
 from t1_hardware_interface.low_state import (LowCmdWriter, joint_state_msg, measured_from_low_state,
                                              request_from_joint_command, robot_state_msg)
-from t1_hardware_interface.run_report import write_node_report
+from t1_description.run_report import write_node_report
 from t1_hardware_interface.safety import Safety, SafetyConfig, SafetyController
 
 NODE_PARAMETERS = {  # name: (default, description); SafetyConfig fields are declared beside these

@@ -5,8 +5,8 @@ booster_interface have the same field names, so one reader serves both. Arrays h
 order (the joint table's); the SDK's order is reached only through `JointTable.model_to_sdk` /
 `sdk_to_model`, so a future reordering lives in one place.
 
-ROS and SDK modules are imported inside the functions that need them: the safety core and its
-tests import `MeasuredState` and `projected_gravity` without ROS.
+ROS and SDK modules are imported inside the functions that need them. The types themselves
+(`MeasuredState`, `JointCommandRequest`, `MotorCommand`) live in `t1_description.robot_types`.
 """
 from __future__ import annotations
 
@@ -14,59 +14,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-from transforms3d.euler import euler2mat, euler2quat
+
+from t1_description.robot_types import JointCommandRequest, MeasuredState, MotorCommand
 
 if TYPE_CHECKING:
-    from t1_hardware_interface.joint_table import JointTable
-    from t1_hardware_interface.safety import JointCommandRequest, MotorCommand
-
-_DOWN = np.array([0.0, 0.0, -1.0])
-
-
-# transforms3d rather than scipy.spatial.transform here: these run at 500 Hz, and scipy's Rotation
-# costs ~100 us per call against ~2-8 us for transforms3d. 'rzyx' = R = Rz(yaw) Ry(pitch) Rx(roll),
-# the IMU's ZYX Euler convention.
-def rpy_to_quat_wxyz(rpy: Sequence[float]) -> np.ndarray:
-    """Trunk orientation from the IMU's roll, pitch, yaw, as a quaternion in (w, x, y, z) order."""
-    roll, pitch, yaw = (float(a) for a in rpy)
-    return np.asarray(euler2quat(yaw, pitch, roll, "rzyx"))
-
-
-def projected_gravity(rpy: Sequence[float]) -> np.ndarray:
-    """Unit gravity direction in the trunk frame: (0, 0, -1) upright, z > -0.5 when tilted > 60 deg."""
-    roll, pitch, yaw = (float(a) for a in rpy)
-    return euler2mat(yaw, pitch, roll, "rzyx").T @ _DOWN
-
-
-@dataclass(frozen=True)
-class MeasuredState:
-    """One LowState as numpy arrays (joints in model order) with the time it was received.
-
-    `stamp` is the receiver's monotonic clock in seconds: the safety watchdogs compare it with
-    the `now` they are given, so both must come from the same clock.
-    """
-
-    q: np.ndarray          # rad
-    dq: np.ndarray         # rad/s
-    tau: np.ndarray        # estimated torque, N m
-    rpy: np.ndarray        # roll, pitch, yaw, rad
-    gyro: np.ndarray       # trunk frame, rad/s
-    acc: np.ndarray        # trunk frame, m/s^2
-    gravity: np.ndarray    # projected gravity, unit vector in the trunk frame
-    stamp: float
-
-    @classmethod
-    def from_arrays(cls, q, dq=None, tau=None, rpy=(0.0, 0.0, 0.0), gyro=(0.0, 0.0, 0.0),
-                    acc=(0.0, 0.0, 9.81), stamp: float = 0.0) -> "MeasuredState":
-        """Build from plain arrays (zeros where omitted); projected gravity is derived from rpy."""
-        q = np.asarray(q, dtype=np.float64)
-        zeros = np.zeros_like(q)
-        rpy = np.asarray(rpy, dtype=np.float64)
-        return cls(q=q, dq=zeros if dq is None else np.asarray(dq, dtype=np.float64),
-                   tau=zeros if tau is None else np.asarray(tau, dtype=np.float64),
-                   rpy=rpy, gyro=np.asarray(gyro, dtype=np.float64), acc=np.asarray(acc, dtype=np.float64),
-                   gravity=projected_gravity(rpy), stamp=float(stamp))
-
+    from t1_description.joint_table import JointTable
 
 def measured_from_low_state(msg: Any, table: "JointTable", stamp: float) -> MeasuredState:
     """SDK or booster_interface LowState -> MeasuredState (serial joint space, model order)."""
@@ -105,8 +57,6 @@ class LowCmdWriter:
 
 def request_from_joint_command(msg: Any) -> "JointCommandRequest":
     """refine_dp_msgs/JointCommand -> JointCommandRequest (validation is the safety layer's job)."""
-    from t1_hardware_interface.safety import JointCommandRequest
-
     return JointCommandRequest(
         names=tuple(msg.name), position=np.asarray(msg.position, dtype=np.float64),
         velocity=np.asarray(msg.velocity, dtype=np.float64), effort=np.asarray(msg.effort, dtype=np.float64),

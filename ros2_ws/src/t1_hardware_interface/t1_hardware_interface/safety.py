@@ -53,10 +53,10 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from t1_hardware_interface.low_state import MeasuredState
+from t1_description.robot_types import JointCommandRequest, MeasuredState, MotorCommand
 
 if TYPE_CHECKING:
-    from t1_hardware_interface.joint_table import JointTable
+    from t1_description.joint_table import JointTable
 
 
 class Safety(IntEnum):
@@ -118,33 +118,10 @@ class SafetyConfig:
 
 
 @dataclass(frozen=True)
-class JointCommandRequest:
-    """A JointCommand as arrays parallel to `names` (velocity/effort may be empty = zeros)."""
-
-    names: Sequence[str]
-    position: np.ndarray
-    kp: np.ndarray
-    kd: np.ndarray
-    velocity: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    effort: np.ndarray = field(default_factory=lambda: np.zeros(0))
-
-
-@dataclass(frozen=True)
 class CommandVerdict:
     accepted: bool
     reason: str = ""
     ignored: bool = False  # well-formed but not followed in this state (e.g. while RAMPING)
-
-
-@dataclass(frozen=True)
-class MotorCommand:
-    """Per-joint command in model order: tau = kp (q - q_meas) + kd (dq - dq_meas) + tau."""
-
-    q: np.ndarray
-    dq: np.ndarray
-    tau: np.ndarray
-    kp: np.ndarray
-    kd: np.ndarray
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ def run(duration: float, out: Path, quiet: bool = True) -> dict:
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from refine_dp_msgs.msg import JointCommand, ObjectStateArray, RobotState
 
-    from t1_hardware_interface.joint_table import load_joint_table
+    from t1_description.joint_table import load_joint_table
 
     nodes = [n for n in load_graph("sim") if n.name in GRAPH_NODES]
     out.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ calling mj_step per env per physics step would spend most of its time in Python.
 
     force = clip(kp * ctrl - kp * q - kd * qdot, -effort, +effort)     (gain fixed, bias affine)
 
-which is t1_hardware_interface.pd.pd_torque with q_des = ctrl, dq_des = 0, tau_ff = 0 - exactly
+which is t1_description.pd.pd_torque with q_des = ctrl, dq_des = 0, tau_ff = 0 - exactly
 what the controller node sends (tests/test_t1_env.py checks it against pd.py). Then one
 `Rollout.rollout` call runs a whole decimation for all N envs in C, on a thread pool, with
 the GIL released. (implicitfast integrates the servo's -kd*qdot implicitly; sim_t1 applies the
@@ -27,8 +27,8 @@ import mujoco
 import numpy as np
 from mujoco import rollout as mj_rollout
 
-from t1_hardware_interface.joint_table import JointTable, load_joint_table
-from t1_hardware_interface.model_paths import STAND_KEYFRAME, load_model, robot_indices
+from t1_description.joint_table import JointTable, load_joint_table
+from t1_description.model_paths import STAND_KEYFRAME, load_model, robot_indices
 
 STATE_SPEC = mujoco.mjtState.mjSTATE_FULLPHYSICS
 

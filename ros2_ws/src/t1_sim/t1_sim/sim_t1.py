@@ -29,10 +29,11 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor  #
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 
-from t1_hardware_interface.natnet_server import NatNetServer, ServedBody  # noqa: E402
-from t1_hardware_interface.run_report import run_dir, write_node_report  # noqa: E402
-from t1_hardware_interface.sim_core import MotorCommand, SimCore  # noqa: E402
-from t1_hardware_interface.wire import LowStateWriter, parse_low_cmd  # noqa: E402
+from t1_sim.natnet_server import NatNetServer, ServedBody  # noqa: E402
+from t1_description.run_report import run_dir, write_node_report  # noqa: E402
+from t1_description.robot_types import MotorCommand  # noqa: E402
+from t1_sim.sim_core import SimCore  # noqa: E402
+from t1_sim.wire import LowStateWriter, parse_low_cmd  # noqa: E402
 
 CMD_TYPE_SERIAL = 1  # booster_interface/LowCmd.CMD_TYPE_SERIAL
 
@@ -223,7 +224,7 @@ class SimT1Node(Node):
                       walk=self.walk_summary())
         if run_dir is not None and self.snapshot:
             try:
-                from t1_hardware_interface.snapshot import render_png
+                from t1_sim.snapshot import render_png
                 report["snapshot_png"] = str(render_png(self.sim.model, self.sim.data, run_dir / "sim_t1.png"))
             except Exception as e:  # a missing GL must not lose the report
                 report["snapshot_error"] = f"{type(e).__name__}: {e} (set MUJOCO_GL=egl or osmesa)"

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from t1_hardware_interface.joint_table import load_joint_table
+from t1_description.joint_table import load_joint_table
 
 if TYPE_CHECKING:  # mujoco is only needed to load, not to find, the files
     import mujoco
@@ -57,7 +57,7 @@ def urdf_path() -> Path:
     path = MODEL_DIR / URDF_FILE
     if not path.is_file():
         raise FileNotFoundError(
-            f"{path} missing; regenerate it with: python -m t1_hardware_interface.model.generate"
+            f"{path} missing; regenerate it with: python -m t1_description.model.generate"
         )
     return path
 

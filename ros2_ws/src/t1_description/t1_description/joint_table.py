@@ -6,7 +6,7 @@ Model order equals SDK order (JointIndexWith7DofArm) for the T1, so the SDK maps
 permutations that happen to be the identity; code should still call them, because they are
 where a future reordering would live.
 
-    from t1_hardware_interface.joint_table import load_joint_table
+    from t1_description.joint_table import load_joint_table
     jt = load_joint_table()
     legs = jt.indices("left_leg", "right_leg")
     q_sdk = jt.model_to_sdk(q_model)

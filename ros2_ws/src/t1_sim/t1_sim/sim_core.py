@@ -13,22 +13,13 @@ import mujoco
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from t1_hardware_interface.joint_table import JointTable, load_joint_table
-from t1_hardware_interface.model_paths import load_model
-from t1_hardware_interface.pd import apply_pd_command, make_pd_actuators
+from t1_description.joint_table import JointTable, load_joint_table
+from t1_description.model_paths import load_model
+from t1_description.pd import apply_pd_command, make_pd_actuators
+from t1_description.robot_types import MotorCommand
 
 FALL_TRUNK_HEIGHT_M = 0.45    # a trunk below this has fallen (as in booster_gym's termination)
 DAMPING_KD = 3.0              # N m s / rad in damping mode (the robot's damping mode is soft, not limp)
-
-
-@dataclass
-class MotorCommand:
-    """Per-motor command arrays in model (= SDK) order, as a LowCmd carries them."""
-    q: np.ndarray
-    dq: np.ndarray
-    tau: np.ndarray
-    kp: np.ndarray
-    kd: np.ndarray
 
 
 @dataclass

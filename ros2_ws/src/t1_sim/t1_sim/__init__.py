@@ -1,0 +1,1 @@
+"""sim_t1: the simulated T1 on the robot's own DDS topics, with its NatNet MoCap server."""
