@@ -12,7 +12,7 @@ from refine_dp_planner.planner_io import (ACTION_DIM, Clamps, ObservationHistory
                                           observation_fields, rot6d, rot6d_to_matrix)
 
 
-def _tiny_engine_dir(tmp_path, objects=("box",), scale=3.0):
+def _tiny_engine_dir(tmp_path, objects=("box",), scale=3.0, act_steps=4, rate_hz=10.0):
     """A small random DiT exported to ONNX; its normalizer makes raw actions large so clamps bite."""
     import torch
 
@@ -24,6 +24,7 @@ def _tiny_engine_dir(tmp_path, objects=("box",), scale=3.0):
 
     fields = observation_fields(objects)
     cfg = DiffusionPolicyConfig(obs_dim=sum(n for _, n in fields), action_dim=ACTION_DIM, ddim_steps=4,
+                                act_steps=act_steps, rate_hz=rate_hz,
                                 dit=DiTConfig(width=32, depth=1, heads=2), obs_fields=fields,
                                 action_fields=ACTION_FIELDS)
     torch.manual_seed(0)
@@ -64,7 +65,8 @@ def test_core_replans_and_stops_when_observations_go_stale(tmp_path):
     from refine_dp_planner.engines import make_engine
     from refine_dp_planner.planner_core import PlannerCore
 
-    core = PlannerCore(make_engine("onnxruntime", _tiny_engine_dir(tmp_path)), ("box",), replan_every=4)
+    core = PlannerCore(make_engine("onnxruntime", _tiny_engine_dir(tmp_path, act_steps=4)), ("box",))
+    assert core.replan_every == 4 and core.dt == pytest.approx(0.1)  # from the engine, not retyped
     assert core.step(0.0) is None and core.status.stale  # nothing observed yet
     box = {"box": (np.array([0.5, 0.0, 0.1]), np.array([0, 0, 0, 1.0]), True)}
     chunk_ids = []
@@ -81,6 +83,22 @@ def test_core_replans_and_stops_when_observations_go_stale(tmp_path):
     np.testing.assert_allclose(held.hand_pos, a.hand_pos)
 
 
+def test_core_takes_act_steps_and_rate_from_the_engine_and_refuses_a_contradicting_replan_every(tmp_path):
+    from refine_dp_planner.engines import make_engine
+    from refine_dp_planner.planner_core import PlannerCore
+
+    engine = make_engine("onnxruntime", _tiny_engine_dir(tmp_path, act_steps=6, rate_hz=5.0))
+    assert (engine.act_steps, engine.rate_hz) == (6, 5.0)
+    core = PlannerCore(engine, ("box",))
+    assert core.replan_every == 6 and core.dt == pytest.approx(0.2)
+    assert PlannerCore(engine, ("box",), replan_every=6).replan_every == 6  # agreeing is fine
+    with pytest.raises(ValueError, match=r"replan_every 8 contradicts the engine's act_steps 6"):
+        PlannerCore(engine, ("box",), replan_every=8)
+    assert PlannerCore(engine, ("box",), replan_every=3, override_act_steps=True).replan_every == 3
+    with pytest.raises(ValueError, match=r"replan_every 13 must be in \[1, action chunk 12\]"):
+        PlannerCore(engine, ("box",), replan_every=13, override_act_steps=True)
+
+
 @pytest.mark.ros
 def test_node_publishes_clamped_commands_at_10_hz_and_refuses_a_mismatched_engine(tmp_path):
     from procs import python_process, ros_args, spinning_node
@@ -91,7 +109,11 @@ def test_node_publishes_clamped_commands_at_10_hz_and_refuses_a_mismatched_engin
     bad = python_process(["-m", "refine_dp_planner.node", *ros_args(engine_dir=str(engine_dir), obs_horizon=4)])
     with bad as proc:
         out, _ = proc.communicate(timeout=60)
-    assert proc.returncode != 0 and "obs_horizon" in out, out
+    assert proc.returncode != 0 and "obs_horizon: caller expects 4, engine has 8" in out, out
+    bad = python_process(["-m", "refine_dp_planner.node", *ros_args(engine_dir=str(engine_dir), replan_every=8)])
+    with bad as proc:
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and "replan_every 8 contradicts the engine's act_steps 4" in out, out
 
     jt = load_joint_table()
     with spinning_node("planner_test") as node:

@@ -1,8 +1,13 @@
-"""refine_dp_planner node: the diffusion planner at 10 Hz (PlannerCore behind ROS topics).
+"""refine_dp_planner node: the diffusion planner (PlannerCore behind ROS topics).
 
 Subscribes robot_state (RobotState) and objects (ObjectStateArray); publishes
-high_level_command (HighLevelCommand) and planner_status (PlannerStatus). Refuses an engine
-whose metadata does not match this configuration, naming what differs.
+high_level_command (HighLevelCommand) and planner_status (PlannerStatus).
+
+The engine's metadata.json is the contract: horizons, act_steps (-> replan_every) and rate_hz
+(-> the timer) come from it, nobody retypes them. obs_horizon, action_horizon, rate_hz and
+replan_every may still be given (0: unset), but only to check: a value that contradicts the
+engine is refused, naming both values (replan_every may differ with override_act_steps:=true).
+The observation layout follows the objects parameter and must equal the engine's obs_fields.
 """
 from __future__ import annotations
 
@@ -24,22 +29,26 @@ class PlannerNode(Node):
         super().__init__("refine_dp_planner")
         from refine_dp_msgs.msg import HighLevelCommand, ObjectStateArray, PlannerStatus, RobotState
 
-        from refine_dp_planner.engines import make_engine
+        from refine_dp_planner.engines import MetadataMismatchError, make_engine
         from t1_description.joint_table import ARM_GROUPS, load_joint_table
 
         p = lambda name, default: self.declare_parameter(name, default).value  # noqa: E731
         engine_dir = p("engine_dir", "")
         backend = p("backend", "onnxruntime")
         self.objects = tuple(p("objects", ["box"]))
-        rate = p("rate_hz", 10.0)
         clamps = Clamps(p("max_base_speed", 0.2), p("max_yaw_rate", 0.5), p("max_hand_speed", 0.05),
                         p("max_hand_angular_speed", 0.5))
         if not engine_dir:
             raise SystemExit("refine_dp_planner: parameter engine_dir is empty; point it at an exported engine "
-                             "folder (refine-dp export writes one, with metadata.json)")
-        expected = {"obs_dim": sum(n for _, n in observation_fields(self.objects)), "action_dim": ACTION_DIM,
-                    "obs_horizon": p("obs_horizon", 8), "action_horizon": p("action_horizon", 12), "rate_hz": rate}
-        engine = make_engine(backend, engine_dir, expected=expected, seed=p("seed", 0))
+                             "folder (refine-dp export planner writes one, with metadata.json)")
+        expected = {"obs_dim": sum(n for _, n in observation_fields(self.objects)), "action_dim": ACTION_DIM}
+        checks = {"obs_horizon": p("obs_horizon", 0), "action_horizon": p("action_horizon", 0),
+                  "rate_hz": p("rate_hz", 0.0)}   # 0: take the engine's
+        expected |= {k: v for k, v in checks.items() if v}
+        try:
+            engine = make_engine(backend, engine_dir, expected=expected, seed=p("seed", 0))
+        except MetadataMismatchError as e:
+            raise SystemExit(f"refine_dp_planner: {e} (unset the parameter to use the engine's value)") from e
         fields = engine.metadata.get("obs_fields")
         if fields is not None and [list(f) for f in fields] != [list(f) for f in observation_fields(self.objects)]:
             raise SystemExit(f"refine_dp_planner: engine observation fields {fields} differ from this planner's "
@@ -47,7 +56,12 @@ class PlannerNode(Node):
         afields = engine.metadata.get("action_fields")
         if afields is not None and [list(f) for f in afields] != [list(f) for f in ACTION_FIELDS]:
             raise SystemExit(f"refine_dp_planner: engine action fields {afields} differ from {ACTION_FIELDS}")
-        self.core = PlannerCore(engine, self.objects, p("replan_every", 8), clamps, p("stale_after_s", 0.5), 1 / rate)
+        try:
+            self.core = PlannerCore(engine, self.objects, p("replan_every", 0) or None, clamps,
+                                    p("stale_after_s", 0.5), override_act_steps=p("override_act_steps", False))
+        except ValueError as e:
+            raise SystemExit(f"refine_dp_planner: {e}") from e
+        rate = engine.rate_hz
         self.jt = load_joint_table()
         self.arm_idx = self.jt.indices(*ARM_GROUPS)
         self.PlannerStatus = PlannerStatus
@@ -59,8 +73,9 @@ class PlannerNode(Node):
         self.status_pub = self.create_publisher(PlannerStatus, "planner_status", 10)
         self.backend = backend
         self.create_timer(1.0 / rate, self._tick)
-        self.get_logger().info(f"{backend} engine from {engine_dir}: obs {engine.obs_shape}, actions "
-                               f"{engine.action_shape}, objects {list(self.objects)}, {rate:g} Hz")
+        self.get_logger().info(f"{backend} engine ({engine.metadata['kind']}) from {engine_dir}: obs {engine.obs_shape}, "
+                               f"actions {engine.action_shape}, {self.core.replan_every} executed per chunk, "
+                               f"objects {list(self.objects)}, {rate:g} Hz")
 
     def _on_robot_state(self, msg) -> None:
         if len(msg.position) != len(self.jt.names):

@@ -3,6 +3,11 @@
 Executes each sampled action chunk for `replan_every` ticks, then samples a new one from the
 latest observation history. When observations go stale it stops commanding motion: zero base
 velocity, hands held at their last commanded (or measured) poses, grippers unchanged.
+
+The engine's metadata is the contract: replan_every defaults to its act_steps (the actions per
+chunk the policy was trained, and fine-tuned, executing) and the tick period is 1 / its rate_hz.
+A replan_every that contradicts act_steps is refused, naming both values, unless
+override_act_steps is set (a deliberate experiment, not a configuration mistake).
 """
 from __future__ import annotations
 
@@ -30,18 +35,26 @@ class PlannerStatusInfo:
 class PlannerCore:
     engine: object                       # refine_dp_planner.engines.Engine
     object_names: tuple[str, ...]
-    replan_every: int = 8
+    replan_every: int | None = None      # None: the engine's act_steps
     clamps: Clamps = field(default_factory=Clamps)
     stale_after_s: float = 0.5
-    dt: float = 0.1
+    override_act_steps: bool = False     # allow a replan_every other than the engine's act_steps
 
     def __post_init__(self):
         to, _ = self.engine.obs_shape
         ta, da = self.engine.action_shape
         if da != ACTION_DIM:
             raise ValueError(f"engine outputs {da} action values per step; the planner expects {ACTION_DIM}")
+        act_steps = self.engine.act_steps
+        if self.replan_every is None:
+            self.replan_every = act_steps
+        elif self.replan_every != act_steps and not self.override_act_steps:
+            raise ValueError(f"replan_every {self.replan_every} contradicts the engine's act_steps {act_steps} (the "
+                             f"actions per chunk it was trained to execute): leave replan_every unset to use "
+                             f"{act_steps}, or set override_act_steps to run {self.replan_every} on purpose")
         if not 1 <= self.replan_every <= ta:
             raise ValueError(f"replan_every {self.replan_every} must be in [1, action chunk {ta}]")
+        self.dt = 1.0 / self.engine.rate_hz
         self.history = ObservationHistory(to)
         self.chunk: np.ndarray | None = None
         self.index = 0

@@ -57,10 +57,6 @@ class PlannerAction:
         return cls(a[:3].copy(), hands[:, :3].copy(), rot6d_to_matrix(hands[:, 3:]),
                    np.clip(a[21:23], 0.0, 1.0))
 
-    def to_vector(self) -> np.ndarray:
-        hands = np.concatenate([self.hand_pos, rot6d(self.hand_rot)], axis=-1).reshape(-1)
-        return np.concatenate([self.base_velocity, hands, self.grippers])
-
 
 @dataclass
 class Clamps:

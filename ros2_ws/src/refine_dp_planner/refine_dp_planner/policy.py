@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from refine_dp_planner.config import DiffusionPolicyConfig
+from refine_dp_planner.contract import with_act_steps
 from refine_dp_planner.diffusion import sampler as diffusion_sampler
 from refine_dp_planner.diffusion.sampler import SampleOutput, ddim_timesteps
 from refine_dp_planner.diffusion.schedule import DiffusionSchedule
@@ -159,6 +160,7 @@ class DiffusionPolicy(nn.Module):
         ckpt = torch.load(path, map_location=map_location, weights_only=False)
         if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{path} is not a {CHECKPOINT_FORMAT} checkpoint (format={ckpt.get('format') if isinstance(ckpt, dict) else type(ckpt)})")
+        ckpt["config"] = with_act_steps(ckpt["config"], ckpt.get("extra"))
         if config is not None:
             diffs = dict_diff(config.to_dict(), ckpt["config"])
             if diffs:

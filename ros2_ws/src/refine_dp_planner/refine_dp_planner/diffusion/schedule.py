@@ -69,12 +69,6 @@ class DiffusionSchedule(nn.Module):
         """table[t] reshaped to broadcast against `like` ([B, ...])."""
         return table[t].reshape(-1, *([1] * (like.dim() - 1))).to(like.dtype)
 
-    def alpha_bar_at(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        """alpha_bar_t; t == -1 means 'before the first step' where alpha_bar = 1 (clean data)."""
-        t = torch.as_tensor(t, device=self.alpha_bar.device).long()
-        ab = torch.where(t >= 0, self.alpha_bar[t.clamp(min=0)], torch.ones_like(self.alpha_bar[0]))
-        return ab.reshape(-1, *([1] * (like.dim() - 1))).to(like.dtype)
-
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps."""
         return self._gather(self.sqrt_alpha_bar, t, x0) * x0 + self._gather(self.sqrt_one_minus_alpha_bar, t, x0) * noise

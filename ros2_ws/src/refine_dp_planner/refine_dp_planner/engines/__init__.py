@@ -14,13 +14,15 @@ BACKENDS = ("torch", "onnxruntime", "tensorrt")
 def make_engine(backend: str, path_or_policy, *, expected: dict | None = None, **options) -> Engine:
     """Build a planner engine.
 
-    backend: "torch" (a DiffusionPolicy or a checkpoint .pt), "onnxruntime" or "tensorrt" (an export
-    folder with metadata.json; a DiffusionPolicy is exported to a temporary folder first).
+    backend: "torch" (a DiffusionPolicy, a deployable.Deployable or any planner policy.pt), "onnxruntime"
+    or "tensorrt" (an export folder with metadata.json; a DiffusionPolicy or Deployable is exported to a
+    temporary folder first).
     expected: metadata fields the caller relies on (e.g. {"obs_dim": 42, "obs_horizon": 8,
-    "action_horizon": 12, "rate_hz": 10.0}); any difference raises MetadataMismatchError naming them.
+    "action_horizon": 12, "rate_hz": 10.0}); any difference raises MetadataMismatchError naming both values.
     options: backend-specific (ddim_steps/eta/use_ema for torch; variant="sampler"|"denoiser",
     intra_op_threads, allow_spinning for onnxruntime; max_batch, fp16 for tensorrt; seed for all).
     """
+    from refine_dp_planner.deployable import Deployable
     from refine_dp_planner.policy import DiffusionPolicy
 
     if backend not in BACKENDS:
@@ -34,7 +36,7 @@ def make_engine(backend: str, path_or_policy, *, expected: dict | None = None, *
             from refine_dp_planner.engines.trt_engine import import_tensorrt
 
             import_tensorrt()  # fail before exporting anything
-        if isinstance(path_or_policy, DiffusionPolicy):
+        if isinstance(path_or_policy, (DiffusionPolicy, Deployable)):
             from refine_dp_planner.export import export_policy
 
             export_kwargs = {k: options.pop(k) for k in ("ddim_steps", "eta") if k in options}

@@ -27,6 +27,15 @@ class Engine(ABC):
     def action_shape(self) -> tuple[int, int]:
         return self.metadata["action_horizon"], self.metadata["action_dim"]
 
+    @property
+    def act_steps(self) -> int:
+        """Actions of each chunk executed before the next is sampled (what the planner was trained with)."""
+        return int(self.metadata["act_steps"])
+
+    @property
+    def rate_hz(self) -> float:
+        return float(self.metadata["rate_hz"])
+
     def sample(self, obs_history: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
         obs = np.asarray(obs_history, dtype=np.float32)
         if obs.ndim != 3 or obs.shape[1:] != self.obs_shape:
@@ -48,5 +57,7 @@ class Engine(ABC):
 
     def __repr__(self) -> str:
         m = self.metadata
-        return (f"{type(self).__name__}(backbone={m.get('backbone')}, obs=[{m['obs_horizon']}x{m['obs_dim']}], "
-                f"actions=[{m['action_horizon']}x{m['action_dim']}], ddim_steps={m.get('ddim_steps')}, eta={m.get('eta')})")
+        return (f"{type(self).__name__}(kind={m.get('kind')}, backbone={m.get('backbone')}, "
+                f"obs=[{m['obs_horizon']}x{m['obs_dim']}], actions=[{m['action_horizon']}x{m['action_dim']}], "
+                f"act_steps={m.get('act_steps')}, rate_hz={m.get('rate_hz')}, ddim_steps={m.get('ddim_steps')}, "
+                f"eta={m.get('eta')})")

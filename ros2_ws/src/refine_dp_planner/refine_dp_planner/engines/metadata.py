@@ -1,5 +1,9 @@
 """metadata.json of an exported planner engine: what the graph expects and how it was made.
 
+It carries the planner contract (contract.CONTRACT_FIELDS: obs/action layouts and sizes, horizons,
+act_steps, rate_hz) that PlannerCore and the planner node build themselves from, the planner's kind
+and which graphs exist (export.build_metadata writes it).
+
 The engine loader compares it with the ONNX graph it sits beside and with what the caller (the
 planner node) expects, and refuses any mismatch with a message naming the fields that differ.
 """
@@ -12,7 +16,7 @@ from pathlib import Path
 
 from refine_dp_planner.utils import dict_diff
 
-METADATA_FORMAT = "refine_dp_planner.engine/1"
+METADATA_FORMAT = "refine_dp_planner.engine/2"   # /2: the planner contract (kind, act_steps, graphs)
 METADATA_FILE = "metadata.json"
 
 
@@ -40,7 +44,9 @@ def load_metadata(path: str | Path) -> tuple[dict, Path]:
                                 f"refine_dp_planner.export.export_policy (or `refine-dp export`) first")
     metadata = json.loads(file.read_text())
     if metadata.get("format") != METADATA_FORMAT:
-        raise MetadataMismatchError(f"{file}: format {metadata.get('format')!r} is not {METADATA_FORMAT!r}; re-export the planner")
+        raise MetadataMismatchError(f"{file}: format {metadata.get('format')!r} is not {METADATA_FORMAT!r} (older "
+                                    f"exports lack act_steps and the other contract fields); re-export the planner "
+                                    f"with `refine-dp export planner --checkpoint policy.pt --out {folder}`")
     return metadata, folder
 
 

@@ -1,4 +1,5 @@
-"""ONNX Runtime backend (CPU): the unrolled sampler graph, or the denoiser graph in a Python loop."""
+"""ONNX Runtime backend (CPU): the planner graph (sampler.onnx), or, for a plain diffusion policy, the
+denoiser graph in a Python loop."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -61,6 +62,9 @@ class OrtEngine(Engine):
         super().__init__(metadata, seed)
         ort = _import_ort()
         self.variant = variant
+        if variant not in metadata["files"]:
+            raise MetadataMismatchError(f"{folder} holds a {metadata['kind']} planner, which has no {variant} graph "
+                                        f"(graphs: {metadata['graphs']}): use variant='sampler'")
         path = folder / metadata["files"][variant]
         if not path.is_file():
             raise FileNotFoundError(f"{path} missing: re-export the planner into {folder}")
@@ -99,7 +103,8 @@ class OrtEngine(Engine):
 
     def _sample(self, obs: np.ndarray, noise: np.ndarray) -> np.ndarray:
         if self.variant == "sampler":
-            feeds = {"obs_history": obs, "noise": noise}
+            # planners that ignore the noise (metadata uses_noise false) have no such input
+            feeds = {"obs_history": obs, "noise": noise} if "noise" in self.input_names else {"obs_history": obs}
             if "step_noise" in self.input_names:
                 feeds["step_noise"] = self.rng.standard_normal((len(self.metadata["timesteps"]), *noise.shape),
                                                                dtype=np.float32)

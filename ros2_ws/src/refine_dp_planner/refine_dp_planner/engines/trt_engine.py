@@ -66,8 +66,10 @@ class TensorRTEngine(Engine):
         profile = builder.create_optimization_profile()
         To, Do = self.obs_shape
         Ta, Da = self.action_shape
+        inputs = {network.get_input(i).name for i in range(network.num_inputs)}
         for name, (a, b) in (("obs_history", (To, Do)), ("noise", (Ta, Da))):
-            profile.set_shape(name, (1, a, b), (1, a, b), (max_batch, a, b))
+            if name in inputs:  # planners that ignore the noise have no such input
+                profile.set_shape(name, (1, a, b), (1, a, b), (max_batch, a, b))
         config.add_optimization_profile(profile)
         serialized = builder.build_serialized_network(network, config)
         if serialized is None:
@@ -78,10 +80,12 @@ class TensorRTEngine(Engine):
         torch = self.torch
         if obs.shape[0] > self.max_batch:
             raise ValueError(f"batch {obs.shape[0]} exceeds the TensorRT profile's max_batch {self.max_batch}")
-        tensors = {"obs_history": torch.from_numpy(obs).cuda(), "noise": torch.from_numpy(noise).cuda()}
-        tensors["actions"] = torch.empty((obs.shape[0], *self.action_shape), device="cuda")
-        for name in ("obs_history", "noise"):
+        tensors = {"obs_history": torch.from_numpy(obs).cuda()}
+        if self.metadata["uses_noise"]:
+            tensors["noise"] = torch.from_numpy(noise).cuda()
+        for name in list(tensors):
             self.context.set_input_shape(name, tuple(tensors[name].shape))
+        tensors["actions"] = torch.empty((obs.shape[0], *self.action_shape), device="cuda")
         for name, tensor in tensors.items():
             self.context.set_tensor_address(name, tensor.data_ptr())
         if not self.context.execute_async_v3(self.stream.cuda_stream):
