@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from t1_description.robot_types import JointCommandRequest, MeasuredState, MotorCommand
+from t1_description.robot_types import JointCommandRequest, MeasuredState, MotorCommand, rpy_to_quat_wxyz
 
 if TYPE_CHECKING:
     from t1_description.joint_table import JointTable
