@@ -284,9 +284,7 @@ def test_node_turns_high_level_commands_into_footstep_commands():
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from refine_dp_msgs.msg import FootstepCommand, HighLevelCommand
 
-    env = dict(os.environ, PYTHONUNBUFFERED="1", ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
-    env.setdefault("ROS_DOMAIN_ID", str(np.random.default_rng().integers(100, 200)))
-    os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")})
+    env = dict(os.environ, PYTHONUNBUFFERED="1")  # ROS_DOMAIN_ID: the session's, set by conftest.py
     proc = subprocess.Popen([sys.executable, "-m", "loco_manip_controller.footstep_node", "--ros-args",
                              "-p", "command_timeout_s:=0.3"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -2,7 +2,6 @@
 publishes ObjectStateArray, received here by an rclpy subscriber."""
 
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -17,22 +16,13 @@ from t1_sim.natnet_server import NatNetServer
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(60)]
 
 
-def ros_env():
-    env = dict(os.environ)
-    env.setdefault("ROS_DOMAIN_ID", str(random.randint(100, 200)))
-    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
 def test_node_publishes_object_states_from_natnet():
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
 
     from refine_dp_msgs.msg import ObjectStateArray
 
-    env = ros_env()
-    os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")})
+    env = dict(os.environ, PYTHONUNBUFFERED="1")  # ROS_DOMAIN_ID: the session's, set by conftest.py
     yaw = Rotation.from_euler("z", 90, degrees=True)
     x, y, z, w = yaw.as_quat()
     bodies = [

@@ -3,7 +3,6 @@ LowState (rclpy -> SDK) and LowCmd (SDK -> rclpy) over loopback with values inta
 from __future__ import annotations
 
 import json
-import os
 import queue
 import random
 import threading
@@ -43,10 +42,10 @@ def _reader(stream, lines: queue.Queue) -> None:
         lines.put(line)
 
 
-def test_vendor_sdk_and_rclpy_exchange_low_state_and_low_cmd():
+def test_vendor_sdk_and_rclpy_exchange_low_state_and_low_cmd(ros_domain_id):
     from booster_interface.msg import LowCmd, LowState
 
-    domain = int(os.environ["ROS_DOMAIN_ID"])
+    domain = ros_domain_id  # the SDK's ChannelFactory joins the DDS domain conftest.py gave rclpy
     state = _random_low_state(random.Random(SEED + 1))
     received_cmds: list = []
     with python_process([str(SUPPORT / "sdk_peer.py"), str(domain), str(SEED)]) as peer:
