@@ -79,7 +79,8 @@ def test_final_eval_reevaluates_each_runs_last_checkpoint_and_caches_it(tmp_path
     pre = tiny_dp(obs_dim=3, act_dim=2)
     dp_path = tmp_path / "dp" / "policy.pt"
     dp_path.parent.mkdir()
-    save_policy_file(dp_path, pre.policy, None, {"env": "toy-pointmass", "act_steps": 3})
+    pre.policy.config.act_steps = 3  # the planner contract: executed actions per chunk live in the config
+    save_policy_file(dp_path, pre.policy, None, {"env": "toy-pointmass"})
     out = tmp_path / "bench" / "dsrl-sac" / "seed0"
     dsrl_mod.run(small_cfg(env="toy-pointmass", out=str(out), pretrained=str(dp_path), budget_env_steps=60,
                            eval_episodes=0, seed=1))

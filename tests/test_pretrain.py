@@ -22,7 +22,7 @@ def dataset(tmp_path_factory) -> str:
     """8 episodes of 40 steps: obs 3-d random walk, action = a smooth function of obs (learnable)."""
     root = tmp_path_factory.mktemp("demos") / "ds"
     rng = np.random.default_rng(0)
-    with EpisodeWriter(root, 3, 2, source="test", episodes_per_shard=4) as w:
+    with EpisodeWriter(root, 3, 2, source="test", episodes_per_shard=4, control_rate_hz=25.0) as w:
         for _ in range(8):
             obs = np.cumsum(rng.normal(0, 0.1, (40, 3)), 0).astype(np.float32)
             act = np.stack([np.tanh(obs[:, 0] + obs[:, 1]), np.sin(obs[:, 2])], 1)
@@ -96,3 +96,71 @@ def test_cli_writes_policy_for_finetuning(dataset, tmp_path):
     # --resume with --steps extends the same run
     assert cli.main(["--out", str(out), "--resume", "--steps", "18", "--data", dataset, "--no-progress"]) == 0
     assert json.loads((out / "summary.json").read_text())["step"] == 18
+
+
+def test_act_steps_and_rate_walk_from_the_cli_to_the_planner_core(tmp_path):
+    """`refine-dp pretrain --act-steps` -> policy.pt -> `refine-dp export planner` -> metadata.json -> PlannerCore,
+    with nobody retyping act_steps, the rate or the layouts."""
+    from refine_dp_planner import export
+    from refine_dp_planner.engines import make_engine
+    from refine_dp_planner.planner_core import PlannerCore
+    from refine_dp_planner.planner_io import ACTION_DIM, ACTION_FIELDS, observation_fields
+
+    obs_fields = observation_fields(("box",))
+    obs_dim = sum(n for _, n in obs_fields)
+    rng = np.random.default_rng(0)
+    data = tmp_path / "demos"
+    with EpisodeWriter(data, obs_dim, ACTION_DIM, obs_fields=obs_fields, action_fields=ACTION_FIELDS,
+                       control_rate_hz=5.0, source="test") as w:
+        for _ in range(4):
+            w.add_episode(rng.normal(size=(12, obs_dim)), rng.normal(size=(12, ACTION_DIM)), np.zeros(12), True)
+    out = tmp_path / "run"
+    assert cli.main(["--data", str(data), "--out", str(out), "--backbone", "mlp", "--hidden-dims", "32",
+                     "--obs-horizon", "2", "--action-horizon", "6", "--act-steps", "5", "--num-train-timesteps", "10",
+                     "--ddim-steps", "3", "--steps", "4", "--batch-size", "8", "--val-every", "0",
+                     "--checkpoint-every", "0", "--no-tensorboard", "--no-progress"]) == 0
+    ckpt = torch.load(out / "policy.pt", weights_only=False)
+    assert (ckpt["config"]["act_steps"], ckpt["config"]["rate_hz"]) == (5, 5.0) and "act_steps" not in ckpt["extra"]
+    assert export.main(["--checkpoint", str(out / "policy.pt"), "--out", str(tmp_path / "engine")]) == 0
+    meta = json.loads((tmp_path / "engine" / "metadata.json").read_text())
+    assert (meta["kind"], meta["act_steps"], meta["rate_hz"], meta["action_horizon"]) == ("diffusion", 5, 5.0, 6)
+    assert meta["obs_fields"] == [list(f) for f in obs_fields] and meta["action_fields"] == [list(f) for f in ACTION_FIELDS]
+    core = PlannerCore(make_engine("onnxruntime", tmp_path / "engine"), ("box",))
+    assert core.replan_every == 5 and core.dt == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="replan_every 6 contradicts the engine's act_steps 5"):
+        PlannerCore(make_engine("onnxruntime", tmp_path / "engine"), ("box",), replan_every=6)
+
+
+def test_rate_comes_from_the_dataset_and_a_contradicting_rate_is_refused(dataset, tmp_path):
+    assert Pretrainer(tiny_cfg(dataset, tmp_path / "a")).policy.config.rate_hz == 25.0
+    with pytest.raises(ValueError, match=r"--rate-hz 10.0 contradicts .*control_rate_hz 25.0"):
+        Pretrainer(tiny_cfg(dataset, tmp_path / "b", rate_hz=10.0))
+    root = tmp_path / "norate"
+    with EpisodeWriter(root, 3, 2) as w:
+        for _ in range(3):
+            w.add_episode(np.zeros((10, 3)), np.zeros((10, 2)), np.zeros(10), True)
+    with pytest.raises(ValueError, match="records no control_rate_hz: pass --rate-hz"):
+        Pretrainer(tiny_cfg(str(root), tmp_path / "c"))
+    assert Pretrainer(tiny_cfg(str(root), tmp_path / "d", rate_hz=50.0)).policy.config.rate_hz == 50.0
+
+
+@pytest.mark.parametrize("extra, expected", [({"act_steps": 3}, 3), ({}, 4)])
+def test_checkpoints_from_before_the_contract_still_load(tmp_path, extra, expected):
+    """Old policy.pt files kept act_steps in `extra` (or nowhere): with_act_steps is the one fallback."""
+    from refine_dp_planner.config import DiffusionPolicyConfig
+    from refine_dp_planner.deployable import load_planner
+    from refine_dp_planner.models.mlp_denoiser import MLPDenoiserConfig
+    from refine_dp_planner.policy import DiffusionPolicy
+
+    policy = DiffusionPolicy(DiffusionPolicyConfig(obs_dim=3, action_dim=2, obs_horizon=2, action_horizon=4,
+                                                   num_train_timesteps=10, ddim_steps=2, backbone="mlp",
+                                                   mlp=MLPDenoiserConfig(hidden_dims=[8])))
+    policy.fit_normalizers(np.ones((4, 3)), np.ones((4, 2)))
+    path = tmp_path / "old.pt"
+    policy.save(path, extra=extra)
+    old = torch.load(path, weights_only=False)
+    del old["config"]["act_steps"]
+    torch.save(old, path)
+    assert load_pretrained(path).act_steps == expected
+    assert DiffusionPolicy.load(path)[0].config.act_steps == expected
+    assert load_planner(path)[0].contract["act_steps"] == expected

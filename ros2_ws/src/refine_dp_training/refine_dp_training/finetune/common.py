@@ -7,13 +7,16 @@ A method (dppo.py, mlp_ft.py, residual.py, dsrl.py, ppo_gaussian.py) is a class 
     obs_horizon, act_steps: int          of the chunked env it acts in (the eval env is built alike)
     train_iteration() -> dict            collect + update once; returns scalars to log
     act_deterministic(obs_hist) -> chunk evaluation actions: obs [N, To, Do] -> chunk [N, Ta, Da], numpy
+    deployable() -> Deployable           act_deterministic as one torch module (refine_dp_planner.deployable):
+                                         written as policy.pt, which `refine-dp export planner` takes
     state_dict() / load_state_dict(d)    EVERYTHING needed to continue bit for bit (weights, optimizers,
                                          env state via `ChunkedVecEnv.state_dict`, counters, scalers)
 
 and `run_finetune(method, cfg)` drives it: budget in env steps, deterministic evaluation every
 `eval_every_env_steps` (and at 0 and at the end), atomic checkpoints every `checkpoint_every`
 iterations, exact resume from the latest one, curve.csv / curve.jsonl (return vs env steps vs
-wall-clock), tensorboard scalars and summary.json under `cfg.out`.
+wall-clock), tensorboard scalars, summary.json and policy.pt (the deployable planner, rewritten at
+every checkpoint) under `cfg.out` (one rundir.RunDir, as the pretrainer and the PPO runner).
 
 Evaluation is unbiased and reproducible: `eval_episodes` envs, seeded with `eval_seed` at every
 evaluation, each contributing its FIRST episode (taking the first N finished episodes of fewer envs
@@ -22,11 +25,8 @@ never touches the training RNG or env state, and a resumed run evaluates exactly
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +37,9 @@ import torch
 
 from ..envs.chunked import ChunkedVecEnv
 from ..envs.vec_env import VecEnv
-from ..rl.checkpoint import atomic_torch_save, git_revision, rng_state, set_rng_state
+from ..pretrain.artifacts import POLICY_FILE, Pretrained, load_policy_file  # noqa: F401  (Pretrained re-exported)
+from ..rl.checkpoint import git_revision, rng_state, set_rng_state
+from ..rundir import CurveLogger, RunDir
 
 CHECKPOINT_FORMAT = "refine_dp_training.finetune/1"
 
@@ -68,24 +70,8 @@ class FinetuneConfig:
 
 
 # ---- pretrained policies ------------------------------------------------------------------------
-@dataclass
-class Pretrained:
-    """A pretrained planner: the policy (raw units in and out, normalizers inside) and its horizons."""
-
-    kind: str                 # "diffusion" (DiffusionPolicy) or "mlp" (MLPPolicy)
-    policy: torch.nn.Module
-    obs_horizon: int
-    action_horizon: int
-    act_steps: int            # executed actions per chunk it was pretrained/evaluated with
-    env: str | None           # env it was pretrained for (None: unknown)
-    path: Path
-    checkpoint: dict
-
-
 def load_pretrained(path: str | Path, use_ema: bool = True) -> Pretrained:
     """Load `refine-dp pretrain`'s policy.pt (or the folder holding it); EMA weights by default."""
-    from ..pretrain.artifacts import load_policy_file
-
     return load_policy_file(path, use_ema=use_ema)
 
 
@@ -204,70 +190,29 @@ class RunningReturnScaler:
         self.ret, self.mean, self.var, self.count = s["ret"].copy(), s["mean"], s["var"], s["count"]
 
 
-# ---- learning curve -----------------------------------------------------------------------------
+# ---- learning curve, checkpoints ----------------------------------------------------------------
 CURVE_COLUMNS = ("iteration", "env_steps", "wall_s", "return_mean", "return_std", "success_mean",
                  "success_std", "length_mean", "episodes", "eval_env_steps")
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def run_dir(out: str | Path, keep: int = 3, tensorboard: bool = False) -> RunDir:
+    """The fine-tuning run directory: checkpoints/iter_<iteration>.pt."""
+    return RunDir(out, "iter", digits=6, keep=keep, tensorboard=tensorboard)
 
 
-class CurveLogger:
-    """Evaluation rows -> curve.csv + curve.jsonl (rewritten whole, atomically: the rows live in the
-    checkpoint, so a resumed run's curve has no duplicate or missing rows); scalars -> tensorboard."""
-
-    def __init__(self, out: str | Path, tensorboard: bool = True):
-        self.out = Path(out)
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.rows: list[dict] = []
-        self._tb = None
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-            self._tb = SummaryWriter(str(self.out / "tb"))
-
-    def scalars(self, prefix: str, values: dict, env_steps: int) -> None:
-        if self._tb is not None:
-            for k, v in values.items():
-                if isinstance(v, (int, float, np.floating)) and np.isfinite(v):
-                    self._tb.add_scalar(f"{prefix}/{k}", float(v), env_steps)
-
-    def eval_row(self, row: dict) -> None:
-        self.rows.append(row)
-        self.scalars("eval", {k: row[k] for k in CURVE_COLUMNS if k in row and k != "env_steps"}, row["env_steps"])
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=CURVE_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(self.rows)
-        _atomic_write_text(self.out / "curve.csv", buf.getvalue())
-        _atomic_write_text(self.out / "curve.jsonl", "".join(json.dumps(r) + "\n" for r in self.rows))
-
-    def close(self) -> None:
-        if self._tb is not None:
-            self._tb.close()
-
-
-# ---- checkpoints --------------------------------------------------------------------------------
 def checkpoint_dir(out: str | Path) -> Path:
-    return Path(out) / "checkpoints"
+    return run_dir(out).checkpoint_dir
 
 
 def latest_checkpoint(out: str | Path) -> Path | None:
-    files = sorted(checkpoint_dir(out).glob("iter_*.pt"))
-    return files[-1] if files else None
+    return run_dir(out).latest_checkpoint()
 
 
 def save_checkpoint(out: str | Path, iteration: int, payload: dict, keep: int = 3) -> Path:
     """Atomic `checkpoints/iter_<iteration>.pt` = payload + format, global RNG states, git revision;
     older files beyond `keep` are removed after the new one is complete."""
-    path = checkpoint_dir(out) / f"iter_{iteration:06d}.pt"
-    atomic_torch_save({"format": CHECKPOINT_FORMAT, "rng": rng_state(), "git_revision": git_revision(),
-                       **payload}, path)
-    for old in sorted(checkpoint_dir(out).glob("iter_*.pt"))[:-keep] if keep > 0 else []:
-        old.unlink()
-    return path
+    return run_dir(out, keep).save_checkpoint({"format": CHECKPOINT_FORMAT, "rng": rng_state(),
+                                               "git_revision": git_revision(), **payload}, iteration)
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -286,6 +231,7 @@ class FinetuneMethod(Protocol):
 
     def train_iteration(self) -> dict: ...
     def act_deterministic(self, obs_hist: np.ndarray) -> np.ndarray: ...
+    def deployable(self) -> torch.nn.Module: ...
     def state_dict(self) -> dict: ...
     def load_state_dict(self, state: dict) -> None: ...
 
@@ -303,12 +249,13 @@ def run_finetune(method: FinetuneMethod, cfg: FinetuneConfig, resume: bool = Fal
         eval_env = make_chunked_env(cfg.env, cfg.eval_episodes, method.obs_horizon, method.act_steps)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    logger = CurveLogger(out, cfg.tensorboard)
+    run = run_dir(out, cfg.keep_checkpoints, cfg.tensorboard)
+    logger = CurveLogger(run, CURVE_COLUMNS)
     wall_s, next_eval = 0.0, 0
     if resume:
-        path = latest_checkpoint(out)
+        path = run.latest_checkpoint()
         if path is None:
-            raise FileNotFoundError(f"--resume: no checkpoint under {checkpoint_dir(out)}; start without --resume")
+            raise FileNotFoundError(f"--resume: no checkpoint under {run.checkpoint_dir}; start without --resume")
         ckpt = load_checkpoint(path)
         if ckpt["config"] != cfg.to_dict():
             diff = {k: (ckpt["config"].get(k), v) for k, v in cfg.to_dict().items() if ckpt["config"].get(k) != v}
@@ -319,10 +266,10 @@ def run_finetune(method: FinetuneMethod, cfg: FinetuneConfig, resume: bool = Fal
         logger.rows, wall_s, next_eval = list(ckpt["curve"]), ckpt["wall_s"], ckpt["next_eval"]
         set_rng_state(ckpt["rng"])
     else:
-        if latest_checkpoint(out) is not None:
-            raise FileExistsError(f"{out} already holds a fine-tuning run ({latest_checkpoint(out)}): pass --resume "
+        if run.latest_checkpoint() is not None:
+            raise FileExistsError(f"{out} already holds a fine-tuning run ({run.latest_checkpoint()}): pass --resume "
                                   "to continue it, or choose another --out")
-        _atomic_write_text(out / "config.json", json.dumps(cfg.to_dict() | {"method": method_name}, indent=2))
+        run.write_json("config.json", cfg.to_dict() | {"method": method_name})
 
     def do_eval() -> dict:
         res = evaluate(method.act_deterministic, eval_env, cfg.eval_seed)
@@ -331,10 +278,10 @@ def run_finetune(method: FinetuneMethod, cfg: FinetuneConfig, resume: bool = Fal
         return row
 
     def checkpoint() -> None:
-        save_checkpoint(out, method.iteration, {"config": cfg.to_dict(), "method_name": method_name,
-                                                "method": method.state_dict(), "curve": logger.rows,
-                                                "wall_s": wall_s, "next_eval": next_eval},
-                        keep=cfg.keep_checkpoints)
+        run.save_checkpoint({"format": CHECKPOINT_FORMAT, "rng": rng_state(), "git_revision": git_revision(),
+                             "config": cfg.to_dict(), "method_name": method_name, "method": method.state_dict(),
+                             "curve": logger.rows, "wall_s": wall_s, "next_eval": next_eval}, method.iteration)
+        write_policy_file(method, out / POLICY_FILE, method_name, cfg)
 
     bar = None
     if cfg.progress:
@@ -350,7 +297,7 @@ def run_finetune(method: FinetuneMethod, cfg: FinetuneConfig, resume: bool = Fal
             t0, before = time.perf_counter(), method.env_steps
             stats = method.train_iteration()
             wall_s += time.perf_counter() - t0
-            logger.scalars("train", stats | {"wall_s": wall_s}, method.env_steps)
+            run.scalars(stats | {"wall_s": wall_s}, method.env_steps, "train")
             if eval_env is not None and method.env_steps >= next_eval:
                 last = do_eval()
                 next_eval += cfg.eval_every_env_steps
@@ -366,17 +313,30 @@ def run_finetune(method: FinetuneMethod, cfg: FinetuneConfig, resume: bool = Fal
     finally:
         if bar is not None:
             bar.close()
-        logger.close()
+        run.close()
     summary = {"method": method_name, "env": cfg.env, "pretrained": cfg.pretrained,
                "iteration": method.iteration, "env_steps": method.env_steps, "train_wall_s": wall_s,
                "first_eval": logger.rows[0] if logger.rows else None,
                "last_eval": logger.rows[-1] if logger.rows else None,
                "best_eval": max(logger.rows, key=lambda r: r["return_mean"]) if logger.rows else None,
+               "policy": str(out / POLICY_FILE) if (out / POLICY_FILE).exists() else None,
                "git_revision": git_revision(), "config": cfg.to_dict()}
-    _atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=float))
+    run.write_json("summary.json", summary)
     if logger.rows:
         plot_curve(logger.rows, out / "curve.png", title=f"{method_name} on {cfg.env}")
     return summary
+
+
+def write_policy_file(method: FinetuneMethod, path: Path, method_name: str, cfg: FinetuneConfig) -> None:
+    """policy.pt: the method's deterministic actor as a deployable planner (refine-dp export planner)."""
+    from refine_dp_planner.deployable import save_deployable
+
+    planner = method.deployable() if hasattr(method, "deployable") else None
+    if planner is None:
+        return
+    save_deployable(planner, path, extra={
+        "method": method_name, "env": cfg.env, "pretrained": cfg.pretrained, "iteration": method.iteration,
+        "env_steps": method.env_steps, "finetune_config": cfg.to_dict()})
 
 
 def plot_curve(rows: list[dict], path: str | Path, title: str = "") -> None:

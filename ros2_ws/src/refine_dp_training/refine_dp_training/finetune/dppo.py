@@ -322,6 +322,16 @@ class Method:
         obs_n = self.actor.normalize_obs(torch.as_tensor(obs_hist, dtype=torch.float32))
         return self.actor.sample(obs_n, deterministic=True)[0].numpy()
 
+    def deployable(self):
+        """act_deterministic as one module: DDIM (eta 0) over the same timesteps, the frozen base denoiser
+        for the first K - J steps and the fine-tuned one for the last J; contract act_steps = this run's."""
+        from refine_dp_planner.deployable import DiffusionDeployable
+
+        a = self.actor
+        base = a.policy.frozen_copy()
+        base.denoiser = a.base
+        return DiffusionDeployable(base, len(a.timesteps), 0.0, a.policy.denoiser, a.J, self.act_steps)
+
     def state_dict(self) -> dict:
         env_state = self.env.state_dict()
         if env_state is None:

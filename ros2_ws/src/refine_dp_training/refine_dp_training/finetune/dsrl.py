@@ -166,6 +166,17 @@ class DSRL:
         w = self.sac.actor.deterministic(self.encode(obs_hist))
         return self.decoder(obs_hist, w).numpy()
 
+    def deployable(self):
+        """act_deterministic as one module: the actor's bound * tanh(mu(s)) as the DP's initial noise."""
+        from refine_dp_planner.deployable import DSRLDeployable
+        from refine_dp_planner.models.mlp_head import MLPHead
+
+        actor = self.sac.actor
+        head = MLPHead(actor.obs_dim, self.sac.cfg.hidden, 2 * actor.act_dim, self.sac.cfg.activation)
+        head.net.load_state_dict(actor.net.state_dict())
+        return DSRLDeployable(self.dp, head, self.cfg.noise_bound, self.cfg.obs_clip, self.act_steps,
+                              self.cfg.ddim_steps)
+
     def train_iteration(self) -> dict:
         cfg, n = self.cfg, self.env.num_envs
         with torch.no_grad():

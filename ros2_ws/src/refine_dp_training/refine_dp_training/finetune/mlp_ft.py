@@ -175,6 +175,12 @@ class MLPFT(ChunkPPO):
     def act_deterministic(self, obs_hist: np.ndarray) -> np.ndarray:
         return self.mlp_policy.sample(torch.as_tensor(obs_hist, dtype=torch.float32)).numpy()
 
+    def deployable(self):
+        """The fine-tuned MLP's chunk (act_deterministic); contract act_steps = this run's."""
+        from refine_dp_planner.deployable import MLPDeployable
+
+        return MLPDeployable(self.mlp_policy, self.act_steps)
+
     def state_dict(self) -> dict:
         return super().state_dict() | {"prev": self.prev.clone(), "fresh": self.fresh.copy()}
 

@@ -238,8 +238,10 @@ class PPOGaussian(ChunkPPO):
         act_steps = cfg.act_steps or 1
         env = env or make_chunked_env(cfg.env, cfg.num_envs, cfg.obs_horizon, act_steps, discount=cfg.gamma)
         super().__init__(cfg, env)
+        self.dataset_meta: dict = {}   # layouts and control rate of the demos, for the deployable's contract
         if episodes is None:
-            episodes = EpisodeDataset(resolve_dataset(cfg, pre)).episodes
+            data = EpisodeDataset(resolve_dataset(cfg, pre))
+            episodes, self.dataset_meta = data.episodes, data.meta
         hidden = (cfg.hidden_dim,) * cfg.hidden_layers
         self.policy = ActorCritic(env.obs_dim * env.obs_horizon, env.act_dim * env.act_steps,
                                   ActorCriticConfig(actor_hidden=hidden, critic_hidden=hidden, activation="elu",
@@ -260,6 +262,21 @@ class PPOGaussian(ChunkPPO):
 
     def train_iteration(self) -> dict:
         return super().train_iteration() | ({"bc_loss": self.bc_loss} if self.iteration == 0 else {})
+
+    def deployable(self):
+        """The Gaussian's mean as a planner emitting act_steps actions; None when the demos' control
+        rate is unknown (demos passed in memory), since a planner without a rate cannot be run."""
+        from refine_dp_planner.deployable import GaussianDeployable
+
+        rate = self.dataset_meta.get("control_rate_hz")
+        if rate is None:
+            return None
+        fields = lambda key: [[f["name"], f["size"]] for f in self.dataset_meta[key]]  # noqa: E731
+        env = self.env
+        return GaussianDeployable(self.policy.actor_head(), {
+            "obs_dim": env.obs_dim, "action_dim": env.act_dim, "obs_horizon": env.obs_horizon,
+            "action_horizon": self.act_steps, "act_steps": self.act_steps, "rate_hz": float(rate),
+            "obs_fields": fields("obs_fields"), "action_fields": fields("action_fields")})
 
 
 Config = PPOGaussianConfig

@@ -99,6 +99,13 @@ class Residual(ChunkPPO):
         u = self.policy.act_inference(self._input(obs_hist, proposal))
         return self.compose(proposal, u).numpy()
 
+    def deployable(self):
+        """act_deterministic as one module (the frozen base, the residual's mean, the same composition)."""
+        from refine_dp_planner.deployable import ResidualDeployable
+
+        return ResidualDeployable(self.base, self.policy.actor_head(), self.cfg.residual_scale, self.act_steps,
+                                  self.cfg.ddim_steps)
+
 
 Config = ResidualConfig
 Method = Residual

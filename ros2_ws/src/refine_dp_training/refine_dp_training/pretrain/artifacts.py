@@ -1,43 +1,61 @@
-"""policy.pt: the file `refine-dp pretrain` leaves for fine-tuning, evaluation and export.
+"""policy.pt: the file `refine-dp pretrain` leaves for fine-tuning, evaluation and export, and `Pretrained`.
 
-- Diffusion policies: exactly `DiffusionPolicy.save`'s format (refine_dp_planner.diffusion_policy/1:
-  config, raw weights, EMA weights, normalizer statistics, git revision), so `refine-dp export planner`
-  and the planner node read it as is. `extra` carries the training facts fine-tuning needs:
-  {"kind": "diffusion", "act_steps", "env", "dataset", "step"}.
-- The deterministic MLP baseline: the same layout under format refine_dp_training.mlp_policy/1.
+- Diffusion policies: exactly `DiffusionPolicy.save`'s format (refine_dp_planner.diffusion_policy/1),
+  the deterministic MLP baseline `MLPPolicy.save`'s (refine_dp_training.mlp_policy/1): config (with
+  the planner contract: layouts, horizons, act_steps, rate_hz), raw and EMA weights, normalizer
+  statistics, git revision, so `refine-dp export planner` reads it as is. `extra` carries provenance:
+  {"kind", "env", "dataset", "step", "pretrain_config"}.
+- `Pretrained` lives here (not in finetune/common.py, which imports this module), so pretraining
+  and fine-tuning do not import each other at load time.
 """
 from __future__ import annotations
 
-import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from refine_dp_planner.config import DiffusionPolicyConfig
 from refine_dp_planner.ema import EMA
-from refine_dp_planner.models.mlp_policy import MLPPolicy, MLPPolicyConfig
+from refine_dp_planner.models.mlp_policy import MLP_CHECKPOINT_FORMAT as MLP_FORMAT
+from refine_dp_planner.models.mlp_policy import MLPPolicy
 from refine_dp_planner.policy import CHECKPOINT_FORMAT as DP_FORMAT
 from refine_dp_planner.policy import DiffusionPolicy
-from refine_dp_planner.utils import atomic_torch_save, git_revision
 
-MLP_FORMAT = "refine_dp_training.mlp_policy/1"
 POLICY_FILE = "policy.pt"
 
 
+@dataclass
+class Pretrained:
+    """A pretrained planner: the policy (raw units in and out, normalizers inside) and its horizons."""
+
+    kind: str                 # "diffusion" (DiffusionPolicy) or "mlp" (MLPPolicy)
+    policy: torch.nn.Module
+    obs_horizon: int
+    action_horizon: int
+    act_steps: int            # executed actions per chunk it was pretrained/evaluated with (its config's)
+    env: str | None           # env it was pretrained for (None: unknown)
+    path: Path
+    checkpoint: dict
+
+
 def save_policy_file(path: str | Path, policy: torch.nn.Module, ema: EMA | None, extra: dict) -> None:
-    """Write policy.pt atomically for a DiffusionPolicy or an MLPPolicy."""
-    if isinstance(policy, DiffusionPolicy):
-        policy.save(path, ema=ema, extra={"kind": "diffusion"} | extra)
-        return
-    atomic_torch_save({"format": MLP_FORMAT, "config": dataclasses.asdict(policy.config),
-                       "state_dict": policy.state_dict(), "ema": ema.state_dict() if ema is not None else None,
-                       "git_revision": git_revision(), "extra": {"kind": "mlp"} | extra}, path)
+    """Write policy.pt atomically for a DiffusionPolicy or an MLPPolicy.
+
+    act_steps belongs to the policy's config (the planner contract); an `extra["act_steps"]` (the
+    old place) is accepted only when it agrees, and not stored twice.
+    """
+    extra = dict(extra)
+    if "act_steps" in extra:
+        if int(extra["act_steps"]) != policy.config.act_steps:
+            raise ValueError(f"extra act_steps {extra['act_steps']} contradicts the policy config's act_steps "
+                             f"{policy.config.act_steps}: set it in the config (DiffusionPolicyConfig(act_steps=...))")
+        del extra["act_steps"]
+    kind = "diffusion" if isinstance(policy, DiffusionPolicy) else "mlp"
+    policy.save(path, ema=ema, extra={"kind": kind} | extra)
 
 
-def load_policy_file(path: str | Path, use_ema: bool = True):
-    """-> finetune.common.Pretrained (policy in eval mode, EMA weights when present and use_ema)."""
-    from ..finetune.common import Pretrained
-
+def load_policy_file(path: str | Path, use_ema: bool = True) -> Pretrained:
+    """-> Pretrained (policy in eval mode, EMA weights when present and use_ema)."""
     path = Path(path)
     if path.is_dir():
         path = path / POLICY_FILE
@@ -46,20 +64,16 @@ def load_policy_file(path: str | Path, use_ema: bool = True):
                                 f"and pass DIR/{POLICY_FILE}")
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     fmt = ckpt.get("format") if isinstance(ckpt, dict) else None
+    use = use_ema and ckpt.get("ema") is not None
     if fmt == DP_FORMAT:
-        policy, ckpt = DiffusionPolicy.load(path, use_ema=use_ema and ckpt.get("ema") is not None)
-        cfg: DiffusionPolicyConfig = policy.config
+        policy, ckpt = DiffusionPolicy.load(path, use_ema=use)
         kind = "diffusion"
     elif fmt == MLP_FORMAT:
-        cfg = MLPPolicyConfig(**ckpt["config"])
-        policy = MLPPolicy(cfg)
-        use = use_ema and ckpt.get("ema") is not None
-        policy.load_state_dict(ckpt["ema"]["model"] if use else ckpt["state_dict"])
+        policy, ckpt = MLPPolicy.load(path, use_ema=use)
         kind = "mlp"
     else:
         raise ValueError(f"{path} is neither a diffusion policy ({DP_FORMAT}) nor an MLP policy ({MLP_FORMAT}) "
                          f"checkpoint (format={fmt!r}): pass the policy.pt that `refine-dp pretrain` wrote")
-    extra = ckpt.get("extra") or {}
-    return Pretrained(kind=kind, policy=policy.eval(), obs_horizon=cfg.obs_horizon,
-                      action_horizon=cfg.action_horizon, act_steps=int(extra.get("act_steps", cfg.action_horizon)),
-                      env=extra.get("env"), path=path, checkpoint=ckpt)
+    cfg = policy.config
+    return Pretrained(kind=kind, policy=policy.eval(), obs_horizon=cfg.obs_horizon, action_horizon=cfg.action_horizon,
+                      act_steps=cfg.act_steps, env=(ckpt.get("extra") or {}).get("env"), path=path, checkpoint=ckpt)

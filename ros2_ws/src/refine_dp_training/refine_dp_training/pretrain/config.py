@@ -27,7 +27,8 @@ class PretrainConfig:
     backbone: str = "dit"                # diffusion denoiser: "dit" or "mlp"
     obs_horizon: int = 8
     action_horizon: int = 12
-    act_steps: int = 8                   # actions executed per chunk in rollouts (and fine-tuning)
+    act_steps: int = 8                   # actions executed per chunk: rollouts, fine-tuning, the robot (planner contract)
+    rate_hz: float | None = None         # actions per second; None: the dataset's control_rate_hz (must agree if both)
     num_train_timesteps: int = 100
     ddim_steps: int = 10                 # evaluation sampler: DDIM with eta 0 over this many steps
     dit_width: int = 128                 # planner.models.dit.DiTConfig: the shipped (latency-bound) size

@@ -5,15 +5,18 @@ own `compute_loss` (epsilon MSE for diffusion, action MSE for the MLP), AdamW, g
 linear-warmup + cosine learning rate, EMA update. Batches are drawn with replacement from a
 dedicated torch.Generator; diffusion noise and timesteps from the global torch RNG.
 
+Run directory (rundir.RunDir, as the fine-tuning loop and the PPO runner): config.json, summary.json,
+tb/, checkpoints/step_<n>.pt (the newest keep_checkpoints kept), policy.pt.
 Exact resume: checkpoints/step_<n>.pt holds model, EMA, optimizer, scheduler, both RNG states, the
 step and the validation/evaluation history, so `--resume` continues the same run bit for bit (up to
 the float non-determinism of the BLAS, none on a CPU with fixed threads). Validation loss uses a
 fixed seed inside torch.random.fork_rng (comparable across steps, training RNG untouched).
-policy.pt (the EMA policy + facts for fine-tuning) is rewritten at every checkpoint and at the end.
+policy.pt (the EMA policy, its config carrying the planner contract: act_steps, rate_hz from the
+dataset's control rate, the dataset's observation/action layouts) is rewritten at every checkpoint
+and at the end.
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -30,23 +33,38 @@ from refine_dp_planner.policy import DiffusionPolicy
 
 from ..data.episodes import EpisodeDataset
 from ..data.windows import WindowDataset
-from ..rl.checkpoint import atomic_torch_save, git_revision, rng_state, seed_everything, set_rng_state
+from ..rl.checkpoint import git_revision, rng_state, seed_everything, set_rng_state
+from ..rundir import RunDir
 from .artifacts import POLICY_FILE, save_policy_file
 from .config import PretrainConfig
 
 FORMAT = "refine_dp_training.pretrain_state/1"
 
 
-def build_policy(cfg: PretrainConfig, obs_dim: int, act_dim: int, obs_fields=None, action_fields=None):
+def build_policy(cfg: PretrainConfig, obs_dim: int, act_dim: int, obs_fields=None, action_fields=None,
+                 rate_hz: float = 10.0):
+    """The policy of `cfg`, its config carrying the planner contract (act_steps, rate_hz, layouts)."""
+    contract = dict(obs_horizon=cfg.obs_horizon, action_horizon=cfg.action_horizon, act_steps=cfg.act_steps,
+                    rate_hz=float(rate_hz), obs_fields=obs_fields, action_fields=action_fields,
+                    normalizer=cfg.normalizer)
     if cfg.model == "mlp":
-        return MLPPolicy(MLPPolicyConfig(obs_dim, act_dim, cfg.obs_horizon, cfg.action_horizon,
-                                         hidden_dims=list(cfg.hidden_dims), normalizer=cfg.normalizer))
+        return MLPPolicy(MLPPolicyConfig(obs_dim, act_dim, hidden_dims=list(cfg.hidden_dims), **contract))
     return DiffusionPolicy(DiffusionPolicyConfig(
-        obs_dim, act_dim, obs_horizon=cfg.obs_horizon, action_horizon=cfg.action_horizon,
-        num_train_timesteps=cfg.num_train_timesteps, ddim_steps=cfg.ddim_steps, backbone=cfg.backbone,
-        dit=DiTConfig(width=cfg.dit_width, depth=cfg.dit_depth, heads=cfg.dit_heads),
-        mlp=MLPDenoiserConfig(hidden_dims=list(cfg.hidden_dims)), normalizer=cfg.normalizer,
-        obs_fields=obs_fields, action_fields=action_fields))
+        obs_dim, act_dim, num_train_timesteps=cfg.num_train_timesteps, ddim_steps=cfg.ddim_steps,
+        backbone=cfg.backbone, dit=DiTConfig(width=cfg.dit_width, depth=cfg.dit_depth, heads=cfg.dit_heads),
+        mlp=MLPDenoiserConfig(hidden_dims=list(cfg.hidden_dims)), **contract))
+
+
+def dataset_rate_hz(cfg: PretrainConfig, meta: dict) -> float:
+    """The policy's rate: the dataset's control rate; --rate-hz only where the dataset records none."""
+    recorded = meta.get("control_rate_hz")
+    if recorded is None and cfg.rate_hz is None:
+        raise ValueError(f"dataset {cfg.data} records no control_rate_hz: pass --rate-hz (steps per second of "
+                         "its actions), or re-record it with EpisodeWriter(control_rate_hz=...)")
+    if recorded is not None and cfg.rate_hz is not None and float(recorded) != float(cfg.rate_hz):
+        raise ValueError(f"--rate-hz {cfg.rate_hz} contradicts dataset {cfg.data}'s control_rate_hz {recorded}: "
+                         "drop --rate-hz")
+    return float(recorded if recorded is not None else cfg.rate_hz)
 
 
 def cosine_with_warmup(warmup: int, total: int, min_ratio: float):
@@ -74,8 +92,9 @@ class Pretrainer:
         self.val_set = WindowDataset([data[i] for i in val_ids], cfg.obs_horizon, cfg.action_horizon, pad) \
             if val_ids else None
         fields = lambda key: [(f["name"], f["size"]) for f in self.meta[key]]  # noqa: E731
-        self.policy = build_policy(cfg, data.obs_dim, data.act_dim,
-                                   *((fields("obs_fields"), fields("action_fields")) if cfg.model == "diffusion" else ()))
+        self.policy = build_policy(cfg, data.obs_dim, data.act_dim, fields("obs_fields"), fields("action_fields"),
+                                   dataset_rate_hz(cfg, self.meta))
+        self.run = RunDir(self.out, "step", digits=7, keep=max(1, cfg.keep_checkpoints), tensorboard=cfg.tensorboard)
         # Normalizers from the TRAINING episodes only (validation stays unseen).
         self.policy.fit_normalizers(np.concatenate([e["obs"] for e in train_eps]),
                                     np.concatenate([e["actions"] for e in train_eps]))
@@ -86,7 +105,6 @@ class Pretrainer:
         self.batch_gen = torch.Generator().manual_seed(cfg.seed)
         self.step, self.wall_s = 0, 0.0
         self.history: list[dict] = []  # validation / evaluation records
-        self._writer = None
 
     # ---- one step -------------------------------------------------------------------------------
     def batch(self, dataset: WindowDataset, size: int, generator: torch.Generator) -> dict:
@@ -158,34 +176,20 @@ class Pretrainer:
         self.step, self.wall_s, self.history = state["step"], state["wall_s"], list(state["history"])
 
     def save(self) -> Path:
-        ckpt_dir = self.out / "checkpoints"
-        path = atomic_torch_save(self.state_dict(), ckpt_dir / f"step_{self.step:07d}.pt")
-        for old in sorted(ckpt_dir.glob("step_*.pt"))[:-max(1, self.cfg.keep_checkpoints)]:
-            old.unlink()
+        path = self.run.save_checkpoint(self.state_dict(), self.step)
         save_policy_file(self.out / POLICY_FILE, self.policy, self.ema, self.policy_extra())
         return path
 
     def policy_extra(self) -> dict:
-        return {"act_steps": self.cfg.act_steps, "env": self.cfg.env, "dataset": str(self.cfg.data),
-                "step": self.step, "pretrain_config": self.cfg.to_dict()}
+        return {"env": self.cfg.env, "dataset": str(self.cfg.data), "step": self.step,
+                "pretrain_config": self.cfg.to_dict()}
 
     def resume(self) -> None:
-        files = sorted((self.out / "checkpoints").glob("step_*.pt"))
-        if not files:
-            raise FileNotFoundError(f"--resume: no checkpoint in {self.out / 'checkpoints'}; start without --resume")
-        self.load_state_dict(torch.load(files[-1], map_location="cpu", weights_only=False))
+        self.load_state_dict(self.run.load_latest()[0])
 
     # ---- the loop -------------------------------------------------------------------------------
-    @property
-    def writer(self):
-        if self._writer is None and self.cfg.tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-            self._writer = SummaryWriter(str(self.out / "tb"))
-        return self._writer
-
     def _scalar(self, name: str, value: float) -> None:
-        if self.writer is not None and np.isfinite(value):
-            self.writer.add_scalar(name, value, self.step)
+        self.run.scalars({name: value}, self.step)
 
     def record(self, with_eval: bool) -> dict:
         rec = {"step": self.step, "wall_s": round(self.wall_s, 2), "val_loss": self.validation_loss()}
@@ -201,8 +205,7 @@ class Pretrainer:
     def train(self, steps: int | None = None) -> dict:
         """Train until `steps` (default cfg.steps) gradient steps in total; returns the summary."""
         cfg, target = self.cfg, self.cfg.steps if steps is None else steps
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        self.run.write_json("config.json", cfg.to_dict())
         bar = None
         if cfg.progress:
             from tqdm import tqdm
@@ -241,10 +244,6 @@ class Pretrainer:
                                "train_windows": len(self.train_set), "info": self.meta.get("info", {})},
                    "parameters": sum(p.numel() for p in self.policy.parameters()),
                    "git_revision": git_revision(), "config": cfg.to_dict()}
-        tmp = self.out / "summary.json.tmp"
-        tmp.write_text(json.dumps(summary, indent=2, default=float))
-        tmp.replace(self.out / "summary.json")
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        self.run.write_json("summary.json", summary)
+        self.run.close()
         return summary

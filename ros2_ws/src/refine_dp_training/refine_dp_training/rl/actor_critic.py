@@ -13,9 +13,11 @@ import torch
 from torch import nn
 from torch.distributions import Normal
 
-from .normalizer import RunningNormalizer
+# One MLP definition, shared with the deployable planners' heads: a trained actor loads into
+# refine_dp_planner.models.mlp_head.MLPHead as is (that is how fine-tuned planners are exported).
+from refine_dp_planner.models.mlp_head import ACTIVATIONS, MLPHead, mlp  # noqa: F401  (re-exported)
 
-ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "tanh": nn.Tanh, "silu": nn.SiLU}
+from .normalizer import RunningNormalizer
 
 
 @dataclass
@@ -25,17 +27,6 @@ class ActorCriticConfig:
     activation: str = "elu"
     init_log_std: float = 0.0
     normalize_obs: bool = True
-
-
-def mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int, activation: str) -> nn.Sequential:
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}: use one of {sorted(ACTIVATIONS)}")
-    layers, d = [], in_dim
-    for h in hidden:
-        layers += [nn.Linear(d, h), ACTIVATIONS[activation]()]
-        d = h
-    layers.append(nn.Linear(d, out_dim))
-    return nn.Sequential(*layers)
 
 
 class ActorCritic(nn.Module):
@@ -70,3 +61,14 @@ class ActorCritic(nn.Module):
     def act_inference(self, obs: torch.Tensor) -> torch.Tensor:
         """Deterministic action (policy mean) from a RAW observation: evaluation and export."""
         return self.actor(self.normalizer(obs))
+
+    def actor_head(self) -> MLPHead:
+        """`act_inference` as a stand-alone MLPHead (normalizer frozen in), for deployable planners."""
+        norm = self.normalizer if isinstance(self.normalizer, RunningNormalizer) else None
+        head = MLPHead(self.obs_dim, self.cfg.actor_hidden, self.act_dim, self.cfg.activation,
+                       {"eps": norm.eps, "clip": norm.clip} if norm is not None else None)
+        head.net.load_state_dict(self.actor.state_dict())
+        if norm is not None:
+            head.mean.copy_(norm.mean)
+            head.var.copy_(norm.var)
+        return head.eval()

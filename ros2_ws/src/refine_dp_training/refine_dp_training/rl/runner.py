@@ -10,13 +10,13 @@ env state when the env can export it (`VecEnv.state_dict`), current observations
 env-step and wall-clock counters, and the git revision. Envs that cannot export their state are
 reset on resume (the run continues correctly, just not bit-identically).
 
-Outputs under `log_dir`: checkpoints/model_<iteration>.pt, tb/ (tensorboard), eval.jsonl (one
-line per evaluation: iteration, env_steps, wall_s, return), summary.json.
+Outputs under `log_dir` (a rundir.RunDir, as the pretrainer and the fine-tuning loop):
+checkpoints/model_<iteration>.pt (all kept; lowlevel/train.py prunes), tb/ (tensorboard), eval.jsonl
+(one line per evaluation: iteration, env_steps, wall_s, return), summary.json.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from ..envs.vec_env import VecEnv
+from ..rundir import RunDir
 from .actor_critic import ActorCritic, ActorCriticConfig
 from .checkpoint import atomic_torch_save, git_revision, rng_state, seed_everything, set_rng_state
 from .ppo import PPO, PPOConfig
@@ -70,6 +71,8 @@ class PPORunner:
                  eval_env: VecEnv | None = None):
         self.env, self.cfg, self.eval_env = env, cfg, eval_env
         self.log_dir = Path(log_dir) if log_dir is not None else None
+        self.run = RunDir(self.log_dir, "model", digits=6, keep=0, tensorboard=cfg.runner.tensorboard) \
+            if self.log_dir is not None else None
         torch.set_num_threads(cfg.runner.torch_threads)
         seed_everything(cfg.runner.seed)
         self.policy = ActorCritic(env.obs_dim, env.act_dim, cfg.policy)
@@ -78,22 +81,17 @@ class PPORunner:
         self.env_steps = 0
         self.wall_s = 0.0
         self.obs = torch.as_tensor(env.reset(seed=cfg.runner.seed), dtype=torch.float32)
-        self._writer = None
         self.history: list[dict] = []
 
     # --- logging ----------------------------------------------------------------------------
     @property
     def writer(self):
-        if self._writer is None and self.log_dir is not None and self.cfg.runner.tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-            self._writer = SummaryWriter(str(self.log_dir / "tb"))
-        return self._writer
+        """The run's tensorboard SummaryWriter (None without log_dir or with tensorboard off)."""
+        return self.run.writer if self.run is not None else None
 
     def _log(self, scalars: dict) -> None:
-        if self.writer is not None:
-            for k, v in scalars.items():
-                if np.isfinite(v):
-                    self.writer.add_scalar(k, v, self.env_steps)
+        if self.run is not None:
+            self.run.scalars(scalars, self.env_steps)
 
     # --- training ---------------------------------------------------------------------------
     def rollout(self) -> None:
@@ -187,18 +185,24 @@ class PPORunner:
         if self.iteration % max(self.cfg.runner.save_interval, 1) == 0:
             record["checkpoint"] = str(self.checkpoint_path(self.iteration)) if self.log_dir else None
         self._log({f"eval/{k}": v for k, v in result.items()})
-        if self.log_dir is not None:
-            self.log_dir.mkdir(parents=True, exist_ok=True)
-            with open(self.log_dir / "eval.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
+        if self.run is not None:
+            self.run.append_jsonl("eval.jsonl", record)
         self.last_eval = record
         return result
 
     # --- checkpoints ------------------------------------------------------------------------
     def checkpoint_path(self, iteration: int) -> Path:
-        if self.log_dir is None:
+        if self.run is None:
             raise ValueError("PPORunner has no log_dir: pass log_dir to write checkpoints")
-        return self.log_dir / "checkpoints" / f"model_{iteration:06d}.pt"
+        return self.run.checkpoint_path(iteration)
+
+    def resume(self) -> Path:
+        """Continue from the newest checkpoint under log_dir (--resume); returns its path."""
+        if self.run is None:
+            raise ValueError("PPORunner has no log_dir to resume from")
+        _, path = self.run.load_latest()
+        self.load(path)
+        return path
 
     def save(self, path: str | Path) -> Path:
         env_state = self.env.state_dict()
@@ -238,9 +242,7 @@ class PPORunner:
                    "last_train": {k: v for k, v in last.items() if isinstance(v, (int, float))},
                    "last_eval": getattr(self, "last_eval", None), "git_revision": git_revision(),
                    "config": self.cfg.to_dict()}
-        tmp = self.log_dir / "summary.json.tmp"
-        tmp.write_text(json.dumps(summary, indent=2, default=float))
-        tmp.replace(self.log_dir / "summary.json")
+        self.run.write_json("summary.json", summary)
 
 
 def load_policy(path: str | Path) -> tuple[ActorCritic, dict]:
