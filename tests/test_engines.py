@@ -94,6 +94,8 @@ def test_metadata_contents(exported):
     assert meta["normalizer"]["action"]["scale"] == pytest.approx(policy.action_normalizer.scale.tolist())
     assert meta["action_fields"] == [["base_vel", 3], ["grippers", 2]]
     assert meta["git_revision"] and meta["inputs"]["sampler"]["noise"] == [None, Ta, Da]
+    # the planner contract: the node reads these instead of having them retyped
+    assert (meta["kind"], meta["act_steps"], meta["graphs"]) == ("diffusion", Ta, ["sampler", "denoiser"])
     engine = make_engine("onnxruntime", folder, expected={"obs_horizon": To, "action_dim": Da, "rate_hz": 10.0})
     assert engine.metadata["backbone"] == "dit"
 
@@ -157,3 +159,46 @@ def test_bench_planner_reports_latency_and_parity():
         assert 0 < r["p50_ms"] <= r["p99_ms"] <= r["max_ms"]
         assert r["max_abs_diff_vs_torch_normalized"] < 1e-4
     assert "error" in result["backends"]["tensorrt"] or "p50_ms" in result["backends"]["tensorrt"]
+
+
+def test_act_steps_travels_from_the_config_into_the_metadata(tmp_path):
+    policy = _policy("mlp", seed=4)
+    policy.config.act_steps = 2
+    policy.save(tmp_path / "dp.pt")
+    from refine_dp_planner import export
+    assert export.main(["--checkpoint", str(tmp_path / "dp.pt"), "--out", str(tmp_path / "e")]) == 0
+    engine = make_engine("onnxruntime", tmp_path / "e")
+    assert (engine.act_steps, engine.rate_hz, engine.action_shape) == (2, 10.0, (Ta, Da))
+    with pytest.raises(ValueError, match=r"act_steps 7 must be in \[1, action_horizon=6\]"):
+        DiffusionPolicyConfig(obs_dim=Do, action_dim=Da, obs_horizon=To, action_horizon=Ta, act_steps=7)
+    meta = json.loads((tmp_path / "e" / "metadata.json").read_text())
+    meta["format"] = "refine_dp_planner.engine/1"
+    (tmp_path / "e" / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(MetadataMismatchError, match="lack act_steps.*refine-dp export planner"):
+        make_engine("onnxruntime", tmp_path / "e")
+
+
+def test_two_denoiser_sampler_matches_a_step_by_step_dispatch(tmp_path):
+    """DPPO's export on the DiT (per-step conditioning folded in): base denoiser for the first K - J
+    steps, the tuned one for the last J, as DPPOActor._denoiser dispatches them."""
+    from refine_dp_planner.deployable import DiffusionDeployable
+    from refine_dp_planner.diffusion import sampler as diffusion_sampler
+
+    policy = _policy(seed=5)
+    tuned = policy.frozen_copy().denoiser
+    with torch.no_grad():
+        for p in tuned.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    K, J = 5, 2
+    late = set(policy.timesteps(K)[K - J:])
+    obs, noise = _inputs()
+    with torch.no_grad():
+        out = diffusion_sampler.sample(lambda x, t, o: (tuned if int(t[0]) in late else policy.denoiser)(x, t, o),
+                                       policy.schedule, policy.obs_normalizer.normalize(torch.from_numpy(obs)),
+                                       policy.timesteps(K), noise=torch.from_numpy(noise))
+        want = policy.action_normalizer.unnormalize(out.actions.clamp(-1, 1)).numpy()
+    planner = DiffusionDeployable(policy, K, 0.0, tuned, J)
+    folder = export_policy(planner, tmp_path / "dppo")
+    got = make_engine("onnxruntime", folder).sample(obs, noise)
+    assert np.abs(got - want).max() < 1e-4
+    assert np.abs(got - make_engine("torch", policy).sample(obs, noise)).max() > 1e-3  # the tuned steps count
