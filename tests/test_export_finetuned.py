@@ -80,8 +80,8 @@ def test_dppo_exports_frozen_base_early_steps_and_tuned_late_steps(tmp_path):
 def test_residual_exports_dp_chunk_plus_residual_mean(tmp_path):
     pre = tiny_dp()
     out = tmp_path / "residual"
-    cfg = residual.ResidualConfig(**PPO_SMALL | {"out": str(out), "checkpoint_every": 1, "budget_env_steps": 2 * 4 * 8 * 3},
-                                  residual_scale=0.3)
+    cfg = residual.ResidualConfig(**PPO_SMALL | {"out": str(out), "checkpoint_every": 1,
+                                                 "budget_env_steps": 2 * 4 * 8 * 3}, residual_scale=0.3)
     method = residual.Residual(cfg, pre)
     with torch.no_grad():  # a residual that is not ~0 from the start, so the export has one to get right
         method.policy.actor[-1].weight.normal_(0, 0.5)

@@ -144,6 +144,7 @@ def main(argv=None) -> int:
         print(f"note: {args.checkpoint} has no EMA weights; exporting the raw weights")
     out = export_policy(planner, args.out, opset=args.opset)
     graphs = load_metadata(out)[0]["graphs"]
+    files = ", ".join([GRAPH_FILES[g] for g in graphs] + ["metadata.json"])
     print(f"exported {args.checkpoint} ({planner.kind} planner, act_steps {planner.contract['act_steps']}, "
-          f"{planner.contract['rate_hz']:g} Hz) -> {out}/{{{', '.join(GRAPH_FILES[g] for g in graphs)}, metadata.json}}")
+          f"{planner.contract['rate_hz']:g} Hz) -> {out}/{{{files}}}")
     return 0

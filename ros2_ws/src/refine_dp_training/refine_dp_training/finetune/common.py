@@ -26,7 +26,6 @@ never touches the training RNG or env state, and a resumed run evaluates exactly
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
