@@ -19,5 +19,6 @@ setup(
     entry_points={"console_scripts": [
         "refine-dp = refine_dp.cli:main",
         "scripted_commander = refine_dp.scripted_commander:main",
+        "recorder = refine_dp.recorder:main",
     ]},
 )

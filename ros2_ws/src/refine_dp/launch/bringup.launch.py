@@ -1,4 +1,4 @@
-"""ros2 launch refine_dp bringup.launch.py [target:=robot|sim]
+"""ros2 launch refine_dp bringup.launch.py [target:=robot|sim] [record:=BAG_DIR]
 
 Builds the launch description from config/bringup.yaml, the same graph that
 `refine-dp bringup` starts as separate processes.
@@ -8,18 +8,23 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from refine_dp.graph import load_graph
+from refine_dp.graph import load_graph, recorder_node
 
 
 def _nodes(context):
     target = LaunchConfiguration("target").perform(context)
+    nodes = load_graph(target)
+    record = LaunchConfiguration("record").perform(context)
+    if record:  # the planner's inputs and outputs as MCAP rosbag2 segments (refine_dp.recorder)
+        nodes.append(recorder_node(record))
     return [Node(package=n.package, executable=n.executable, name=n.name, output="screen",
                  parameters=[n.parameters], remappings=list(n.remappings.items()))
-            for n in load_graph(target)]
+            for n in nodes]
 
 
 def generate_launch_description():
     return LaunchDescription([
         DeclareLaunchArgument("target", default_value="robot", description="robot or sim"),
+        DeclareLaunchArgument("record", default_value="", description="folder to record the planner's I/O into"),
         OpaqueFunction(function=_nodes),
     ])

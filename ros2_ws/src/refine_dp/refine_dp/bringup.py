@@ -13,7 +13,7 @@ import os
 import platform
 from pathlib import Path
 
-from refine_dp.graph import DEFAULT_GRAPH, load_graph
+from refine_dp.graph import DEFAULT_GRAPH, load_graph, recorder_node
 from refine_dp.runner import GraphRunner, write_json_atomic
 
 
@@ -23,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None, help="run directory (default runs/bringup-<time>)")
     parser.add_argument("--graph", type=Path, default=DEFAULT_GRAPH, help="node graph file")
     parser.add_argument("--quiet", action="store_true", help="do not forward node logs to the terminal")
+    parser.add_argument("--record", action="store_true",
+                        help="also record the planner's inputs and outputs into RUN/bag (MCAP rosbag2 segments)")
 
 
 def walk_summary(monitor_summary: dict, reports: dict) -> dict:
@@ -70,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
     nodes = load_graph(target, args.graph)
     out = args.out or Path("runs") / f"bringup-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     out.mkdir(parents=True, exist_ok=True)
+    if getattr(args, "record", False):
+        nodes.append(recorder_node(out / "bag"))
     env = {}
     if args.sim:  # the simulated robot lives on this machine: keep DDS discovery on loopback
         env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")

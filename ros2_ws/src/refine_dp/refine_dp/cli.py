@@ -22,17 +22,22 @@ FORWARDS = {
                       "train the PPO expert of the Hopper benchmark"),
     "hopper-demos": ("refine_dp_training.benchmarks.hopper.collect_demos",
                      "collect medium-quality Hopper demos from an expert checkpoint"),
+    "record": ("refine_dp.recorder:cli", "record the planner's inputs and outputs into MCAP rosbag2 segments"),
     "hopper-sweep": ("refine_dp_training.benchmarks.hopper.sweep",
                      "the Hopper fine-tuning benchmark: every method x seeds, then table + plot"),
 }
 EVAL_TARGETS = {"controller": "refine_dp_training.lowlevel.evaluate"}
 EXPORT_TARGETS = {"planner": "refine_dp_planner.export"}
 SHIP_TARGETS = {"controller": "refine_dp_training.lowlevel.ship"}
-BENCH_TARGETS = {"env": "refine_dp_training.lowlevel.bench"}  # robot, planner: parsed here (bench/cli.py)
-TARGETED = {"eval": EVAL_TARGETS, "export": EXPORT_TARGETS, "ship": SHIP_TARGETS, "bench": BENCH_TARGETS}
+BENCH_TARGETS = {"env": "refine_dp_training.lowlevel.bench"}
+DATASET_TARGETS = {"from-bags": "refine_dp_training.data.bags"}  # robot, planner: parsed here (bench/cli.py)
+TARGETED = {"eval": EVAL_TARGETS, "export": EXPORT_TARGETS, "ship": SHIP_TARGETS, "bench": BENCH_TARGETS,
+            "dataset": DATASET_TARGETS}
 
 
-def _forward(module: str, argv: list[str]) -> int:
+def _forward(target: str, argv: list[str]) -> int:
+    """Call `main(argv)` of a module (or `function(argv)` for "module:function")."""
+    module, _, function = target.partition(":")
     try:
         mod = importlib.import_module(module)
     except ModuleNotFoundError as e:
@@ -41,7 +46,7 @@ def _forward(module: str, argv: list[str]) -> int:
                   file=sys.stderr)
             return 2
         raise
-    return int(mod.main(argv) or 0)
+    return int(getattr(mod, function or "main")(argv) or 0)
 
 
 def _bringup(args: argparse.Namespace) -> int:
@@ -53,7 +58,7 @@ def _demo(args: argparse.Namespace) -> int:
     """The main job: the whole stack in closed loop with the simulated T1 for 30 s."""
     from refine_dp import bringup
     ns = argparse.Namespace(sim=True, duration=args.duration, out=args.out, graph=bringup.DEFAULT_GRAPH,
-                            quiet=args.quiet)
+                            quiet=args.quiet, record=False)
     return bringup.run(ns)
 
 
@@ -88,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=lambda a, m=module: _forward(m, a.argv))
     for name, targets, text in (("eval", EVAL_TARGETS, "evaluate: controller"),
                                 ("export", EXPORT_TARGETS, "export engines: planner"),
-                                ("ship", SHIP_TARGETS, "ship trained policies into the packages: controller")):
+                                ("ship", SHIP_TARGETS, "ship trained policies into the packages: controller"),
+                                ("dataset", DATASET_TARGETS, "datasets: from-bags (rosbag2 recordings -> demos)")):
         p = sub.add_parser(name, help=text)
         p.add_argument("target", choices=sorted(targets))
         p.add_argument("argv", nargs=argparse.REMAINDER)

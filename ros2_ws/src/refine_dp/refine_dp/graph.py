@@ -88,6 +88,12 @@ def load_graph(target: str, path: Path | str = DEFAULT_GRAPH, overrides: dict[st
     return nodes
 
 
+def recorder_node(bag_dir: Path | str) -> NodeSpec:
+    """The rosbag2 recorder of the planner's inputs and outputs, as one more (not required) node."""
+    return NodeSpec(name="refine_dp_recorder", package="refine_dp", executable="recorder", module="refine_dp.recorder",
+                    required=False, parameters={"out": str(bag_dir)})
+
+
 def params_file_content(nodes: list[NodeSpec]) -> dict:
     """A ROS 2 parameters file (node name -> ros__parameters) for all nodes."""
     return {n.name: {"ros__parameters": dict(n.parameters)} for n in nodes}

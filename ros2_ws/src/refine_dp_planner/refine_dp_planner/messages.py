@@ -19,3 +19,41 @@ def high_level_command(action: PlannerAction, stamp, chunk_index: int = 0, chunk
         pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = x, y, z, w
     cmd.left_gripper, cmd.right_gripper = (float(g) for g in action.grippers)
     return cmd
+
+
+def action_from_command(msg) -> PlannerAction:
+    """HighLevelCommand (an rclpy message, or the same fields read back from a bag) -> PlannerAction."""
+    import numpy as np
+
+    pos, rot = [], []
+    for pose in (msg.left_hand_pose, msg.right_hand_pose):
+        p, q = pose.position, pose.orientation
+        pos.append([p.x, p.y, p.z])
+        rot.append(Rotation.from_quat([q.x, q.y, q.z, q.w]).as_matrix())
+    return PlannerAction(np.array([msg.vx, msg.vy, msg.wz], dtype=np.float64), np.array(pos), np.array(rot),
+                         np.array([msg.left_gripper, msg.right_gripper], dtype=np.float64))
+
+
+def robot_observation(msg, arm_idx, num_joints: int):
+    """RobotState -> (arm joints [14] in table order, projected gravity [3]); None if the joint count
+    differs from the joint table's (the caller says so)."""
+    import numpy as np
+
+    position = np.asarray(msg.position, dtype=np.float64)
+    if len(position) != num_joints:
+        return None
+    g = msg.projected_gravity
+    return position[arm_idx], np.array([g.x, g.y, g.z])
+
+
+def objects_from_msg(msg) -> dict:
+    """ObjectStateArray -> {name: (position in base_link [3], quaternion x, y, z, w [4], tracked)}; objects
+    without a valid root-frame pose are left out (build_observation then zeros them, untracked)."""
+    import numpy as np
+
+    objects = {}
+    for o in msg.objects:
+        if o.root_valid:
+            p, q = o.pose_in_root.position, o.pose_in_root.orientation
+            objects[o.name] = (np.array([p.x, p.y, p.z]), np.array([q.x, q.y, q.z, q.w]), bool(o.tracked))
+    return objects

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-from refine_dp_planner.messages import high_level_command
+from refine_dp_planner.messages import high_level_command, objects_from_msg, robot_observation
 from refine_dp_planner.planner_core import PlannerCore
 from refine_dp_planner.planner_io import ACTION_DIM, ACTION_FIELDS, Clamps, observation_fields
 
@@ -73,24 +72,19 @@ class PlannerNode(Node):
         self.status_pub = self.create_publisher(PlannerStatus, "planner_status", 10)
         self.backend = backend
         self.create_timer(1.0 / rate, self._tick)
-        self.get_logger().info(f"{backend} engine ({engine.metadata['kind']}) from {engine_dir}: obs {engine.obs_shape}, "
-                               f"actions {engine.action_shape}, {self.core.replan_every} executed per chunk, "
+        self.get_logger().info(f"{backend} engine ({engine.metadata['kind']}) from {engine_dir}: "
+                               f"obs {engine.obs_shape}, actions {engine.action_shape}, {self.core.replan_every} executed per chunk, "
                                f"objects {list(self.objects)}, {rate:g} Hz")
 
     def _on_robot_state(self, msg) -> None:
-        if len(msg.position) != len(self.jt.names):
+        robot = robot_observation(msg, self.arm_idx, len(self.jt.names))
+        if robot is None:
             self.get_logger().warn(f"RobotState with {len(msg.position)} joints ignored", throttle_duration_sec=5.0)
             return
-        g = msg.projected_gravity
-        self.core.observe_robot(np.asarray(msg.position)[self.arm_idx], [g.x, g.y, g.z], time.monotonic())
+        self.core.observe_robot(*robot, time.monotonic())
 
     def _on_objects(self, msg) -> None:
-        objects = {}
-        for o in msg.objects:
-            if o.root_valid:
-                p, q = o.pose_in_root.position, o.pose_in_root.orientation
-                objects[o.name] = (np.array([p.x, p.y, p.z]), np.array([q.x, q.y, q.z, q.w]), o.tracked)
-        self.core.observe_objects(objects, time.monotonic())
+        self.core.observe_objects(objects_from_msg(msg), time.monotonic())
 
     def _tick(self) -> None:
         action = self.core.step()

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from loco_manip_controller.policy_io import rot6d  # the controller's 6D rotation: one definition
+from t1_description.kinematics import rot6d  # the 6D rotation of the controller too: one definition
 
 ACTION_FIELDS: list[tuple[str, int]] = [("base_velocity", 3), ("left_hand", 9), ("right_hand", 9), ("grippers", 2)]
 ACTION_DIM = sum(n for _, n in ACTION_FIELDS)
@@ -56,6 +56,11 @@ class PlannerAction:
         hands = a[3:21].reshape(2, 9)
         return cls(a[:3].copy(), hands[:, :3].copy(), rot6d_to_matrix(hands[:, 3:]),
                    np.clip(a[21:23], 0.0, 1.0))
+
+    def to_vector(self) -> np.ndarray:
+        """The action vector (ACTION_FIELDS order): what demonstrations record and the planner outputs."""
+        hands = np.concatenate([self.hand_pos, rot6d(self.hand_rot)], axis=-1).reshape(-1)
+        return np.concatenate([self.base_velocity, hands, self.grippers]).astype(np.float32)
 
 
 @dataclass
@@ -125,7 +130,7 @@ def build_observation(arm_q: np.ndarray, grippers: np.ndarray, gravity: np.ndarr
     (position in base_link [3], quaternion x, y, z, w [4], tracked). Missing objects are zeros, untracked."""
     from scipy.spatial.transform import Rotation
 
-    from loco_manip_controller.policy_io import arm_kinematics
+    from t1_description.kinematics import arm_kinematics
 
     pos, rot = arm_kinematics().fk(np.asarray(arm_q, dtype=np.float64)[None])
     parts = [np.concatenate([pos[0], rot6d(rot[0])], axis=-1).reshape(-1), np.asarray(grippers, float),
