@@ -29,8 +29,8 @@ FORWARDS = {
 EVAL_TARGETS = {"controller": "refine_dp_training.lowlevel.evaluate"}
 EXPORT_TARGETS = {"planner": "refine_dp_planner.export"}
 SHIP_TARGETS = {"controller": "refine_dp_training.lowlevel.ship"}
-BENCH_TARGETS = {"env": "refine_dp_training.lowlevel.bench"}
-DATASET_TARGETS = {"from-bags": "refine_dp_training.data.bags"}  # robot, planner: parsed here (bench/cli.py)
+BENCH_TARGETS = {"env": "refine_dp_training.lowlevel.bench"}  # robot, planner: parsed here (bench/cli.py)
+DATASET_TARGETS = {"from-bags": "refine_dp_training.data.bags"}
 TARGETED = {"eval": EVAL_TARGETS, "export": EXPORT_TARGETS, "ship": SHIP_TARGETS, "bench": BENCH_TARGETS,
             "dataset": DATASET_TARGETS}
 
