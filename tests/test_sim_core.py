@@ -43,3 +43,68 @@ def test_push_moves_the_trunk():
     sim.push([200.0, 0, 0], [0, 0, 0], 0.1)
     sim.step(100)
     assert sim.trunk_pose()[0][0] - x0 > 0.02
+
+
+def _parallel_default_command(sim: SimCore) -> MotorCommand:
+    """The default pose as a PARALLEL command: ankle slots carry crank motor targets, IK(default)."""
+    jt = sim.jt
+    q, kp, kd = jt.default_q.copy(), jt.kp.copy(), jt.kd.copy()
+    for leg, (i, j) in enumerate(sim.ankles.indices):
+        q[[i, j]] = sim.ankles.linkage(leg).ik(q[[i, j]])
+        kp[[i, j]], kd[[i, j]] = 150.0, 2.5  # ~ joint pitch stiffness 300 (J^T K J), as the serial table
+    return MotorCommand(q, np.zeros(29), np.zeros(29), kp, kd)
+
+
+def test_parallel_command_runs_each_crank_motors_law_in_motor_space():
+    sim = SimCore("floor")
+    rng = np.random.default_rng(5)
+    sim.data.qpos[sim.qpos_adr] = rng.uniform(sim.jt.lower, sim.jt.upper)
+    sim.data.qvel[sim.dof_adr] = rng.normal(0, 2, 29)
+    cmd = MotorCommand(q=rng.uniform(-0.3, 0.3, 29), dq=rng.normal(0, 1, 29), tau=rng.normal(0, 3, 29),
+                       kp=rng.uniform(0, 100, 29), kd=rng.uniform(0, 3, 29))
+    sim.set_command(cmd, parallel=True)
+    sim._apply()
+    sim._ankle_torques()
+    mujoco.mj_forward(sim.model, sim.data)
+    q, dq = sim.data.qpos[sim.qpos_adr], sim.data.qvel[sim.dof_adr]
+    force = sim.data.actuator_force[sim.act_id]
+    for leg, (i, j) in enumerate(sim.ankles.indices):
+        link = sim.ankles.linkage(leg)
+        th, J = link.ik(q[[i, j]]), link.jacobian(q[[i, j]])
+        tau_th = cmd.kp[[i, j]] * (cmd.q[[i, j]] - th) + cmd.kd[[i, j]] * (cmd.dq[[i, j]] - J @ dq[[i, j]]) + cmd.tau[[i, j]]
+        tau_th = np.clip(tau_th, -link.motor_effort, link.motor_effort)
+        np.testing.assert_allclose(force[[i, j]], np.clip(J.T @ tau_th, -sim.jt.effort_limit[[i, j]],
+                                                          sim.jt.effort_limit[[i, j]]), atol=1e-9)
+    others = np.setdiff1d(np.arange(29), sim.ankles.indices.reshape(-1))
+    expected = pd_torque(q, dq, cmd.q, cmd.dq, cmd.kp, cmd.kd, cmd.tau, sim.jt.effort_limit)
+    np.testing.assert_allclose(force[others], expected[others], atol=1e-9)
+
+
+def test_parallel_hold_of_the_default_pose_stands():
+    sim = SimCore("floor")
+    sim.settle()
+    sim.set_command(_parallel_default_command(sim), parallel=True)
+    sim.step(750)  # 1.5 s
+    assert not sim.has_fallen() and abs(sim.trunk_height() - 0.667) < 0.02
+    ankles = sim.ankles.indices.reshape(-1)
+    np.testing.assert_allclose(sim.low_state().q[ankles], sim.jt.default_q[ankles], atol=0.06)
+
+
+def test_settled_robot_reads_gravity_and_reports_ankles_in_motor_space():
+    sim = SimCore("floor")
+    assert np.linalg.norm(sim.low_state().acc) < 1.0  # the keyframe alone: free fall
+    sim.settle()
+    s = sim.low_state()
+    assert abs(np.linalg.norm(s.acc) - 9.81) < 0.1 and s.acc[2] > 9.5, s.acc
+    assert sim.data.time == 0.0 and sim.damping
+    pq, pdq, _, ptau = s.parallel
+    ankles = sim.ankles.indices
+    others = np.setdiff1d(np.arange(29), ankles.reshape(-1))
+    np.testing.assert_array_equal(pq[others], s.q[others])
+    for leg, (i, j) in enumerate(ankles):
+        th, dth, tau_th = sim.ankles.linkage(leg).joint_to_motor(s.q[[i, j]], s.dq[[i, j]], s.tau[[i, j]])
+        np.testing.assert_allclose(pq[[i, j]], th, atol=1e-12)
+        np.testing.assert_allclose(pdq[[i, j]], dth, atol=1e-12)
+        np.testing.assert_allclose(ptau[[i, j]], tau_th, atol=1e-9)
+    # not a copy of the serial state: the roll slot carries the second crank, near the pitch angle
+    assert np.all(np.abs(pq[ankles[:, 1]] - s.q[ankles[:, 1]]) > 0.1)

@@ -108,6 +108,9 @@ def test_mocap_bridge_reports_a_moved_box_in_world_and_root_frames(tmp_path, ros
         report = _stop_and_report(sim, tmp_path)
 
     assert box.tracked and box.root_valid
+    natnet = report["natnet"]  # the report's NatNet section: frames, clients, drops
+    assert natnet["frames_sent"] > 100 and natnet["clients_connected"] >= 1 and len(natnet["clients"]) >= 1
+    assert natnet["transport"] == "unicast" and natnet["send_errors"] == 0 and natnet["bodies_dropped"] == 0
     np.testing.assert_allclose(_pos(box.pose), target_pos, atol=1e-3)
     assert _angle_deg(_rot(box.pose), target_rot) < 0.5
     # root frame: from the simulator's own (settled) trunk pose
@@ -130,3 +133,74 @@ def _rot(pose) -> Rotation:
 
 def _angle_deg(a: Rotation, b: Rotation) -> float:
     return float(np.degrees((a.inv() * b).magnitude()))
+
+
+def test_sigint_and_sigterm_stop_sim_t1_cleanly_every_time(tmp_path, ros_node):
+    """Repeated start/stop with commands flowing, as the bringup runner stops it (SIGINT, then
+    SIGTERM): exit status 0 and no error on the way out. It used to let rclpy shut the context down
+    under the running loop, whose next publish raised RCLError (exit 1)."""
+    from booster_interface.msg import LowCmd, LowState, MotorCmd
+    from t1_description.joint_table import load_joint_table
+
+    jt = load_joint_table()
+    cmd = LowCmd(cmd_type=LowCmd.CMD_TYPE_SERIAL, motor_cmd=[
+        MotorCmd(q=float(q), kp=float(kp), kd=float(kd), weight=1.0) for q, kp, kd in zip(jt.default_q, jt.kp, jt.kd)])
+    cmd_pub = ros_node.create_publisher(LowCmd, "joint_ctrl", BEST_EFFORT)
+    timer = ros_node.create_timer(0.002, lambda: cmd_pub.publish(cmd))  # noqa: F841  (as the interface: 500 Hz)
+    states: list = []
+    ros_node.create_subscription(LowState, "low_state", states.append, BEST_EFFORT)
+    for run, sig in enumerate((signal.SIGINT, signal.SIGTERM) * 3):
+        cmd_port, = free_udp_ports(1)
+        states.clear()
+        with python_process(["-m", "t1_sim.sim_t1", *ros_args(natnet_command_port=cmd_port, snapshot=False)],
+                            env={"REFINE_DP_RUN_DIR": str(tmp_path)}) as sim:
+            assert wait_for(lambda: len(states) > 10, timeout=30), f"run {run}: no LowState"
+            wait_for(lambda: False, timeout=0.5)  # physics running under the commands
+            os.killpg(sim.pid, sig)
+            rc = sim.wait(timeout=15)
+            out = sim.stdout.read()
+        assert rc == 0, f"run {run} ({sig.name}): exit status {rc}\n{out[-3000:]}"
+        assert "Traceback" not in out and "RCLError" not in out, out[-3000:]
+
+
+def test_low_state_before_the_first_command_is_a_settled_robot(tmp_path, ros_node):
+    """Physics waits for the first LowCmd, but the robot it holds stands on the floor: the IMU reads
+    gravity, and motor_state_parallel carries the ankles in motor space (the crank motors)."""
+    from booster_interface.msg import LowState
+    from t1_description.ankle import load_parallel_ankles
+
+    latest: list = []
+    ros_node.create_subscription(LowState, "low_state", latest.append, BEST_EFFORT)
+    cmd_port, = free_udp_ports(1)
+    with python_process(["-m", "t1_sim.sim_t1", *ros_args(natnet_command_port=cmd_port, snapshot=False)],
+                        env={"REFINE_DP_RUN_DIR": str(tmp_path)}):
+        assert wait_for(lambda: len(latest) > 0, timeout=30), "no LowState"
+        msg = latest[-1]
+    acc = np.array(msg.imu_state.acc)
+    assert abs(np.linalg.norm(acc) - 9.81) < 0.15 and acc[2] > 9.5, acc
+    serial = np.array([m.q for m in msg.motor_state_serial])
+    parallel = np.array([m.q for m in msg.motor_state_parallel])
+    ankles = load_parallel_ankles()
+    for leg, (i, j) in enumerate(ankles.indices):
+        np.testing.assert_allclose(parallel[[i, j]], ankles.linkage(leg).ik(serial[[i, j]]), atol=1e-5)
+    others = np.setdiff1d(np.arange(29), ankles.indices.reshape(-1))
+    np.testing.assert_array_equal(parallel[others], serial[others])
+
+
+def test_a_23_motor_low_cmd_is_refused_at_start_up_by_name(tmp_path, ros_node):
+    """The SDK's default joint count (23) is the 23-DoF T1: sim_t1 (29-DoF) says so and exits 1."""
+    from booster_interface.msg import LowCmd, MotorCmd
+
+    cmd = LowCmd(cmd_type=LowCmd.CMD_TYPE_PARALLEL, motor_cmd=[MotorCmd() for _ in range(23)])
+    pub = ros_node.create_publisher(LowCmd, "joint_ctrl", BEST_EFFORT)
+    timer = ros_node.create_timer(0.02, lambda: pub.publish(cmd))  # noqa: F841
+    cmd_port, = free_udp_ports(1)
+    (tmp_path / "reports").mkdir()
+    with python_process(["-m", "t1_sim.sim_t1", *ros_args(natnet_command_port=cmd_port, snapshot=False)],
+                        env={"REFINE_DP_RUN_DIR": str(tmp_path)}) as sim:
+        rc = sim.wait(timeout=40)
+        out = sim.stdout.read()
+    assert rc == 1, out[-3000:]
+    assert "23 motors" in out and "23-DoF T1" in out and "29-DoF T1" in out, out[-3000:]
+    report = json.loads((tmp_path / "reports" / "sim_t1.json").read_text())
+    assert report["fatal"] and report["commands"] == 0 and report["sim_time_s"] == 0.0

@@ -32,6 +32,26 @@ _FLOAT_FIELDS = ("lower", "upper", "effort", "velocity", "default", "kp", "kd", 
 _REQUIRED_FIELDS = ("name", "sdk_index", "group") + _FLOAT_FIELDS
 
 
+# The T1 variants by motor count, as the vendor SDK numbers them. refine-dp supports the one its
+# joint table describes (29); the others are refused by name (sim_t1, the hardware interface).
+T1_VARIANTS = {
+    29: "the 29-DoF T1 (7-joint arms; SDK JointIndexWith7DofArm, kJointCnt7DofArm = 29)",
+    23: "the 23-DoF T1 (4-joint arms; SDK JointIndex, kJointCnt = 23, the SDK's default count)",
+}
+
+
+def describe_variant(num_motors: int) -> str:
+    """Name the T1 variant that has `num_motors` motors (or say that none has)."""
+    return T1_VARIANTS.get(int(num_motors), f"no T1 variant ({int(num_motors)} motors)")
+
+
+def variant_mismatch_message(num_motors: int, table: "JointTable", what: str) -> str:
+    """The error for a message of another variant than the joint table's, naming both and the fix."""
+    return (f"{what} has {num_motors} motors: that is {describe_variant(num_motors)}, but refine-dp's "
+            f"joint table {table.source} describes {describe_variant(len(table.names))}. Only the "
+            f"{len(table.names)}-motor variant is supported; run a controller/robot of that variant.")
+
+
 class JointTableError(ValueError):
     """The joint table file is malformed; the message names the file and the bad entry."""
 

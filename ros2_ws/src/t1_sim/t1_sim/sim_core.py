@@ -4,6 +4,15 @@ The robot applies, per motor, tau = kp (q_des - q) + kd (dq_des - dq) + tau_ff c
 motor's effort limit, from the latest LowCmd, at its own control rate; with no command (or in
 damping mode) it applies pure damping. SimCore does the same at every physics step (2 ms), and
 reads the robot's sensors (IMU, joint encoders) from MJCF sensors as arrays.
+
+Command types (LowCmd.cmd_type): SERIAL gives every motor in joint space, and MuJoCo evaluates
+the law inside mj_step. PARALLEL gives the ankles in motor space (the two crank motors of each
+ankle, t1_description/ankle.py): before each physics step SimCore runs each crank motor's own law
+  th = IK(q), dth = J dq, tau_th = clip(kp (th_des - th) + kd (dth_des - dth) + tau_ff, +-effort)
+and applies tau_q = J^T tau_th to the ankle joints (to first order: joint stiffness J^T kp J,
+damping J^T kd J about FK(th_des)). Every other motor is the same in both types.
+The model's ankles are serial (pitch, then roll), as in every public T1 model; the linkage lives
+only in these maps, and low_state() also reports the ankles in motor space (motor_state_parallel).
 """
 from __future__ import annotations
 
@@ -13,6 +22,7 @@ import mujoco
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from t1_description.ankle import load_parallel_ankles
 from t1_description.joint_table import JointTable, load_joint_table
 from t1_description.model_paths import load_model
 from t1_description.pd import apply_pd_command, make_pd_actuators
@@ -31,6 +41,7 @@ class LowStateArrays:
     rpy: np.ndarray          # roll, pitch, yaw (rad) of the trunk IMU, extrinsic xyz == ZYX intrinsic
     gyro: np.ndarray         # rad/s in the IMU frame
     acc: np.ndarray          # m/s^2 in the IMU frame
+    parallel: tuple | None = None  # (q, dq, ddq, tau) with the ankles in motor space (crank up, down)
 
 
 class SimCore:
@@ -46,7 +57,15 @@ class SimCore:
         self.trunk_id = m.body("Trunk").id
         make_pd_actuators(m, self.act_id, self.jt.effort_limit)  # the motor law runs inside mj_step
         self._sensor = {name: self._sensor_slice(name) for name in ("imu_quat", "imu_gyro", "imu_acc")}
+        self.ankles = load_parallel_ankles(self.jt)
+        self._ankle_idx = [tuple(int(i) for i in leg) for leg in self.ankles.indices]
+        self._ankle_flat = self.ankles.indices.reshape(-1)
+        self._ankle_act = self.act_id[self._ankle_flat]
+        self._ankle_qadr = [tuple(int(self.qpos_adr[i]) for i in leg) for leg in self.ankles.indices]
+        self._ankle_vadr = [tuple(int(self.dof_adr[i]) for i in leg) for leg in self.ankles.indices]
+        self._ankle_cmd: list | None = None  # PARALLEL: per leg (th, dth, kp, kd, tau) of the two motors
         self.command: MotorCommand | None = None
+        self.parallel = False
         self.damping = True
         self.damping_kd = np.full(n, DAMPING_KD)
         self.xfrc_trunk = np.zeros(6)
@@ -62,13 +81,47 @@ class SimCore:
     def reset(self, keyframe: str = "stand") -> None:
         mujoco.mj_resetDataKeyframe(self.model, self.data, self.model.key(keyframe).id)
         mujoco.mj_forward(self.model, self.data)
-        self.command, self.damping = None, True
+        self.command, self.damping, self.parallel, self._ankle_cmd = None, True, False, None
 
-    def set_command(self, command: MotorCommand) -> None:
-        self.command, self.damping = command, False
+    def settle(self, max_time_s: float = 8.0, still_qvel: float = 2e-3) -> float:
+        """Stand the robot on the floor under the default-pose hold (the vendor's prepare pose)
+        until it is still, then restart the clock at 0 with the robot in damping mode.
+
+        The keyframe puts the soles on the floor with no contact force yet, so right after
+        reset() the IMU reads free fall (zero acceleration); a robot standing there reads about
+        9.8 m/s^2 up. Returns the simulated seconds it took."""
+        jt = self.jt
+        zeros = np.zeros(len(jt.names))
+        self.set_command(MotorCommand(jt.default_q.copy(), zeros, zeros, jt.kp.copy(), jt.kd.copy()))
+        still_steps = int(0.2 / self.model.opt.timestep)
+        quiet = 0
+        while self.data.time < max_time_s and quiet < still_steps:
+            self.step(1)
+            quiet = quiet + 1 if np.max(np.abs(self.data.qvel)) < still_qvel else 0
+        t = float(self.data.time)
+        self.data.time = 0.0
+        mujoco.mj_forward(self.model, self.data)  # sensors of the settled state
+        self.set_damping()
+        return t
+
+    def set_command(self, command: MotorCommand, parallel: bool = False) -> None:
+        """Hold `command` (model order). parallel: its ankle pitch/roll entries are the crank
+        motors (up, down) of a PARALLEL LowCmd, in motor space."""
+        if parallel:
+            i = self._ankle_flat
+            self._ankle_cmd = [tuple(np.array([float(a[j]) for j in leg]) for a in
+                                     (command.q, command.dq, command.kp, command.kd, command.tau))
+                               for leg in self._ankle_idx]
+            q, dq, tau, kp, kd = (np.array(a, dtype=float) for a in
+                                  (command.q, command.dq, command.tau, command.kp, command.kd))
+            q[i] = dq[i] = tau[i] = kp[i] = kd[i] = 0.0  # the ankle torques come from _ankle_torques()
+            command = MotorCommand(q, dq, tau, kp, kd)
+        else:
+            self._ankle_cmd = None
+        self.command, self.damping, self.parallel = command, False, parallel
 
     def set_damping(self) -> None:
-        self.command, self.damping = None, True
+        self.command, self.damping, self.parallel, self._ankle_cmd = None, True, False, None
 
     def push(self, force_xyz, torque_xyz, duration: float) -> None:
         """Apply an external wrench to the trunk (world frame) for `duration` seconds."""
@@ -83,10 +136,32 @@ class SimCore:
             c = self.command
             apply_pd_command(self.model, self.data, self.act_id, c.q, c.dq, c.kp, c.kd, c.tau)
 
+    def _ankle_torques(self) -> None:
+        """PARALLEL: each crank motor's law in motor space, applied to the ankle joints as J^T tau."""
+        qpos, qvel, ctrl = self.data.qpos, self.data.qvel, self.data.ctrl
+        for leg, (th_d, dth_d, kp, kd, tff) in enumerate(self._ankle_cmd):
+            link = self.ankles.linkage(leg)
+            (ap, ar), (vp, vr) = self._ankle_qadr[leg], self._ankle_vadr[leg]
+            p, r, dp, dr = qpos[ap], qpos[ar], qvel[vp], qvel[vr]
+            th = link._ik1(p, r)
+            (a, b), (c, d) = link._jac1(p, r, *th)
+            dth = (a * dp + b * dr, c * dp + d * dr)
+            t0 = kp[0] * (th_d[0] - th[0]) + kd[0] * (dth_d[0] - dth[0]) + tff[0]
+            t1 = kp[1] * (th_d[1] - th[1]) + kd[1] * (dth_d[1] - dth[1]) + tff[1]
+            e0, e1 = link.motor_effort
+            t0, t1 = min(max(t0, -e0), e0), min(max(t1, -e1), e1)
+            acts = self._ankle_act[2 * leg:2 * leg + 2]
+            ctrl[acts[0]] = a * t0 + c * t1   # tau_q = J^T tau_th
+            ctrl[acts[1]] = b * t0 + d * t1
+
     def step(self, n: int = 1) -> None:
-        """n physics steps under the current command (the PD law is evaluated by MuJoCo each step)."""
+        """n physics steps under the current command (the PD law is evaluated by MuJoCo each step;
+        a PARALLEL command's ankle motors by _ankle_torques before each step)."""
         self._apply()
+        parallel = self._ankle_cmd is not None and not self.damping
         for _ in range(n):
+            if parallel:
+                self._ankle_torques()
             self.data.xfrc_applied[self.trunk_id] = self.xfrc_trunk if self.data.time < self.push_until else 0.0
             mujoco.mj_step(self.model, self.data)
 
@@ -95,10 +170,25 @@ class SimCore:
         d, s = self.data, self._sensor
         quat_wxyz = d.sensordata[s["imu_quat"]]
         rpy = Rotation.from_quat(quat_wxyz, scalar_first=True).as_euler("xyz")
-        return LowStateArrays(q=d.qpos[self.qpos_adr].copy(), dq=d.qvel[self.dof_adr].copy(),
-                              ddq=d.qacc[self.dof_adr].copy(), tau=d.actuator_force[self.act_id].copy(),
-                              rpy=rpy, gyro=d.sensordata[s["imu_gyro"]].copy(),
-                              acc=d.sensordata[s["imu_acc"]].copy())
+        q, dq = d.qpos[self.qpos_adr], d.qvel[self.dof_adr]
+        ddq, tau = d.qacc[self.dof_adr], d.actuator_force[self.act_id]
+        return LowStateArrays(q=q, dq=dq, ddq=ddq, tau=tau, rpy=rpy, gyro=d.sensordata[s["imu_gyro"]].copy(),
+                              acc=d.sensordata[s["imu_acc"]].copy(), parallel=self._motor_space(q, dq, ddq, tau))
+
+    def _motor_space(self, q, dq, ddq, tau) -> tuple:
+        """(q, dq, ddq, tau) with the ankle pitch/roll entries replaced by the crank motors' angle,
+        velocity (J dq), acceleration (J ddq; the dJ/dt dq term is left out) and torque (J^-T tau)."""
+        pq, pdq, pddq, ptau = q.copy(), dq.copy(), ddq.copy(), tau.copy()
+        for leg, (i, j) in enumerate(self._ankle_idx):
+            link = self.ankles.linkage(leg)
+            th = link._ik1(q[i], q[j])
+            (a, b), (c, d) = link._jac1(q[i], q[j], *th)
+            det = a * d - b * c
+            pq[i], pq[j] = th
+            pdq[i], pdq[j] = a * dq[i] + b * dq[j], c * dq[i] + d * dq[j]
+            pddq[i], pddq[j] = a * ddq[i] + b * ddq[j], c * ddq[i] + d * ddq[j]
+            ptau[i], ptau[j] = (d * tau[i] - c * tau[j]) / det, (-b * tau[i] + a * tau[j]) / det
+        return pq, pdq, pddq, ptau
 
     def trunk_pose(self) -> tuple[np.ndarray, np.ndarray]:
         """Trunk position (m) and orientation quaternion (w, x, y, z) in the world."""

@@ -1,21 +1,33 @@
 """sim_t1: the MuJoCo T1 behaving like the robot at the wire.
 
-Publishes booster_interface/LowState on /low_state (DDS rt/low_state, best effort) at 500 Hz,
-consumes LowCmd on /joint_ctrl (DDS rt/joint_ctrl, SERIAL) and applies it per motor as the
-robot does (SimCore); falls back to damping when no command arrives for `command_timeout` s
-(0.5 s: an assumption, the vendor does not document its drivers' timeout).
+Publishes booster_interface/LowState on /low_state (DDS rt/low_state, best effort) at 500 Hz
+(motor_state_serial in joint space; motor_state_parallel with the ankles in motor space, the two
+crank motors of t1_description/ankle.py), consumes LowCmd on /joint_ctrl (DDS rt/joint_ctrl) of
+either command type, PARALLEL (the message's default; ankles in motor space) or SERIAL, and
+applies it per motor as the robot does (SimCore); falls back to damping when no command arrives
+for `command_timeout` s (0.5 s: an assumption, the vendor does not document its drivers' timeout).
+Variants: the 29-motor T1 of the joint table. If the first LowCmd has another motor count (the
+SDK's default 23 is the 23-DoF T1), sim_t1 exits with status 1 and a message naming the variant;
+after a valid command, such LowCmds (and unknown cmd_types) are rejected with an error log and
+counted in the report (`commands_rejected`), never dropped silently.
+Start-up: the robot is settled on the floor under the default-pose hold (the IMU then reads
+gravity, ~9.8 m/s^2 up) before the first LowState. With wait_for_command (default) physics then
+waits for the first LowCmd, as a robot held in the vendor's prepare mode.
 It paces itself against the wall clock, logs its real-time factor, and serves MoCap over NatNet
-(trunk + the scene's tracked objects, parameter mocap_bodies) as a lab's Motive would. Sim-only tools (not on the robot): ~/push
-(geometry_msgs/Wrench on the trunk for `push_duration` s) and ~/set_object_pose
-(geometry_msgs/PoseStamped, frame_id = body name). With wait_for_command (default) physics
-starts with the first LowCmd, as a robot held in the vendor's prepare mode. On exit it writes
-$REFINE_DP_RUN_DIR/reports/sim_t1.json (ground truth: fell, trunk height, real-time factor)
-and a PNG snapshot of the scene.
+(trunk + the scene's tracked objects, parameter mocap_bodies) as a lab's Motive would: unicast
+or multicast (natnet_transport, natnet_multicast_group), on natnet_bind_address, Z-up or Y-up
+(natnet_up_axis). Sim-only tools (not on the robot): ~/push (geometry_msgs/Wrench on the trunk
+for `push_duration` s) and ~/set_object_pose (geometry_msgs/PoseStamped, frame_id = body name).
+SIGINT/SIGTERM stop it cleanly (exit status 0): the loop ends, then the NatNet server, the report,
+the executor and the ROS context are closed in that order. On exit it writes
+$REFINE_DP_RUN_DIR/reports/sim_t1.json (ground truth: fell, trunk height, real-time factor,
+commands by type, NatNet frames/clients/drops) and a PNG snapshot of the scene.
 """
 from __future__ import annotations
 
 import math
 import os
+import signal
 import sys
 import threading
 import time
@@ -28,21 +40,27 @@ import rclpy  # noqa: E402
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from rclpy.signals import SignalHandlerOptions  # noqa: E402
 
 from t1_sim.natnet_server import NatNetServer, ServedBody  # noqa: E402
+from t1_description.joint_table import variant_mismatch_message  # noqa: E402
 from t1_description.run_report import run_dir, write_node_report  # noqa: E402
 from t1_description.robot_types import MotorCommand  # noqa: E402
 from t1_sim.sim_core import SimCore  # noqa: E402
 from t1_sim.wire import LowStateWriter, parse_low_cmd  # noqa: E402
 
+CMD_TYPE_PARALLEL = 0  # booster_interface/LowCmd.CMD_TYPE_PARALLEL (the message's default)
 CMD_TYPE_SERIAL = 1  # booster_interface/LowCmd.CMD_TYPE_SERIAL
+NATNET_TRANSPORTS = ("unicast", "multicast")
 
 TRUNK_BODY = "Trunk"
 
 
 class SimT1Node(Node):
-    def __init__(self) -> None:
+    def __init__(self, stop: threading.Event | None = None) -> None:
         super().__init__("sim_t1")
+        self.stop_event = stop or threading.Event()
+        self.fatal: str | None = None  # set when the node must exit with an error (a variant mismatch)
         from booster_interface.msg import LowCmd, LowState
         from geometry_msgs.msg import PoseStamped, Wrench
 
@@ -60,20 +78,28 @@ class SimT1Node(Node):
         self.mocap_trunk_name = p("mocap_trunk_name", "t1_trunk")
         # bodies a lab would put markers on; those missing from the scene are skipped
         self.mocap_bodies = list(p("mocap_bodies", [TRUNK_BODY, "box", "door"]))
+        transport = p("natnet_transport", "unicast")  # Motive's default is multicast
+        if transport not in NATNET_TRANSPORTS:
+            raise ValueError(f"natnet_transport must be one of {NATNET_TRANSPORTS}, got {transport!r}")
         natnet = dict(rate_hz=p("natnet_rate_hz", 90.0), command_port=p("natnet_command_port", 1510),
                       data_port=p("natnet_data_port", 1511), noise_pos_std=p("natnet_noise_pos_std", 0.0),
                       noise_rot_std_deg=p("natnet_noise_rot_std_deg", 0.0),
-                      dropout_prob=p("natnet_dropout_prob", 0.0), seed=p("natnet_seed", 0))
+                      dropout_prob=p("natnet_dropout_prob", 0.0), seed=p("natnet_seed", 0),
+                      host=p("natnet_bind_address", "127.0.0.1"),  # 0.0.0.0 or a LAN address for other hosts
+                      multicast=p("natnet_multicast_group", "239.255.42.99") if transport == "multicast" else None,
+                      up_axis=p("natnet_up_axis", "z"))  # "y": Motive's default world
 
         self.sim = SimCore(self.scene)
+        settle_s = self.sim.settle() if p("settle", True) else 0.0
         self.physics_per_state = max(1, round(1.0 / (self.rate_hz * self.sim.model.opt.timestep)))
         self._lock = threading.Lock()
-        self._pending_cmd: MotorCommand | None = None
+        self._pending_cmd: tuple[MotorCommand, bool] | None = None  # (command, PARALLEL)
         self._last_cmd_time = -1.0
         self._bodies: list[ServedBody] = []
         self.path: list[tuple] = []  # trunk (t, x, y, yaw), every PATH_PERIOD_S of simulated time
         self._next_path_t = 0.0
-        self.stats = {"commands": 0, "parallel_commands_ignored": 0, "min_trunk_height_m": self.sim.trunk_height(),
+        self.stats = {"commands": 0, "commands_parallel": 0, "commands_serial": 0, "commands_rejected": {},
+                      "settle_time_s": round(settle_s, 3), "min_trunk_height_m": self.sim.trunk_height(),
                       "fell": False, "pushes": 0, "late_cycles": 0, "low_state_published": 0,
                       "low_state_published_while_running": 0}
 
@@ -88,32 +114,47 @@ class SimT1Node(Node):
         self._update_bodies()
         self.natnet = NatNetServer(self._bodies_snapshot, time_provider=lambda: self.sim.data.time, **natnet)
         self.natnet.start()
+        nn = self.natnet
+        where = f"multicast {nn.multicast}:{nn.data_port}" if nn.multicast else "unicast"
         self.get_logger().info(
-            f"scene {self.scene}: LowState at {self.rate_hz:g} Hz ({self.physics_per_state} physics steps each), "
-            f"NatNet on 127.0.0.1:{self.natnet.command_port}/{self.natnet.data_port} at {natnet['rate_hz']:g} Hz")
+            f"scene {self.scene}: settled on the floor in {settle_s:.2f} s; LowState at {self.rate_hz:g} Hz "
+            f"({self.physics_per_state} physics steps each); LowCmd PARALLEL or SERIAL, {len(self.sim.jt.names)} "
+            f"motors; NatNet {'.'.join(map(str, nn.natnet_version[:2]))} on {nn.host}:{nn.command_port} ({where}, "
+            f"{nn.up_axis.upper()}-up) at {natnet['rate_hz']:g} Hz")
 
     # ---------------------------------------------------------------- inputs (executor thread)
+    def _reject(self, reason: str, message: str) -> None:
+        rejected = self.stats["commands_rejected"]
+        rejected[reason] = rejected.get(reason, 0) + 1
+        self.get_logger().error(f"LowCmd rejected ({rejected[reason]} so far): {message}", throttle_duration_sec=1.0)
+
     def _on_low_cmd(self, data: bytes) -> None:
         try:
             cmd_type, motors = parse_low_cmd(data)
         except ValueError as e:
-            self.get_logger().warn(f"malformed LowCmd ignored: {e}", throttle_duration_sec=5.0)
+            self._reject("malformed", str(e))
             return
-        if cmd_type != CMD_TYPE_SERIAL:
-            self.stats["parallel_commands_ignored"] += 1
-            self.get_logger().warn("LowCmd in PARALLEL space ignored: sim_t1 models serial ankles; "
-                                   "send cmd_type SERIAL", throttle_duration_sec=5.0)
+        if cmd_type not in (CMD_TYPE_PARALLEL, CMD_TYPE_SERIAL):
+            self._reject("cmd_type", f"cmd_type {cmd_type} is neither PARALLEL ({CMD_TYPE_PARALLEL}) "
+                                     f"nor SERIAL ({CMD_TYPE_SERIAL})")
             return
-        n = len(self.sim.jt.names)
-        if len(motors) != n:
-            self.get_logger().warn(f"LowCmd with {len(motors)} motors ignored (the T1 has {n})",
-                                   throttle_duration_sec=5.0)
+        jt = self.sim.jt
+        if len(motors) != len(jt.names):
+            message = variant_mismatch_message(len(motors), jt, "LowCmd")
+            if self.stats["commands"] == 0:  # at start-up: refuse the session, loudly
+                self.fatal = message
+                self.get_logger().fatal(message + " sim_t1 stops.")
+                self.stop_event.set()
+            else:
+                self._reject(f"{len(motors)}_motors", message)
             return
-        command = MotorCommand(*(motors[f].astype(float) for f in ("q", "dq", "tau", "kp", "kd")))
+        parallel = cmd_type == CMD_TYPE_PARALLEL
+        command = MotorCommand(*(jt.sdk_to_model(motors[f].astype(float)) for f in ("q", "dq", "tau", "kp", "kd")))
         with self._lock:
-            self._pending_cmd = command
+            self._pending_cmd = (command, parallel)
             self._last_cmd_time = time.monotonic()
             self.stats["commands"] += 1
+            self.stats["commands_parallel" if parallel else "commands_serial"] += 1
 
     def _on_push(self, msg) -> None:
         with self._lock:
@@ -133,7 +174,7 @@ class SimT1Node(Node):
     # ---------------------------------------------------------------- outputs
     def _publish_state(self) -> None:
         s = self.sim.low_state()
-        self.state_pub.publish(self._writer.fill(s.rpy, s.gyro, s.acc, s.q, s.dq, s.ddq, s.tau))
+        self.state_pub.publish(self._writer.fill(s.rpy, s.gyro, s.acc, s.q, s.dq, s.ddq, s.tau, s.parallel))
 
     def _update_bodies(self) -> None:
         bodies = []
@@ -158,10 +199,10 @@ class SimT1Node(Node):
             self.stats["real_time_factor"] = round(self.sim.data.time / wall, 4) if wall > 0 else None
 
     def _loop(self, stop, period, next_tick, cycles, rtf_t, rtf_sim) -> None:
-        while not stop.is_set() and rclpy.ok():
+        while not stop.is_set():
             with self._lock:
                 if self._pending_cmd is not None:
-                    self.sim.set_command(self._pending_cmd)
+                    self.sim.set_command(*self._pending_cmd)
                     self._pending_cmd = None
                 if self._last_cmd_time < 0 or time.monotonic() - self._last_cmd_time > self.command_timeout:
                     self.sim.set_damping()
@@ -220,7 +261,7 @@ class SimT1Node(Node):
         report = dict(self.stats, scene=self.scene, final_trunk_height_m=round(float(pos[2]), 4),
                       final_trunk_position_m=[round(float(v), 4) for v in pos],
                       final_trunk_quat_wxyz=[round(float(v), 5) for v in quat],
-                      natnet=self.natnet.stats() if hasattr(self.natnet, "stats") else None,
+                      natnet=self.natnet.stats(), fatal=self.fatal,
                       walk=self.walk_summary())
         if run_dir is not None and self.snapshot:
             try:
@@ -242,20 +283,28 @@ def _spin_quietly(executor) -> None:
 
 
 def main(args=None) -> None:
+    # SIGINT/SIGTERM only set `stop`: the loop finishes its cycle and everything closes in order.
+    # (rclpy's own handler shut the context down under the running loop, whose next publish then
+    # raised "publisher's context is invalid" and the process exited 1.)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     # A 500 Hz loop shares the GIL with the executor thread: with Python's default 5 ms switch
     # interval it can wait a whole period for the GIL. 0.5 ms keeps it on time.
     sys.setswitchinterval(0.0005)
-    rclpy.init(args=args)
-    node = SimT1Node()
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    try:
+        node = SimT1Node(stop)
+    except (ValueError, OSError) as e:  # bad parameter, NatNet port taken: say so, exit 1
+        print(f"sim_t1: {e}", file=sys.stderr, flush=True)
+        rclpy.try_shutdown()
+        sys.exit(1)
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     spin = threading.Thread(target=_spin_quietly, args=(executor,), daemon=True)
     spin.start()
-    stop = threading.Event()
     try:
         node.run(stop)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
     finally:
         stop.set()
         node.natnet.stop()
@@ -264,8 +313,11 @@ def main(args=None) -> None:
         print(f"sim_t1 report: fell={report['fell']} final trunk height {report['final_trunk_height_m']} m, "
               f"real-time factor {report.get('real_time_factor')}", flush=True)
         executor.shutdown()
+        spin.join(timeout=2.0)
         node.destroy_node()
         rclpy.try_shutdown()
+    if node.fatal:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -39,10 +39,13 @@ class LowStateWriter:
         np.frombuffer(self.buf, "<u4", 1, 44 + 36 * n)[0] = n
         self.serial = np.frombuffer(self.buf, MOTOR_STATE, n, 48 + 36 * n)
 
-    def fill(self, rpy, gyro, acc, q, dq, ddq, tau) -> bytes:
+    def fill(self, rpy, gyro, acc, q, dq, ddq, tau, parallel=None) -> bytes:
+        """Serial (joint-space) arrays; `parallel` = (q, dq, ddq, tau) with the ankles in motor
+        space (SimCore.low_state().parallel). Without it both spaces carry the serial values."""
         self.imu[:] = np.concatenate([rpy, gyro, acc])
-        for arr in (self.serial, self.parallel):  # sim_t1 models no ankle linkage: both spaces alike
-            arr["q"], arr["dq"], arr["ddq"], arr["tau_est"] = q, dq, ddq, tau
+        s, p = self.serial, self.parallel
+        s["q"], s["dq"], s["ddq"], s["tau_est"] = q, dq, ddq, tau
+        p["q"], p["dq"], p["ddq"], p["tau_est"] = parallel if parallel is not None else (q, dq, ddq, tau)
         return bytes(self.buf)
 
 
