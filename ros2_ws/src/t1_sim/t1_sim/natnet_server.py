@@ -5,11 +5,19 @@ against the simulator and against a lab's Motive. The wire format is shared with
 (mocap_bridge.natnet_protocol), so the two cannot drift apart.
 
 Behaviour (as Motive in its NatNet 4.1 streaming mode):
-- command port: CONNECT -> SERVERINFO (and the sender becomes a client), REQUEST_MODELDEF ->
-  MODELDEF, REQUEST_FRAMEOFDATA -> the latest frame, KEEPALIVE refreshes the client; other
-  requests get UNRECOGNIZED_REQUEST. Clients silent for `client_timeout_s` are dropped.
+- command port (bound on `host`: 127.0.0.1, a LAN address, or 0.0.0.0): CONNECT -> SERVERINFO
+  (and the sender becomes a client), REQUEST_MODELDEF -> MODELDEF, REQUEST_FRAMEOFDATA -> the
+  latest frame, KEEPALIVE refreshes the client. NAT_REQUEST strings: "Bitstream" -> response
+  string "Bitstream,M.m.0.0"; "Bitstream,M.m" -> switches the stream to NatNet M.m (one of
+  SUPPORTED_VERSIONS, the versions mocap_bridge parses), response int32 0, or int32 1 and a
+  MESSAGESTRING for another version; TimelinePlay/TimelineStop/SetPlaybackCurrentFrame (which
+  the NatNet SDK's Python client sends after a Bitstream change) -> int32 0, nothing to do in a
+  live stream. Anything else gets UNRECOGNIZED_REQUEST. Clients silent for `client_timeout_s`
+  are dropped. A CONNECT resets that client to the server's version (the one SERVERINFO states).
 - frames at `rate_hz` from a thread: unicast to each client's address (the one it sent CONNECT
-  from, as Motive does), or to `multicast`:data_port when a group is given.
+  from, as Motive does) in that client's bitstream version, or to `multicast`:data_port when a
+  group is given (then a Bitstream change applies to the one multicast stream, as in Motive).
+- up_axis "y" serves Y-up poses (Motive's default), converted by mocap_bridge.frames.
 - noise: Gaussian position noise (m) and a random rotation of Gaussian angle per axis (deg);
   dropouts: a dropped body is sent with params bit 0 clear (tracked=0) and a zero pose, so a
   client that ignores the flag is visibly wrong.
@@ -21,6 +29,7 @@ from __future__ import annotations
 import logging
 import select
 import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -30,6 +39,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from mocap_bridge import natnet_protocol as nn
+from mocap_bridge.frames import check_up_axis, from_z_up
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +54,15 @@ class ServedBody(NamedTuple):
 
 
 BodiesProvider = Callable[[], Sequence[ServedBody]]
+SUPPORTED_VERSIONS = ((3, 0), (3, 1), (4, 0), (4, 1))  # what mocap_bridge.natnet_protocol parses
+_NO_OP_REQUESTS = ("TimelinePlay", "TimelineStop", "SetPlaybackCurrentFrame")
 
 
 @dataclass
 class _Client:
     address: tuple
     last_seen: float
+    version: tuple = nn.DEFAULT_VERSION
 
 
 class NatNetServer:
@@ -71,6 +84,7 @@ class NatNetServer:
         app_name: str = "sim_t1",
         natnet_version: Sequence[int] = (4, 1, 0, 0),
         client_timeout_s: float = 10.0,
+        up_axis: str = "z",
     ):
         if rate_hz <= 0:
             raise ValueError(f"NatNetServer rate_hz must be > 0, got {rate_hz}")
@@ -92,6 +106,8 @@ class NatNetServer:
         self.app_name = app_name
         self.natnet_version = tuple(natnet_version)
         self.client_timeout_s = float(client_timeout_s)
+        self.up_axis = check_up_axis(up_axis)
+        self._stream_version = nn.version_tuple(natnet_version)  # multicast stream's version
         self.clock_frequency_hz = 1_000_000_000  # frame stamps are time.monotonic_ns() ticks
         self._rng = np.random.default_rng(seed)
         self._clients: dict = {}
@@ -101,10 +117,12 @@ class NatNetServer:
         self._cmd_sock: socket.socket | None = None
         self._data_sock: socket.socket | None = None
         self._frame_number = 0
-        self._last_frame_packet: bytes | None = None
+        self._last_frame: nn.FrameOfData | None = None
         self._last_model_key: tuple | None = None
         self._t0 = time.monotonic()
         self.frames_sent = 0
+        self._stats = {"packets_sent": 0, "send_errors": 0, "bodies_dropped": 0, "clients_connected": 0,
+                       "clients_timed_out": 0, "bitstream_changes": 0, "unrecognized_requests": 0}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -160,6 +178,16 @@ class NatNetServer:
         with self._lock:
             return [c.address for c in self._clients.values()]
 
+    def stats(self) -> dict:
+        """For sim_t1's report: frames sent, clients (now and ever), drops and failed sends."""
+        with self._lock:
+            clients = [{"address": f"{c.address[0]}:{c.address[1]}", "natnet_version": ".".join(map(str, c.version))}
+                       for c in self._clients.values()]
+        return dict(self._stats, frames_sent=self.frames_sent, clients=clients,
+                    transport=f"multicast {self.multicast}:{self.data_port}" if self.multicast else "unicast",
+                    bind_address=self.host, command_port=self.command_port, up_axis=self.up_axis,
+                    natnet_version=".".join(map(str, self._stream_version)))
+
     # -- loop ------------------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -207,21 +235,64 @@ class NatNetServer:
         now = time.monotonic()
         if msg_id == nn.NAT_CONNECT:
             with self._lock:
-                self._clients[addr] = _Client(addr, now)
+                self._clients[addr] = _Client(addr, now, nn.version_tuple(self.natnet_version))
+                self._stats["clients_connected"] += 1
             self._send(self._server_info_packet(), addr)
         elif msg_id == nn.NAT_REQUEST_MODELDEF:
             self._touch(addr, now)
-            self._send(nn.pack_modeldef(self._modeldef(), self.natnet_version), addr)
+            self._send(nn.pack_modeldef(self._modeldef(), self._version_of(addr)), addr)
+        elif msg_id == nn.NAT_REQUEST:
+            self._touch(addr, now)
+            self._handle_request(data[nn.HEADER_BYTES:], addr)
         elif msg_id == nn.NAT_KEEPALIVE:
             self._touch(addr, now)
         elif msg_id == nn.NAT_REQUEST_FRAMEOFDATA:
             self._touch(addr, now)
-            if self._last_frame_packet is not None:
-                self._send(self._last_frame_packet, addr)
+            if self._last_frame is not None:
+                self._send(nn.pack_frame(self._last_frame, self._version_of(addr)), addr)
         elif msg_id == nn.NAT_DISCONNECT:
             with self._lock:
                 self._clients.pop(addr, None)
         else:
+            self._stats["unrecognized_requests"] += 1
+            self._send(nn.pack_message(nn.NAT_UNRECOGNIZED_REQUEST), addr)
+
+    def _version_of(self, addr: tuple) -> tuple:
+        if self.multicast:
+            return self._stream_version
+        with self._lock:
+            c = self._clients.get(addr)
+            return c.version if c is not None else nn.version_tuple(self.natnet_version)
+
+    def _handle_request(self, payload: bytes, addr: tuple) -> None:
+        """A NAT_REQUEST command string, answered as Motive answers it (see the module docstring)."""
+        text = payload.split(b"\0", 1)[0].decode("utf-8", errors="replace").strip()
+        name, _, arg = text.partition(",")
+        if name == "Bitstream" and not arg:
+            v = self._version_of(addr)
+            self._send(nn.pack_message(nn.NAT_RESPONSE, f"Bitstream,{v[0]}.{v[1]}.0.0".encode() + b"\0"), addr)
+        elif name == "Bitstream":
+            try:
+                wanted = nn.version_tuple(int(x) for x in arg.strip().split(".") if x != "")
+            except ValueError:
+                wanted = None
+            if wanted not in SUPPORTED_VERSIONS:
+                ok = ", ".join(f"{a}.{b}" for a, b in SUPPORTED_VERSIONS)
+                self._send(nn.pack_message(nn.NAT_RESPONSE, struct.pack("<i", 1)), addr)
+                self._send(nn.pack_message(nn.NAT_MESSAGESTRING, f"Bitstream {arg} is not supported by "
+                                           f"{self.app_name}; supported: {ok}".encode() + b"\0"), addr)
+                return
+            with self._lock:
+                if self.multicast:
+                    self._stream_version = wanted
+                elif addr in self._clients:
+                    self._clients[addr].version = wanted
+                self._stats["bitstream_changes"] += 1
+            self._send(nn.pack_message(nn.NAT_RESPONSE, struct.pack("<i", 0)), addr)
+        elif name in _NO_OP_REQUESTS:
+            self._send(nn.pack_message(nn.NAT_RESPONSE, struct.pack("<i", 0)), addr)
+        else:
+            self._stats["unrecognized_requests"] += 1
             self._send(nn.pack_message(nn.NAT_UNRECOGNIZED_REQUEST), addr)
 
     def _touch(self, addr: tuple, now: float) -> None:
@@ -232,7 +303,9 @@ class NatNetServer:
     def _send(self, packet: bytes, addr: tuple) -> None:
         try:
             self._cmd_sock.sendto(packet, addr)
+            self._stats["packets_sent"] += 1
         except OSError as e:  # client gone (ICMP unreachable) or buffer full: drop like UDP
+            self._stats["send_errors"] += 1
             log.debug("NatNetServer send to %s failed: %s", addr, e)
 
     def _server_info_packet(self) -> bytes:
@@ -283,6 +356,7 @@ class NatNetServer:
 
     def _observe(self, b: ServedBody) -> nn.RigidBody:
         if self.dropout_prob > 0 and self._rng.random() < self.dropout_prob:
+            self._stats["bodies_dropped"] += 1
             return nn.RigidBody(int(b.id), (0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0), 0.0, 0)
         pos = np.asarray(b.position, dtype=float)
         w, x, y, z = (float(c) for c in b.quat_wxyz)
@@ -293,16 +367,20 @@ class NatNetServer:
             rotvec = np.deg2rad(self._rng.normal(0.0, self.noise_rot_std_deg, 3))
             rot = Rotation.from_rotvec(rotvec) * rot
         q = rot.as_quat()  # x, y, z, w
+        if self.up_axis != "z":
+            pos, q = from_z_up(pos, q, self.up_axis)
         err = 0.0002 + self.noise_pos_std
         return nn.RigidBody(int(b.id), tuple(pos), tuple(q), err, nn.RIGID_BODY_TRACKED)
 
     def _send_frame(self) -> None:
-        packet = nn.pack_frame(self.make_frame(), self.natnet_version)
-        self._last_frame_packet = packet
+        frame = self.make_frame()
         if self.multicast:
+            packet = nn.pack_frame(frame, self._stream_version)
             try:
                 self._data_sock.sendto(packet, (self.multicast, self.data_port))
+                self._stats["packets_sent"] += 1
             except OSError as e:
+                self._stats["send_errors"] += 1
                 log.debug("NatNetServer multicast send failed: %s", e)
         else:
             now = time.monotonic()
@@ -310,9 +388,14 @@ class NatNetServer:
                 for addr, c in list(self._clients.items()):
                     if now - c.last_seen > self.client_timeout_s:
                         del self._clients[addr]
-                targets = list(self._clients)
-            for addr in targets:
-                self._send(packet, addr)
+                        self._stats["clients_timed_out"] += 1
+                targets = [(addr, c.version) for addr, c in self._clients.items()]
+            packets = {}  # one packing per bitstream version in use
+            for addr, version in targets:
+                if version not in packets:
+                    packets[version] = nn.pack_frame(frame, version)
+                self._send(packets[version], addr)
+        self._last_frame = frame
         self.frames_sent += 1
 
 
