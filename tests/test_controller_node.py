@@ -80,3 +80,21 @@ def test_shipped_models_load_and_the_bringup_graph_names_them():
         assert (MODELS_DIR / f"{part}_train_config.json").is_file()
     summary = json.loads((MODELS_DIR / "eval" / "summary.json").read_text())
     assert summary["episodes"] >= 8 and summary["policies"]["legs"].endswith("legs.onnx")
+
+
+def test_controller_node_runs_at_the_policies_rate_and_refuses_a_contradicting_one(tmp_path):
+    """rate_hz unset (0) takes the policies' control_hz; a contradicting rate_hz stops the node, naming both."""
+    import subprocess
+    import sys
+
+    from loco_manip_controller import policy_io as pio
+    from loco_manip_controller import policy_runtime as pr
+
+    legs = _random_actor(pio.LEG_OBS.dim, pio.LEG_ACTION.dim)
+    legs_path = pr.export_onnx(legs.actor, legs.normalizer, pio.LEG_OBS.dim, tmp_path / "legs.onnx",
+                               pr.build_metadata("legs"))
+    proc = subprocess.run([sys.executable, "-m", "loco_manip_controller.controller_node",
+                           *ros_args(legs_policy=str(legs_path), rate_hz=100.0)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "control_hz: caller expects 100.0, policy has 50.0" in proc.stderr, proc.stderr[-2000:]

@@ -15,10 +15,9 @@ from loco_manip_controller.footstep_planner import (
     FootstepPlanner,
     FootstepPlannerConfig,
     SingleFootstepPlanner,
-    compose,
-    relative,
 )
-from loco_manip_controller.gait import LEFT, RIGHT, SWING_LEFT, SWING_NONE, SWING_RIGHT
+from loco_manip_controller.gait import SWING_LEFT, SWING_NONE, SWING_RIGHT
+from t1_description.kinematics import LEFT, RIGHT, planar_compose, planar_relative
 
 DT = 0.02
 CFG = FootstepPlannerConfig()
@@ -37,20 +36,20 @@ def schedule(n_ticks: int, cmd, n_envs: int = 1) -> np.ndarray:
 
 def steps_of(outs, env: int = 0):
     """The steps started in env: list of (tick, swing_foot, target (x, y, yaw), feet_world at lift-off)."""
-    return [(k, int(o.swing_foot[env]), np.array([o.target_x[env], o.target_y[env], o.target_yaw[env]]),
+    return [(k, int(o.footstep.swing_foot[env]), o.footstep.target[env].copy(),
              o.feet_world[env]) for k, o in enumerate(outs) if o.new_step[env]]
 
 
 def assert_feet_never_cross(outs, cfg: FootstepPlannerConfig = CFG):
     """Planned footholds and targets: right foot at least min width to the right, yaw limits held."""
     for o in outs:
-        rel = relative(o.feet_world[:, LEFT], o.feet_world[:, RIGHT])  # right foot in the left foot frame
+        rel = planar_relative(o.feet_world[:, LEFT], o.feet_world[:, RIGHT])  # right foot in the left foot frame
         assert np.all(rel[:, 1] <= -cfg.min_step_width + 1e-9), rel
-        sigma = np.where(o.swing_foot == SWING_LEFT, 1.0, -1.0)
-        swinging = o.swing_foot != SWING_NONE
-        assert np.all((sigma * o.target_y)[swinging] >= cfg.min_step_width - 1e-9)
-        assert np.all((sigma * o.target_yaw)[swinging] >= -cfg.max_inward_turn - 1e-9)
-        assert np.all((sigma * o.target_yaw)[swinging] <= cfg.max_turn + 1e-9)
+        sigma = np.where(o.footstep.swing_foot == SWING_LEFT, 1.0, -1.0)
+        swinging = o.footstep.swing_foot != SWING_NONE
+        assert np.all((sigma * o.footstep.target[:, 1])[swinging] >= cfg.min_step_width - 1e-9)
+        assert np.all((sigma * o.footstep.target[:, 2])[swinging] >= -cfg.max_inward_turn - 1e-9)
+        assert np.all((sigma * o.footstep.target[:, 2])[swinging] <= cfg.max_turn + 1e-9)
 
 
 def test_swing_constants_match_the_message():
@@ -91,7 +90,7 @@ def test_straight_walking_advances_v_times_t_per_step_alternating_feet():
 ])
 def test_first_step_is_taken_by_the_foot_on_the_side_of_the_motion(cmd, first):
     outs = run(schedule(3, cmd))
-    assert outs[0].new_step[0] and outs[0].swing_foot[0] == first
+    assert outs[0].new_step[0] and outs[0].footstep.swing_foot[0] == first
 
 
 @pytest.mark.parametrize("vy", [0.1, -0.1, 0.05])
@@ -139,21 +138,22 @@ def test_stop_brings_feet_side_by_side_within_two_steps(cmd):
     for e, w in enumerate(walk):
         new_after = [k for k in range(w, total) if outs[k].new_step[e]]
         assert len(new_after) <= 1, f"env {e}: {len(new_after)} steps started after the stop"
-        stood = [k for k in range(w, total) if outs[k].swing_foot[e] == SWING_NONE]
+        stood = [k for k in range(w, total) if outs[k].footstep.swing_foot[e] == SWING_NONE]
         assert stood, f"env {e} never stood"
         assert (stood[0] - w) * DT <= 2 * T + 1e-9
-        assert all(outs[k].swing_foot[e] == SWING_NONE for k in range(stood[0], total))  # and stays
-        rel = relative(outs[-1].feet_world[e, LEFT], outs[-1].feet_world[e, RIGHT])
+        assert all(outs[k].footstep.swing_foot[e] == SWING_NONE for k in range(stood[0], total))  # and stays
+        rel = planar_relative(outs[-1].feet_world[e, LEFT], outs[-1].feet_world[e, RIGHT])
         np.testing.assert_allclose(rel, [0.0, -CFG.step_width, 0.0], atol=1e-9)
-        assert outs[-1].countdown[e] == 0.0 and outs[-1].step_duration[e] == 0.0
+        assert outs[-1].footstep.countdown[e] == 0.0 and outs[-1].footstep.step_duration[e] == 0.0
 
 
 def test_standing_with_zero_command_never_steps_and_restarts_on_command():
     cmds = schedule(100, [0.0, 0.0, 0.0])
     cmds[60:] = [0.0, 0.0, 0.3]
     outs = run(cmds)
-    assert all(o.swing_foot[0] == SWING_NONE for o in outs[:60])
-    assert outs[60].new_step[0] and outs[60].swing_foot[0] == SWING_LEFT and outs[60].step_index[0] == 1
+    assert all(o.footstep.swing_foot[0] == SWING_NONE for o in outs[:60])
+    started = outs[60].footstep
+    assert outs[60].new_step[0] and started.swing_foot[0] == SWING_LEFT and started.step_index[0] == 1
 
 
 def test_countdown_decreases_within_a_step_and_step_index_increments():
@@ -165,16 +165,16 @@ def test_countdown_decreases_within_a_step_and_step_index_increments():
     for e in range(n):
         for prev, cur in zip(outs, outs[1:]):
             if cur.new_step[e]:
-                assert cur.step_index[e] == prev.step_index[e] + 1
-                assert cur.countdown[e] == pytest.approx(T, abs=1e-9) and cur.step_duration[e] == T
+                assert cur.footstep.step_index[e] == prev.footstep.step_index[e] + 1
+                assert cur.footstep.countdown[e] == pytest.approx(T, abs=1e-9) and cur.footstep.step_duration[e] == T
             else:
-                assert cur.step_index[e] == prev.step_index[e]
-                if cur.swing_foot[e] != SWING_NONE:
-                    assert cur.swing_foot[e] == prev.swing_foot[e]
-                    assert cur.countdown[e] == pytest.approx(prev.countdown[e] - DT, abs=1e-9)
-            if cur.swing_foot[e] != SWING_NONE:
-                assert 0.0 < cur.countdown[e] <= T + 1e-9
-                assert 0.0 <= cur.phase[e] < 1.0
+                assert cur.footstep.step_index[e] == prev.footstep.step_index[e]
+                if cur.footstep.swing_foot[e] != SWING_NONE:
+                    assert cur.footstep.swing_foot[e] == prev.footstep.swing_foot[e]
+                    assert cur.footstep.countdown[e] == pytest.approx(prev.footstep.countdown[e] - DT, abs=1e-9)
+            if cur.footstep.swing_foot[e] != SWING_NONE:
+                assert 0.0 < cur.footstep.countdown[e] <= T + 1e-9
+                assert 0.0 <= cur.footstep.phase[e] < 1.0
 
 
 def test_step_cadence_stays_exact_when_the_tick_does_not_divide_the_period():
@@ -195,8 +195,10 @@ def test_batched_equals_per_env():
     for e in range(n):
         single = run(cmds[:, e:e + 1])
         for b, s in zip(batched, single):
-            for field in ("swing_foot", "countdown", "step_duration", "target_x", "target_y", "target_yaw",
-                          "step_index", "feet_world", "target_world", "new_step"):
+            for field in ("swing_foot", "countdown", "step_duration", "target", "step_index"):
+                np.testing.assert_array_equal(getattr(b.footstep, field)[e], getattr(s.footstep, field)[0],
+                                              err_msg=field)
+            for field in ("feet_world", "target_world", "new_step"):
                 np.testing.assert_array_equal(getattr(b, field)[e], getattr(s, field)[0], err_msg=field)
 
 
@@ -206,20 +208,21 @@ def test_targets_respect_limits_for_any_command():
     cmds = np.repeat(rng.uniform(-2.0, 2.0, (10, n, 3)), 30, axis=0)
     outs = run(cmds)
     for o in outs:
-        assert np.all(o.target_x <= CFG.max_step_length + 1e-9) and np.all(o.target_x >= -CFG.max_step_back - 1e-9)
-        assert np.all(np.abs(o.target_y)[o.swing_foot != SWING_NONE] <= CFG.step_width + CFG.max_lateral + 1e-9)
+        x, y = o.footstep.target[:, 0], o.footstep.target[:, 1]
+        assert np.all(x <= CFG.max_step_length + 1e-9) and np.all(x >= -CFG.max_step_back - 1e-9)
+        assert np.all(np.abs(y)[o.footstep.swing_foot != SWING_NONE] <= CFG.step_width + CFG.max_lateral + 1e-9)
     assert_feet_never_cross(outs)
 
 
 def test_measured_stance_foot_reanchors_the_world_target():
     planner = FootstepPlanner(1)
     out = planner.update(DT, np.array([[0.2, 0.0, 0.0]]))
-    assert out.swing_foot[0] == SWING_LEFT  # right foot is the stance foot at (0, -0.1, 0)
+    assert out.footstep.swing_foot[0] == SWING_LEFT  # right foot is the stance foot at (0, -0.1, 0)
     slipped = np.array([[0.03, -0.12, 0.1]])
     out = planner.update(DT, np.array([[0.2, 0.0, 0.0]]), stance_foot_pose=slipped)
-    rel = np.array([out.target_x[0], out.target_y[0], out.target_yaw[0]])
+    rel = out.footstep.target[0]
     np.testing.assert_allclose(rel, [0.1, 0.2, 0.0], atol=1e-12)  # the relative command is unchanged
-    np.testing.assert_allclose(out.target_world[0], compose(slipped[0], rel), atol=1e-12)
+    np.testing.assert_allclose(out.target_world[0], planar_compose(slipped[0], rel), atol=1e-12)
     np.testing.assert_allclose(out.feet_world[0, RIGHT], slipped[0])
 
 
@@ -228,9 +231,9 @@ def test_reset_places_feet_beside_the_root_and_accepts_masks():
     run(schedule(40, [0.2, 0.0, 0.1], 3), planner)
     planner.reset(np.array([False, True, False]), root_pose=np.array([[1.0, 2.0, np.pi / 2]]))
     out = planner.output()
-    assert out.swing_foot[1] == SWING_NONE and out.step_index[1] == 0
+    assert out.footstep.swing_foot[1] == SWING_NONE and out.footstep.step_index[1] == 0
     np.testing.assert_allclose(out.feet_world[1], [[0.9, 2.0, np.pi / 2], [1.1, 2.0, np.pi / 2]], atol=1e-12)
-    assert out.swing_foot[0] != SWING_NONE  # others untouched
+    assert out.footstep.swing_foot[0] != SWING_NONE  # others untouched
     planner.reset([2], feet_pose=np.zeros((3, 2, 3)))
     np.testing.assert_array_equal(planner.output().feet_world[2], 0.0)
 
@@ -255,9 +258,9 @@ def test_single_planner_wrapper_matches_the_batched_planner():
     for cmd in np.repeat(rng.uniform(-0.2, 0.2, (8, 3)), 20, axis=0):
         s = single.update(DT, *cmd)
         b = batched.update(DT, cmd[None])
-        assert (s.swing_foot, s.step_index) == (int(b.swing_foot[0]), int(b.step_index[0]))
+        assert (s.swing_foot, s.step_index) == (int(b.footstep.swing_foot[0]), int(b.footstep.step_index[0]))
         assert (s.target_x, s.target_y, s.target_yaw, s.countdown) == (
-            b.target_x[0], b.target_y[0], b.target_yaw[0], b.countdown[0])
+            *b.footstep.target[0], b.footstep.countdown[0])
         assert s.frame_id == {SWING_LEFT: "right_foot", SWING_RIGHT: "left_foot", SWING_NONE: "left_foot"}[s.swing_foot]
 
 
@@ -277,6 +280,47 @@ def test_gait_helpers():
     np.testing.assert_allclose(clock, [[0, 0, 0, 1], [1, 0, 1, 0], [0, 1, 0, 1]], atol=1e-12)
 
 
+def test_footstep_record_from_the_message_and_for_standing():
+    from types import SimpleNamespace
+
+    from loco_manip_controller.footstep_planner import Footstep
+
+    msg = SimpleNamespace(swing_foot=SWING_RIGHT, countdown=0.2, step_duration=0.5, target_x=0.1, target_y=-0.2,
+                          target_yaw=0.05, step_index=7)
+    f = Footstep.from_msg(msg)
+    np.testing.assert_allclose(f.target, [[0.1, -0.2, 0.05]])
+    assert (f.swing_foot[0], f.step_index[0], len(f)) == (SWING_RIGHT, 7, 1)
+    assert f.phase[0] == pytest.approx(0.6)
+    stand = Footstep.standing(3)
+    assert np.all(stand.swing_foot == SWING_NONE) and np.all(stand.phase == 0.0) and stand.target.shape == (3, 3)
+    with pytest.raises(ValueError, match=r"Footstep.target has shape \(2,\); expected \(1, 3\)"):
+        Footstep(f.swing_foot, f.countdown, f.step_duration, np.zeros(2), f.step_index)
+
+
+def test_footstep_node_runs_the_planner_config_of_the_legs_policy():
+    """footstep_node builds its planner from the legs policy's metadata (no retyping); an explicit
+    parameter that contradicts it is refused naming both values; without a policy the parameters apply."""
+    import json
+
+    from loco_manip_controller.contract import PolicyMetadataError
+    from loco_manip_controller.footstep_node import planner_setup
+    from loco_manip_controller.policy_runtime import MODELS_DIR
+
+    shipped = json.loads((MODELS_DIR / "legs.json").read_text())
+    unset = {name: None for name in CFG.__dataclass_fields__}
+    config, rate = planner_setup("legs.onnx", 0.0, unset)
+    assert config == FootstepPlannerConfig(**shipped["footstep_planner"]) and rate == shipped["control_hz"]
+    step_period = shipped["footstep_planner"]["step_period"]
+    assert planner_setup("legs.onnx", 50.0, unset | {"step_period": step_period})[0] == config  # agrees: fine
+    with pytest.raises(PolicyMetadataError, match=rf"footstep_planner.step_period: caller expects 0.7, policy has "
+                                                  rf"{step_period}"):
+        planner_setup("legs.onnx", 0.0, unset | {"step_period": 0.7})
+    with pytest.raises(PolicyMetadataError, match="control_hz: caller expects 25.0, policy has 50.0"):
+        planner_setup("legs.onnx", 25.0, unset)
+    config, rate = planner_setup("", 25.0, unset | {"step_period": 0.7})
+    assert config.step_period == 0.7 and rate == 25.0
+
+
 @pytest.mark.ros
 @pytest.mark.timeout(60)
 def test_node_turns_high_level_commands_into_footstep_commands():
@@ -286,7 +330,7 @@ def test_node_turns_high_level_commands_into_footstep_commands():
 
     env = dict(os.environ, PYTHONUNBUFFERED="1")  # ROS_DOMAIN_ID: the session's, set by conftest.py
     proc = subprocess.Popen([sys.executable, "-m", "loco_manip_controller.footstep_node", "--ros-args",
-                             "-p", "command_timeout_s:=0.3"],
+                             "-p", "command_timeout_s:=0.3", "-p", "legs_policy:=legs.onnx"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     ctx = rclpy.context.Context()

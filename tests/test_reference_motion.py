@@ -1,4 +1,5 @@
-"""Lower-body reference motion (loco_manip_controller.reference_motion): leg FK/IK and references."""
+"""Leg kinematics (t1_description.kinematics: FK/IK, planar feet) and the lower-body reference motion
+(loco_manip_controller.reference_motion)."""
 
 from __future__ import annotations
 
@@ -7,23 +8,32 @@ import time
 import numpy as np
 import pytest
 
-from loco_manip_controller.footstep_planner import FootstepPlanner, FootstepPlannerConfig, relative
-from loco_manip_controller.gait import LEFT, RIGHT, SWING_LEFT, SWING_NONE
+from loco_manip_controller.footstep_planner import FootstepPlanner, FootstepPlannerConfig
+from loco_manip_controller.gait import SWING_LEFT, SWING_NONE
 from loco_manip_controller.reference_motion import (
-    BOTH,
-    LEG_JOINT_NAMES,
     ReferenceMotion,
     ReferenceMotionConfig,
     StanceFrameReference,
+    standing_posture,
+)
+from t1_description import urdf_kinematics
+from t1_description.kinematics import (
+    BOTH,
+    LEFT,
+    LEG_JOINT_NAMES,
+    RIGHT,
     T1LegKinematics,
-    level_rotation,
+    feet_planar,
     leg_fk,
     leg_ik,
     legs_fk,
     legs_ik,
+    level_rotation,
+    planar_relative,
+    quat_wxyz_to_matrix,
     rot_z,
-    standing_posture,
 )
+from t1_description.model_paths import urdf_path
 
 KIN = T1LegKinematics()
 DT = 0.02
@@ -39,22 +49,18 @@ def random_leg_q(rng, n):
 
 
 def test_constants_match_the_robot_model():
-    pytest.importorskip("t1_description.urdf_kinematics")
     model_kin = T1LegKinematics.from_model()
     for name in KIN.__dataclass_fields__:
         np.testing.assert_allclose(getattr(model_kin, name), getattr(KIN, name), atol=1e-9, err_msg=name)
 
 
 def test_fk_matches_the_urdf_of_the_robot_model():
-    urdf_kin = pytest.importorskip("t1_description.urdf_kinematics")
-    from t1_description.model_paths import urdf_path
-
-    urdf = urdf_kin.parse_urdf(urdf_path())
+    urdf = urdf_kinematics.parse_urdf(urdf_path())
     rng = np.random.default_rng(0)
     q = random_leg_q(rng, 10)
     pos, rot = legs_fk(q)
     for k in range(len(q)):
-        poses = urdf_kin.forward_kinematics(urdf, dict(zip(LEG_JOINT_NAMES, q[k])))
+        poses = urdf_kinematics.forward_kinematics(urdf, dict(zip(LEG_JOINT_NAMES, q[k])))
         trunk_inv = np.linalg.inv(poses["Trunk"])
         for side, link in ((LEFT, "left_foot_link"), (RIGHT, "right_foot_link")):
             foot = trunk_inv @ poses[link]
@@ -117,12 +123,12 @@ def test_swing_foot_follows_a_smooth_bump_to_the_target_at_touchdown():
     planner = FootstepPlanner(len(COMMANDS))
     for _ in range(30):
         cmds = planner.update(DT, COMMANDS)
-    walking = cmds.swing_foot != SWING_NONE
-    sw = np.where(cmds.swing_foot == SWING_LEFT, LEFT, RIGHT)
+    walking = cmds.footstep.swing_foot != SWING_NONE
+    sw = np.where(cmds.footstep.swing_foot == SWING_LEFT, LEFT, RIGHT)
     env = np.arange(len(COMMANDS))
 
     def at(phase):
-        return rm.compute(cmds.swing_foot, np.full(len(COMMANDS), phase), cmds.step_duration,
+        return rm.compute(cmds.footstep.swing_foot, np.full(len(COMMANDS), phase), cmds.footstep.step_duration,
                           cmds.feet_world, cmds.target_world)
 
     end, start, mid = at(1.0), at(0.0), at(0.5)
@@ -145,8 +151,8 @@ def test_swing_foot_follows_a_smooth_bump_to_the_target_at_touchdown():
 def test_swing_foot_lands_on_the_target_in_closed_run():
     run = walk(np.repeat(COMMANDS[None, :5], 150, axis=0))
     for (c0, r0), (c1, _) in zip(run, run[1:]):
-        landed = c1.new_step & (c0.swing_foot != SWING_NONE)
-        sw = np.where(c0.swing_foot == SWING_LEFT, LEFT, RIGHT)
+        landed = c1.new_step & (c0.footstep.swing_foot != SWING_NONE)
+        sw = np.where(c0.footstep.swing_foot == SWING_LEFT, LEFT, RIGHT)
         env = np.arange(len(sw))
         # the last frame before touchdown is within one tick of the target, and low
         dist = np.linalg.norm(r0.foot_pos[env, sw, :2] - c0.target_world[:, :2], axis=-1)
@@ -158,13 +164,13 @@ def test_com_stays_between_the_feet_and_is_continuous():
     cmds = np.repeat(COMMANDS[None], 200, axis=0)
     run = walk(cmds)
     for (c, r), (c_next, r_next) in zip(run, run[1:]):
-        walking = c.swing_foot != SWING_NONE
+        walking = c.footstep.swing_foot != SWING_NONE
         env = np.arange(len(walking))
-        sw = np.where(c.swing_foot == SWING_LEFT, LEFT, RIGHT)
+        sw = np.where(c.footstep.swing_foot == SWING_LEFT, LEFT, RIGHT)
         stance = c.feet_world[env, 1 - sw]
         com = np.concatenate([r.com_pos[:, :2], np.zeros((len(env), 1))], axis=-1)
-        com_s = relative(stance, com)  # CoM in the stance-foot frame
-        lift_s, target_s = relative(stance, c.feet_world[env, sw]), relative(stance, c.target_world)
+        com_s = planar_relative(stance, com)  # CoM in the stance-foot frame
+        lift_s, target_s = planar_relative(stance, c.feet_world[env, sw]), planar_relative(stance, c.target_world)
         side = np.where(sw == LEFT, 1.0, -1.0)  # towards the swing foot
         lat = side * com_s[:, 1]
         # laterally: between the stance foot and the swing foot's line, never outside the stance foot
@@ -192,7 +198,7 @@ def test_reference_velocities_match_frame_differences():
     run = walk(np.repeat(COMMANDS[None, :6], 60, axis=0), with_velocity=True)
     for (c0, r0), (c1, r1) in zip(run[20:40], run[21:41]):
         # inside a step, away from lift-off where the swing knee turns around sharply
-        same_step = ~c1.new_step & (c0.swing_foot != SWING_NONE) & (c0.phase > 0.05)
+        same_step = ~c1.new_step & (c0.footstep.swing_foot != SWING_NONE) & (c0.footstep.phase > 0.05)
         fd = (r1.joint_pos - r0.joint_pos) / DT
         mean_vel = 0.5 * (r0.joint_vel + r1.joint_vel)
         np.testing.assert_allclose(mean_vel[same_step], fd[same_step], rtol=0.03, atol=0.05)
@@ -231,6 +237,34 @@ def test_level_rotation_turns_gravity_down_without_yaw():
     np.testing.assert_allclose(np.linalg.norm(axis, axis=-1), np.arccos(-gravity[:, 2]), atol=1e-9)
 
 
+def test_feet_planar_in_the_world_and_in_the_level_frame_agree_relative_to_the_stance_foot():
+    """feet_planar is the one planar-feet function: in the world frame (simulation: trunk pose) and in the
+    trunk's level frame (robot: projected gravity only) one foot's pose relative to the other is the same."""
+    from scipy.spatial.transform import Rotation
+
+    from t1_description.kinematics import yaw_of_matrix, yaw_of_quat
+
+    rng = np.random.default_rng(12)
+    n = 50
+    q = random_leg_q(rng, n)
+    rot = Rotation.from_euler("ZYX", np.stack([rng.uniform(-np.pi, np.pi, n), rng.uniform(-0.4, 0.4, n),
+                                              rng.uniform(-0.4, 0.4, n)], -1))
+    trunk_rot, trunk_pos = rot.as_matrix(), rng.normal(0.0, 1.0, (n, 3))
+    gravity = rot.inv().apply([0.0, 0.0, -1.0])
+    world, level = feet_planar(q, trunk_rot, trunk_pos), feet_planar(q, level_rotation(gravity))
+    for feet in (world, level):
+        pos, foot_rot = legs_fk(q)
+        frame = trunk_rot if feet is world else level_rotation(gravity)
+        np.testing.assert_allclose(feet[:, LEFT, 2], yaw_of_matrix(frame @ foot_rot[:, LEFT]), atol=1e-12)
+    np.testing.assert_allclose(planar_relative(world[:, LEFT], world[:, RIGHT]),
+                               planar_relative(level[:, LEFT], level[:, RIGHT]), atol=1e-12)
+    np.testing.assert_allclose(world[:, :, :2] - trunk_pos[:, None, :2],
+                               np.einsum("nij,nkj->nki", trunk_rot, pos)[..., :2], atol=1e-12)
+    quat = rot.as_quat()[:, [3, 0, 1, 2]]  # scipy x, y, z, w -> w, x, y, z
+    np.testing.assert_allclose(yaw_of_quat(quat), yaw_of_matrix(quat_wxyz_to_matrix(quat)), atol=1e-12)
+    np.testing.assert_allclose(yaw_of_quat(quat), rot.as_euler("ZYX")[:, 0], atol=1e-12)  # intrinsic z-y-x yaw
+
+
 def test_stance_frame_reference_equals_the_world_reference_of_the_plan():
     """The node's reference (measured legs + FootstepCommand fields only) is the training reference built
     from the planner's world footholds, when the legs are where that reference put them."""
@@ -250,11 +284,10 @@ def test_stance_frame_reference_equals_the_world_reference_of_the_plan():
     for k in range(150):
         q, gravity = world.joint_pos, projected_gravity(world.trunk_quat)  # "measured" = the last reference
         c = planner.update(DT, cmd)
-        got = stance_ref.update(q, gravity, c.swing_foot, c.countdown, c.step_duration, c.target_x, c.target_y,
-                                c.target_yaw)
+        got = stance_ref.update(q, gravity, c.footstep)
         world = motion.from_commands(c)
         np.testing.assert_allclose(got, world.joint_pos, atol=2e-3)
-        walked |= c.swing_foot != SWING_NONE
+        walked |= c.footstep.swing_foot != SWING_NONE
     assert walked[:3].all() and not walked[3]
     # a reset forgets the segment: the next update measures the feet again
     stance_ref.reset(np.array([True, False, False, False]))

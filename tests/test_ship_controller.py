@@ -187,3 +187,83 @@ def test_export_only_refuses_a_run_without_checkpoints(tmp_path, capsys):
     assert train.main(["--part", "legs", "--out", str(tmp_path), "--export-only"]) == 2
     assert "no checkpoint under" in capsys.readouterr().err
     assert not (tmp_path / "policy").exists()
+
+
+def _old_legs_files(models, env_changes=None):
+    """A residual legs policy exported before the contract (metadata without footstep_planner /
+    reference_motion) with the training config it was shipped with (old style: reference_ik_iterations)."""
+    from test_policy_io import _random_actor
+
+    from loco_manip_controller import policy_io as pio
+    from loco_manip_controller import policy_runtime as pr
+    from refine_dp_training.lowlevel.config import EnvConfig
+
+    obs_spec, _ = pio.specs("legs", "residual")
+    meta = pr.build_metadata("legs", variant="residual")
+    del meta["footstep_planner"], meta["reference_motion"]
+    ac = _random_actor(obs_spec.dim, 12)
+    pr.export_onnx(ac.actor, ac.normalizer, obs_spec.dim, models / "legs.onnx", meta)
+    env = EnvConfig(task="legs", policy_variant="residual").to_dict()
+    del env["footstep_planner"], env["reference_motion"]
+    env |= {"reference_ik_iterations": 0} | (env_changes or {})
+    (models / "legs_train_config.json").write_text(json.dumps({"env": env, "ppo": {}}))
+
+
+def test_fill_contract_writes_the_legs_contract_from_its_training_config(tmp_path, capsys):
+    """The shipped legs gain control_hz, footstep_planner and reference_motion from their recorded training
+    config (0 IK iterations), by a command, not by hand; the graph is untouched; refused until then."""
+    import onnx
+
+    from loco_manip_controller import policy_runtime as pr
+    from loco_manip_controller.footstep_planner import FootstepPlannerConfig
+
+    _old_legs_files(tmp_path)
+    with pytest.raises(pr.PolicyMetadataError, match="--fill-contract"):
+        pr.LowLevelController(tmp_path / "legs.onnx")
+    graph = onnx.load(str(tmp_path / "legs.onnx")).graph
+    assert ship.main(["--fill-contract", "--models", str(tmp_path)]) == 0
+    assert "legs: added footstep_planner, reference_motion" in capsys.readouterr().out
+    meta = json.loads((tmp_path / "legs.json").read_text())
+    assert meta["reference_motion"]["ik_iterations"] == 0 and meta["control_hz"] == 50.0
+    assert pr.read_metadata(tmp_path / "legs.onnx") == meta  # the ONNX file carries the same
+    assert onnx.load(str(tmp_path / "legs.onnx")).graph == graph  # weights and graph as they were
+    ctrl = pr.LowLevelController(tmp_path / "legs.onnx")
+    assert ctrl.leg_reference.motion.config.ik_iterations == 0 and ctrl.footstep_config == FootstepPlannerConfig()
+    assert ship.fill_contract(tmp_path) == {"legs": []}  # nothing more to add
+
+
+def test_fill_contract_refuses_a_training_config_that_contradicts_the_file(tmp_path):
+    from loco_manip_controller import policy_runtime as pr
+
+    _old_legs_files(tmp_path, {"decimation": 2})  # trained at 100 Hz, says the config; 50 Hz, says the file
+    with pytest.raises(pr.PolicyMetadataError, match="control_hz: caller expects 100.0, policy has 50.0"):
+        ship.fill_contract(tmp_path)
+
+
+def test_the_shipped_contract_is_the_one_of_the_shipped_training_config():
+    """What ships agrees with its training config: nothing left to fill, nothing contradicting."""
+    from loco_manip_controller.policy_runtime import MODELS_DIR
+
+    assert ship.fill_contract(MODELS_DIR) == {"legs": [], "arms": []}
+
+
+def test_training_configs_from_before_the_contract_sections_load():
+    from refine_dp_training.lowlevel.config import EnvConfig
+
+    old = EnvConfig().to_dict()
+    del old["footstep_planner"], old["reference_motion"]
+    cfg = EnvConfig.from_dict(old | {"reference_ik_iterations": 3})
+    assert cfg.reference_motion.ik_iterations == 3 and cfg.footstep_planner.step_period == 0.5
+    assert EnvConfig.from_dict(EnvConfig().to_dict()) == EnvConfig()
+    with pytest.raises(ValueError, match="reference_ik_iterations 3 contradicts reference_motion.ik_iterations 0"):
+        EnvConfig.from_dict(EnvConfig().to_dict() | {"reference_ik_iterations": 3})
+
+
+def test_eval_controller_without_paths_evaluates_the_shipped_models(tmp_path):
+    from loco_manip_controller.policy_runtime import MODELS_DIR
+    from refine_dp_training.lowlevel import evaluate
+
+    assert evaluate.main(["--episodes", "1", "--seconds", "0.4", "--out", str(tmp_path), "--no-video"]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["policies"] == {"legs": str(MODELS_DIR / "legs.onnx"), "arms": str(MODELS_DIR / "arms.onnx")}
+    assert summary["decimation"] == 10  # the policies' 50 Hz at sim_t1's 2 ms

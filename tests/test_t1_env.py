@@ -7,10 +7,11 @@ from loco_manip_controller import policy_io as pio
 from refine_dp_training.lowlevel import terms
 from refine_dp_training.lowlevel.config import CommandConfig, EnvConfig, RandomizationConfig
 from refine_dp_training.lowlevel.env import T1LowLevelEnv
-from refine_dp_training.lowlevel.sim import STATE_SPEC, BatchedT1, make_servo_model, set_servo_gains
+from refine_dp_training.lowlevel.sim import STATE_SPEC, BatchedT1, make_servo_model
 from t1_description.joint_table import load_joint_table
+from t1_description.kinematics import arm_kinematics, pose_errors, yaw_of_quat
 from t1_description.model_paths import load_model, robot_indices
-from t1_description.pd import pd_torque
+from t1_description.pd import pd_torque, set_pd_gains
 
 
 def test_servo_actuators_equal_pd_law_on_random_states():
@@ -23,7 +24,7 @@ def test_servo_actuators_equal_pd_law_on_random_states():
         kp, kd, eff = jt.kp, jt.kd, jt.effort_limit
         if trial >= 3:  # randomized gains / motor strength go through the same path
             kp, kd, eff = kp * rng.uniform(0.8, 1.2, 29), kd * rng.uniform(0.8, 1.2, 29), eff * rng.uniform(0.8, 1.2, 29)
-            set_servo_gains(m, kp, kd, eff, idx.ctrl)
+            set_pd_gains(m, idx.ctrl, kp, kd, eff)
         q = rng.uniform(jt.lower, jt.upper)
         dq = rng.normal(0, 3.0, 29)
         q_des = rng.uniform(jt.lower, jt.upper)
@@ -70,8 +71,7 @@ def test_batched_reset_writes_only_masked_rows():
     np.testing.assert_allclose(sim.state[mask][:, L.joint_q], q_new)
     np.testing.assert_allclose(sim.state[1, L.root_pos], [1.0, 2.0, sim.keyframe_state[L.root_pos[2]]])
     assert np.all(sim.state[mask][:, L.qvel] == 0.0)
-    yaw = np.arctan2(*(lambda w, x, y, z: (2 * (w * z + x * y), 1 - 2 * (y * y + z * z)))(*sim.state[3, L.root_quat]))
-    assert abs(yaw + 1.0) < 1e-9
+    assert abs(yaw_of_quat(sim.state[3, L.root_quat]) + 1.0) < 1e-9
     sim.close()
 
 
@@ -99,10 +99,8 @@ def test_env_observation_equals_policy_io_builder_on_mujoco_state(task):
         gravity = pio.projected_gravity(d.sensordata[sid["imu_quat"]][None])
         gyro = d.sensordata[sid["imu_gyro"]][None]
         if task == "legs":
-            c = env._cmds
-            ref = pio.build_leg_obs(gravity, gyro, q, dq, env.action[i:i + 1], c.swing_foot[i:i + 1],
-                                    c.countdown[i:i + 1], c.step_duration[i:i + 1], c.target_x[i:i + 1],
-                                    c.target_y[i:i + 1], c.target_yaw[i:i + 1])
+            ref = pio.build_leg_obs(gravity, gyro, q, dq, env.action[i:i + 1],
+                                    env._cmds.footstep.rows(slice(i, i + 1)))
         else:
             tp, tr = env.hand_targets()
             ref = pio.build_arm_obs(gravity, q, dq, env.action[i:i + 1], tp[i:i + 1], tr[i:i + 1])
@@ -169,11 +167,22 @@ def test_controller_evaluation_writes_the_summary(tmp_path):
     assert evaluate.main(["--episodes", "1", "--out", str(tmp_path), "--legs", str(tmp_path / "no.onnx")]) == 2
 
 
-def test_benchmark_reports_fraction_of_ceiling():
-    from refine_dp_training.lowlevel.bench import benchmark
+def test_benchmark_ceiling_replays_exactly_the_physics_the_env_ran():
+    """`refine-dp bench env`'s ceiling is only a ceiling of *this* env if its replay computes the very
+    states the env computed: replaying each recorded rollout call reproduces the env's next state bit for
+    bit; and the fraction is the env's rate over that ceiling's."""
+    from refine_dp_training.lowlevel.bench import benchmark, record_rollouts, replay
+
+    env = T1LowLevelEnv(_quiet_cfg("legs", n=3, policy_variant="residual"), seed=5)
+    rng = np.random.default_rng(5)
+    calls = record_rollouts(env, lambda: env.step(rng.normal(0, 0.5, (3, 12))), steps=6)
+    assert len(calls) == 6
+    for (before, ctrl, after), replayed in zip(calls, replay(env.sim, calls)):
+        np.testing.assert_array_equal(replayed, after)
+    env.close()
     (row,) = benchmark(num_envs=(4,), seconds=0.2, nthread=1)
-    assert row["env_steps_per_s"] > 0 and row["ceiling_env_steps_per_s"] > 0
-    assert 0.0 < row["fraction"] < 1.5
+    assert row["fraction"] == pytest.approx(row["env_steps_per_s"] / row["ceiling_env_steps_per_s"])
+    assert row["ceiling_env_steps_per_s"] == pytest.approx(row["physics_steps_per_s"] / row["decimation"])
 
 
 @pytest.mark.parametrize("variant", ["absolute", "residual"])
@@ -199,15 +208,36 @@ def test_state_dict_resumes_bit_for_bit(variant):
 
 
 def test_target_rate_limit_matches_the_safety_step_clamp():
-    sim = BatchedT1(2, timestep=0.005, decimation=4, nthread=1)
+    """BatchedT1's rate_limit is the hardware interface's step clamp: the sent targets of a 1 rad knee jump are
+    those SafetyController sends at the same physics rate (the robot and sim_t1 run it at 500 Hz)."""
+    from t1_description.robot_types import JointCommandRequest, MeasuredState
+    from t1_hardware_interface.safety import Safety, SafetyConfig, SafetyController
+
+    dt = 0.005
+    sim = BatchedT1(2, timestep=dt, decimation=4, nthread=1)
     jt = sim.table
     q_des = np.tile(jt.default_q, (2, 1))
     q_des[:, 20] += 1.0  # a 1 rad knee jump
     lim = jt.velocity_limit
     sim.step(q_des, rate_limit=lim)
-    sent = sim._ctrl[0, :, sim.idx.ctrl[20]]
-    np.testing.assert_allclose(np.diff(np.concatenate([[jt.default_q[20]], sent])), lim[20] * 0.005)
-    np.testing.assert_allclose(sim.sent[:, 20], jt.default_q[20] + 4 * lim[20] * 0.005)
+    sent = sim._ctrl[0][:, sim.idx.ctrl]  # [decimation, 29] the targets of each physics step
+
+    safety = SafetyController(jt, SafetyConfig(max_step_dt=dt))
+    t = 0.0
+    safety.on_state(MeasuredState.from_arrays(jt.default_q, stamp=t))
+    while safety.state != Safety.READY:  # start-up ramp (already at the default pose)
+        t += dt
+        safety.on_state(MeasuredState.from_arrays(jt.default_q, stamp=t))
+        safety.step(t)
+    assert safety.on_command(JointCommandRequest(names=jt.names, position=q_des[0], kp=jt.kp, kd=jt.kd), t).accepted
+    safety_sent = []
+    for _ in range(4):
+        t += dt
+        safety.on_state(MeasuredState.from_arrays(jt.default_q, stamp=t))  # the joints stay: the clamp alone acts
+        safety_sent.append(safety.step(t).q)
+    np.testing.assert_allclose(sent, np.array(safety_sent), atol=1e-12)
+    assert sent[-1, 20] == pytest.approx(jt.default_q[20] + 4 * lim[20] * dt)  # it did clamp
+    np.testing.assert_allclose(sim.sent[:, 20], sent[-1, 20])
     sim.step(q_des)  # without a limit the target is applied at once
     assert np.all(sim._ctrl[:, :, sim.idx.ctrl[20]] == q_des[0, 20])
     sim.close()
@@ -225,39 +255,52 @@ def test_arm_ik_teacher_reaches_reachable_targets():
     lo, hi = jt.lower[arm], jt.upper[arm]
     mid, half = jt.default_q[arm], 0.4 * (hi - lo) / 2
     goal = np.clip(mid + rng.uniform(-1, 1, (16, 14)) * half, lo, hi)
-    tp, tr = pio.arm_kinematics().fk(goal)
+    tp, tr = arm_kinematics().fk(goal)
     q = ik_solve(np.tile(mid, (16, 1)), tp, tr, iterations=12, lower=lo, upper=hi)
-    dp, drot = pio.pose_errors(tp, tr, *pio.arm_kinematics().fk(q))
+    dp, drot = pose_errors(tp, tr, *arm_kinematics().fk(q))
     assert np.median(np.linalg.norm(dp, axis=-1)) < 0.003
     assert np.median(np.degrees(np.linalg.norm(drot, axis=-1))) < 2.0
 
 
-def test_residual_legs_env_adds_actions_to_the_node_reference():
-    """policy_variant=residual: observations carry the reference the node computes, and zero actions
-    send exactly that reference to the leg servos."""
-    from loco_manip_controller.reference_motion import StanceFrameReference
+def test_residual_legs_env_adds_actions_to_the_node_reference(tmp_path):
+    """policy_variant=residual: observations carry the reference, zero actions send exactly that reference to
+    the leg servos, and it is the reference LowLevelController (the node) builds from the exported policy's
+    metadata: the env's reference_motion (0 IK Newton steps by default) travels in the contract."""
+    import torch
+    from test_policy_io import _random_actor
+
+    from loco_manip_controller import policy_runtime as pr
+    from loco_manip_controller.footstep_planner import FootstepPlanner
 
     cfg = _quiet_cfg("legs", stand_probability=0.0)
     cfg.policy_variant = "residual"
+    assert cfg.reference_motion.ik_iterations == 0  # what the shipped legs trained with
     env = T1LowLevelEnv(cfg, seed=8)
     assert env.obs_dim == pio.LEG_OBS.dim + 12
-    node_ref = StanceFrameReference(4, env.reference)  # what LowLevelController would run beside it
+    ac = _random_actor(env.obs_dim, 12)
+    with torch.no_grad():
+        ac.actor[-1].weight.zero_()
+        ac.actor[-1].bias.zero_()  # action 0: the node sends its reference
+    meta = pr.build_metadata("legs", env.table, cfg.physics_dt, cfg.decimation, variant="residual",
+                             policy_contract=cfg.policy_contract(), action_spec=env.act_spec)
+    node = pr.LowLevelController(pr.export_onnx(ac.actor, ac.normalizer, env.obs_dim, tmp_path / "legs.onnx", meta),
+                                 None, env.table, num_envs=4, control_hz=cfg.control_hz)
+    assert node.footstep_config == env.planner.cfg and node.leg_reference.motion.config == env.reference.config
     moved = 0.0
     for _ in range(30):
-        q, _, _, quat, _ = env._state_arrays()
-        c = env._cmds
-        expected = node_ref.update(q[:, env.leg_idx], pio.projected_gravity(quat), c.swing_foot, c.countdown,
-                                   c.step_duration, c.target_x, c.target_y, c.target_yaw)
-        np.testing.assert_allclose(env.ref_q, expected, atol=1e-12)
+        q, dq, _, quat, gyro = env._state_arrays()
+        node_q = node.step(q, dq, pio.projected_gravity(quat), gyro, env._cmds.footstep, None, None)
+        expected = np.clip(env.ref_q, env.table.lower[env.leg_idx], env.table.upper[env.leg_idx])
+        np.testing.assert_allclose(node_q[:, env.leg_idx], expected, atol=1e-12)
         obs, _, terminated, *_ = env.step(np.zeros((4, 12)))
         if terminated.any():
             break
-        np.testing.assert_allclose(env.q_des[:, env.leg_idx], np.clip(expected, env.table.lower[env.leg_idx],
-                                                                      env.table.upper[env.leg_idx]))
+        np.testing.assert_allclose(env.q_des[:, env.leg_idx], expected)
         moved = max(moved, float(np.abs(expected - env.table.default_q[env.leg_idx]).max()))
         sl = env.obs_spec.slices()["ref_leg_joint_pos"]
         np.testing.assert_allclose(obs[:, sl], env.ref_q - env.table.default_q[env.leg_idx], atol=1e-5)
     assert moved > 0.2  # the robot was told to step: the reference left the default pose
+    assert isinstance(env.planner, FootstepPlanner)
     env.close()
 
 

@@ -8,7 +8,8 @@ state is stale or the hardware interface is not accepting commands, and restarts
 memory (last actions) when control resumes.
 
 Policy parameters take a path, or the bare file name of a model shipped in the package's
-models/ directory (`legs.onnx`). Under `refine-dp bringup` the node leaves a report
+models/ directory (`legs.onnx`). The control rate is the policies' own (their metadata's
+control_hz); `rate_hz` 0 takes it, any other value must equal it. Under `refine-dp bringup` the node leaves a report
 (RUN/reports/loco_manip_controller.json, rewritten every 5 s and at exit): loop period and
 jitter percentiles, inference time, deadline misses, and its own tracking errors (tracking.py).
 """
@@ -25,9 +26,10 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from scipy.spatial.transform import Rotation
 
 from loco_manip_controller import policy_io as pio
-from loco_manip_controller.gait import SWING_NONE
+from loco_manip_controller.footstep_planner import Footstep
 from loco_manip_controller.policy_runtime import ARM_TARGET_ALPHA, LowLevelController, OnnxPolicy, resolve_model
 from loco_manip_controller.tracking import TrackingStats
+from t1_description.kinematics import arm_kinematics
 from t1_description.run_report import write_node_report
 
 ACCEPTING = ("READY", "ACTIVE", "HOLD")  # RobotState.SAFETY_* in which the interface follows commands
@@ -40,13 +42,15 @@ class ControllerNode(Node):
 
         p = lambda name, default: self.declare_parameter(name, default).value  # noqa: E731
         legs, arms = p("legs_policy", ""), p("arms_policy", "")
-        self.rate = p("rate_hz", float(pio.CONTROL_HZ))
+        rate = p("rate_hz", 0.0)  # 0: the policies' control_hz
         self.state_timeout = p("robot_state_timeout_s", 0.1)
         self.footstep_timeout = p("footstep_timeout_s", 0.2)
         legs, arms = (str(resolve_model(v)) if v else "" for v in (legs, arms))
         self.ctrl = LowLevelController(OnnxPolicy(legs, "legs") if legs else None,
                                        OnnxPolicy(arms, "arms") if arms else None,
-                                       arm_target_alpha=p("arm_target_alpha", ARM_TARGET_ALPHA))
+                                       arm_target_alpha=p("arm_target_alpha", ARM_TARGET_ALPHA),
+                                       control_hz=rate or None)  # refuses a rate_hz the policies contradict
+        self.rate = self.ctrl.control_hz
         self.policies = {"legs": legs or None, "arms": arms or None}
         jt = self.ctrl.table
         self.names, self.kp, self.kd = list(jt.names), jt.kp.copy(), jt.kd.copy()
@@ -54,7 +58,7 @@ class ControllerNode(Node):
             if policy is not None:
                 idx = [jt.index(n) for n in policy.meta["joints"]["names"]]
                 self.kp[idx], self.kd[idx] = policy.meta["joints"]["kp"], policy.meta["joints"]["kd"]
-        default_pos, default_rot = pio.arm_kinematics().fk(jt.default_q[pio.ARM_ACTION.indices(jt)])
+        default_pos, default_rot = arm_kinematics().fk(jt.default_q[pio.ARM_ACTION.indices(jt)])
         self.hand_pos, self.hand_rot = default_pos, default_rot  # hand targets until a command arrives
         self.accepting = {getattr(RobotState, f"SAFETY_{s}") for s in ACCEPTING}
         self.JointCommand, self.ControllerStatus = JointCommand, ControllerStatus
@@ -98,14 +102,6 @@ class ControllerNode(Node):
             self.get_logger().warn("HighLevelCommand with non-finite hand poses ignored", throttle_duration_sec=5.0)
 
     # ---- the control step (control thread) ----------------------------------------------------------
-    def _footstep_arrays(self, msg, fresh: bool) -> dict:
-        if msg is None or not fresh:
-            return {k: np.zeros(1) for k in ("countdown", "step_duration", "target_x", "target_y", "target_yaw")} | {
-                "swing_foot": np.array([SWING_NONE])}
-        return {"swing_foot": np.array([msg.swing_foot]), "countdown": np.array([msg.countdown]),
-                "step_duration": np.array([msg.step_duration]), "target_x": np.array([msg.target_x]),
-                "target_y": np.array([msg.target_y]), "target_yaw": np.array([msg.target_yaw])}
-
     def step(self, now: float) -> tuple[bool, float, str]:
         with self._lock:
             state, state_t, foot, foot_t = self._state, self._state_t, self._footstep, self._footstep_t
@@ -122,16 +118,14 @@ class ControllerNode(Node):
             self.ctrl.reset()
             self._was_active = True
         g, w = state.projected_gravity, state.imu_angular_velocity
-        t0 = time.perf_counter()
-        q_des = self.ctrl.step(np.asarray(state.position)[None], np.asarray(state.velocity)[None],
-                               np.array([[g.x, g.y, g.z]]), np.array([[w.x, w.y, w.z]]),
-                               self._footstep_arrays(foot, now - foot_t <= self.footstep_timeout),
-                               hand_pos, hand_rot)[0]
-        inference_ms = (time.perf_counter() - t0) * 1e3
+        gravity = np.array([[g.x, g.y, g.z]])
         fresh = foot is not None and now - foot_t <= self.footstep_timeout
-        self.tracking.on_control_step(
-            state.position, foot.swing_foot if fresh else SWING_NONE, foot.step_index if fresh else 0,
-            (foot.target_x, foot.target_y, foot.target_yaw) if fresh else (0.0, 0.0, 0.0), hand_pos, hand_rot)
+        footstep = Footstep.from_msg(foot) if fresh else Footstep.standing(1)  # stale footsteps: stand
+        t0 = time.perf_counter()
+        q_des = self.ctrl.step(np.asarray(state.position)[None], np.asarray(state.velocity)[None], gravity,
+                               np.array([[w.x, w.y, w.z]]), footstep, hand_pos, hand_rot)[0]
+        inference_ms = (time.perf_counter() - t0) * 1e3
+        self.tracking.on_control_step(state.position, gravity[0], footstep, hand_pos, hand_rot)
         self.stats["active_steps"] += 1
         cmd = self.JointCommand(name=self.names, position=q_des.tolist(), kp=self.kp.tolist(), kd=self.kd.tolist())
         cmd.header.stamp = self.get_clock().now().to_msg()

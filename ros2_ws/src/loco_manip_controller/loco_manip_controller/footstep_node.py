@@ -9,11 +9,17 @@ A command older than `command_timeout_s` counts as zero, so the robot finishes i
 closes its feet and stands if the planner node dies. The planner clock advances by the
 measured time between ticks (capped), so countdowns stay in real time when a tick is late.
 
+The planner runs the FootstepPlannerConfig the legs policy was trained with, read from its metadata
+(`legs_policy`, the controller's file: contract.py); a planner parameter set explicitly must agree
+with it (the node refuses to start otherwise, naming both values), an unset one takes the policy's.
+Without a legs policy the parameters apply over FootstepPlannerConfig's defaults. `rate_hz` 0 means
+the policy's control_hz.
+
 Stance-foot pose: RobotState carries no foot poses, so the footholds are the planner's own
 dead reckoning (each swing foot assumed to land on its target). The relative targets the
 policy sees do not depend on that world estimate, only the optional world footholds do.
 
-Run: python -m loco_manip_controller.footstep_node --ros-args -p step_period:=0.5
+Run: python -m loco_manip_controller.footstep_node --ros-args -p legs_policy:=legs.onnx
 """
 
 from __future__ import annotations
@@ -26,34 +32,50 @@ import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from refine_dp_msgs.msg import FootstepCommand, HighLevelCommand
 
+from loco_manip_controller import contract
 from loco_manip_controller.footstep_planner import FootstepPlannerConfig, SingleFootstepPlanner
+from loco_manip_controller.policy_io import CONTROL_HZ
+from loco_manip_controller.policy_runtime import check_metadata, read_metadata, resolve_model
 
 NODE_PARAMETERS = {  # name: (default, description); FootstepPlannerConfig fields are declared beside these
-    "rate_hz": (50.0, "FootstepCommand publish rate (the lower-body policy's rate)"),
+    "legs_policy": ("", "legs policy (path or shipped model name) whose footstep planner config is run; "
+                        "empty: FootstepPlannerConfig defaults"),
+    "rate_hz": (0.0, "FootstepCommand publish rate; 0: the legs policy's control_hz"),
     "command_timeout_s": (0.5, "a HighLevelCommand older than this counts as zero velocity (stop)"),
     "max_tick_s": (0.1, "cap on the planner time step when a tick comes late"),
 }
+_TYPES = {float: Parameter.Type.DOUBLE, int: Parameter.Type.INTEGER}
 
 
-def default_parameters() -> dict:
-    """Every parameter with its default: the node's own and FootstepPlannerConfig's fields."""
-    params = {name: default for name, (default, _) in NODE_PARAMETERS.items()}
-    params.update(dataclasses.asdict(FootstepPlannerConfig()))
-    return params
+def planner_setup(legs_policy: str, rate_hz: float, planner_parameters: dict) -> tuple[FootstepPlannerConfig, float]:
+    """(planner config, rate) from the legs policy's contract and the explicitly set parameters (None: unset),
+    refusing a parameter that contradicts the policy. ROS-free, so it is tested without a graph."""
+    meta, source = None, "footstep_planner"
+    if legs_policy:
+        path = resolve_model(legs_policy)
+        meta, source = read_metadata(path), str(path)
+        check_metadata(meta, expect_part="legs", source=source)
+        contract.check_overrides(meta, {"control_hz": rate_hz or None}, source, "rate_hz parameter")
+    config = contract.footstep_planner_config(meta, planner_parameters, source)
+    return config, float(meta["control_hz"]) if meta else (rate_hz or CONTROL_HZ)
 
 
 class FootstepNode(Node):
     def __init__(self):
         super().__init__("footstep_planner")
-        p = {name: self.declare_parameter(name, default, ParameterDescriptor(
-                description=NODE_PARAMETERS.get(name, (None, "planner: see FootstepPlannerConfig"))[1])).value
-             for name, default in default_parameters().items()}
-        if not p["rate_hz"] > 0.0:
-            raise ValueError(f"parameter rate_hz must be > 0, got {p['rate_hz']}")
-        config = FootstepPlannerConfig(**{f.name: p[f.name] for f in dataclasses.fields(FootstepPlannerConfig)})
+        p = {name: self.declare_parameter(name, default, ParameterDescriptor(description=text)).value
+             for name, (default, text) in NODE_PARAMETERS.items()}
+        planner_parameters = {  # declared without a value: unset unless given (then checked against the policy)
+            f.name: self.declare_parameter(f.name, _TYPES[type(f.default)], ParameterDescriptor(
+                description="planner: see FootstepPlannerConfig; unset: the legs policy's")).value
+            for f in dataclasses.fields(FootstepPlannerConfig)}
+        if not p["rate_hz"] >= 0.0:
+            raise ValueError(f"parameter rate_hz must be >= 0 (0: the legs policy's), got {p['rate_hz']}")
+        config, rate = planner_setup(p["legs_policy"], p["rate_hz"], planner_parameters)
         self.planner = SingleFootstepPlanner(config)  # validates the config, naming a bad field
         self.planner.reset()
         self.timeout = float(p["command_timeout_s"])
@@ -65,9 +87,9 @@ class FootstepNode(Node):
         reliable = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
         self.pub = self.create_publisher(FootstepCommand, "footstep_command", reliable)
         self.create_subscription(HighLevelCommand, "high_level_command", self._on_command, reliable)
-        self.create_timer(1.0 / p["rate_hz"], self._tick)
-        self.get_logger().info(f"footsteps at {p['rate_hz']:g} Hz, step period {config.step_period:g} s, "
-                               f"width {config.step_width:g} m")
+        self.create_timer(1.0 / rate, self._tick)
+        self.get_logger().info(f"footsteps at {rate:g} Hz, step period {config.step_period:g} s, "
+                               f"width {config.step_width:g} m ({p['legs_policy'] or 'no legs policy: defaults'})")
 
     def _on_command(self, msg: HighLevelCommand) -> None:
         cmd = (msg.vx, msg.vy, msg.wz)

@@ -42,17 +42,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .gait import (
-    LEFT,
-    RIGHT,
-    SWING_LEFT,
-    SWING_NONE,
-    SWING_RIGHT,
-    stance_foot_index,
-    swing_foot_index,
-    swing_phase,
-    wrap_angle,
-)
+from t1_description.kinematics import LEFT, RIGHT, planar_compose, planar_relative
+
+from .gait import SWING_LEFT, SWING_NONE, SWING_RIGHT, stance_foot_index, swing_foot_index, swing_phase
 
 
 @dataclass
@@ -102,40 +94,65 @@ class FootstepPlannerConfig:
             raise ValueError("FootstepPlannerConfig.first_swing_foot must be SWING_LEFT (1) or SWING_RIGHT (2)")
 
 
-@dataclass
-class FootstepCommands:
-    """Batched planner output; the first seven fields are FootstepCommand's, shape [N]."""
+@dataclass(frozen=True)
+class Footstep:
+    """The footstep command a leg policy runs on: refine_dp_msgs/FootstepCommand's fields, batched [N].
 
-    swing_foot: np.ndarray  # uint8, SWING_*
-    countdown: np.ndarray  # s to touchdown (0 when standing)
-    step_duration: np.ndarray  # s (0 when standing)
-    target_x: np.ndarray  # m, swing-foot target in the stance-foot yaw frame (0 when standing)
-    target_y: np.ndarray  # m
-    target_yaw: np.ndarray  # rad
-    step_index: np.ndarray  # uint32, increments at every new step
-    feet_world: np.ndarray  # [N, 2, 3] planned (x, y, yaw) of left/right; the swing foot at its lift-off pose
-    target_world: np.ndarray  # [N, 3] touchdown pose of the swing foot (where standing: the left foot)
-    new_step: np.ndarray  # bool, a step started in this update
+    One record from the planner (or the message) to the policy's observation, the reference motion
+    and the tracking measurements. `target` is the swing foot's touchdown pose (x, y, yaw) in the
+    stance foot's yaw frame, [N, 3] (zeros while standing).
+    """
+
+    swing_foot: np.ndarray  # [N] uint8, SWING_*
+    countdown: np.ndarray  # [N] s to touchdown (0 when standing)
+    step_duration: np.ndarray  # [N] s (0 when standing)
+    target: np.ndarray  # [N, 3] (x, y, yaw), stance-foot frame
+    step_index: np.ndarray  # [N] uint32, increments at every new step
+
+    def __post_init__(self):
+        n = np.shape(self.swing_foot)[0]
+        for name in ("countdown", "step_duration", "step_index"):
+            if np.shape(getattr(self, name)) != (n,):
+                raise ValueError(f"Footstep.{name} has shape {np.shape(getattr(self, name))}; expected ({n},)")
+        if np.shape(self.target) != (n, 3):
+            raise ValueError(f"Footstep.target has shape {np.shape(self.target)}; expected ({n}, 3) as (x, y, yaw)")
+
+    def __len__(self) -> int:
+        return len(self.swing_foot)
 
     @property
     def phase(self) -> np.ndarray:
         """Swing phase in [0, 1] (0 while standing)."""
         return swing_phase(self.countdown, self.step_duration)
 
+    def rows(self, sel) -> "Footstep":
+        """The record of the envs `sel` (indices, a mask or a slice)."""
+        return Footstep(self.swing_foot[sel], self.countdown[sel], self.step_duration[sel], self.target[sel],
+                        self.step_index[sel])
 
-def compose(base: np.ndarray, rel: np.ndarray) -> np.ndarray:
-    """Planar pose composition base (+) rel, both [..., 3] as (x, y, yaw)."""
-    c, s = np.cos(base[..., 2]), np.sin(base[..., 2])
-    x = base[..., 0] + c * rel[..., 0] - s * rel[..., 1]
-    y = base[..., 1] + s * rel[..., 0] + c * rel[..., 1]
-    return np.stack([x, y, wrap_angle(base[..., 2] + rel[..., 2])], axis=-1)
+    @classmethod
+    def standing(cls, n: int = 1) -> "Footstep":
+        """Both feet on the ground, no step (what a missing or stale FootstepCommand means)."""
+        return cls(np.full(n, SWING_NONE, np.uint8), np.zeros(n), np.zeros(n), np.zeros((n, 3)),
+                   np.zeros(n, np.uint32))
+
+    @classmethod
+    def from_msg(cls, msg) -> "Footstep":
+        """N = 1 from a refine_dp_msgs/FootstepCommand (or anything with its fields)."""
+        return cls(np.array([msg.swing_foot], np.uint8), np.array([float(msg.countdown)]),
+                   np.array([float(msg.step_duration)]),
+                   np.array([[float(msg.target_x), float(msg.target_y), float(msg.target_yaw)]]),
+                   np.array([msg.step_index], np.uint32))
 
 
-def relative(base: np.ndarray, pose: np.ndarray) -> np.ndarray:
-    """Planar pose of `pose` expressed in the frame of `base`, both [..., 3]."""
-    c, s = np.cos(base[..., 2]), np.sin(base[..., 2])
-    dx, dy = pose[..., 0] - base[..., 0], pose[..., 1] - base[..., 1]
-    return np.stack([c * dx + s * dy, -s * dx + c * dy, wrap_angle(pose[..., 2] - base[..., 2])], axis=-1)
+@dataclass
+class FootstepCommands:
+    """Batched planner output: the footstep command (`footstep`) and the planned world footholds."""
+
+    footstep: Footstep
+    feet_world: np.ndarray  # [N, 2, 3] planned (x, y, yaw) of left/right; the swing foot at its lift-off pose
+    target_world: np.ndarray  # [N, 3] touchdown pose of the swing foot (where standing: the left foot)
+    new_step: np.ndarray  # bool, a step started in this update
 
 
 class FootstepPlanner:
@@ -198,8 +215,8 @@ class FootstepPlanner:
             if root is None:
                 root = np.zeros((int(mask.sum()), 3))
             half = 0.5 * self.cfg.step_width
-            feet = np.stack([compose(root, np.array([0.0, half, 0.0])),
-                             compose(root, np.array([0.0, -half, 0.0]))], axis=1)
+            feet = np.stack([planar_compose(root, np.array([0.0, half, 0.0])),
+                             planar_compose(root, np.array([0.0, -half, 0.0]))], axis=1)
         self.feet[mask] = feet
         self.swing_foot[mask] = SWING_NONE
         self.countdown[mask] = 0.0
@@ -207,11 +224,6 @@ class FootstepPlanner:
         self.rel_target[mask] = 0.0
         self.step_index[mask] = 0
         self.idle_time[mask] = 0.0
-
-    def set_feet(self, mask, feet_pose) -> None:
-        """Overwrite the planned footholds (e.g. with measured ones) without changing the step."""
-        mask = self._mask(mask)
-        self.feet[mask] = self._rows(mask, feet_pose, (2, 3), "feet_pose")
 
     # ------------------------------------------------------------------ planning
     def _relative_target(self, cmd: np.ndarray, sigma: np.ndarray) -> np.ndarray:
@@ -236,7 +248,7 @@ class FootstepPlanner:
 
     def _side_by_side(self) -> np.ndarray:
         """Right foot at (0, -width, 0) in the left foot's frame, within tolerance."""
-        rel = relative(self.feet[:, LEFT], self.feet[:, RIGHT])
+        rel = planar_relative(self.feet[:, LEFT], self.feet[:, RIGHT])
         cfg = self.cfg
         return ((np.abs(rel[:, 0]) <= cfg.side_by_side_tol)
                 & (np.abs(rel[:, 1] + cfg.step_width) <= cfg.side_by_side_tol)
@@ -245,7 +257,7 @@ class FootstepPlanner:
     def _target_world(self) -> np.ndarray:
         env = np.arange(self.num_envs)
         stance = stance_foot_index(self.swing_foot)
-        target = compose(self.feet[env, np.maximum(stance, 0)], self.rel_target)
+        target = planar_compose(self.feet[env, np.maximum(stance, 0)], self.rel_target)
         return np.where((stance >= 0)[:, None], target, self.feet[:, LEFT])
 
     def update(self, dt: float, cmd_vel, stance_foot_pose=None) -> FootstepCommands:
@@ -311,13 +323,8 @@ class FootstepPlanner:
     def output(self, new_step: np.ndarray | None = None) -> FootstepCommands:
         """Current command arrays (copies)."""
         return FootstepCommands(
-            swing_foot=self.swing_foot.copy(),
-            countdown=self.countdown.copy(),
-            step_duration=self.step_duration.copy(),
-            target_x=self.rel_target[:, 0].copy(),
-            target_y=self.rel_target[:, 1].copy(),
-            target_yaw=self.rel_target[:, 2].copy(),
-            step_index=self.step_index.copy(),
+            footstep=Footstep(self.swing_foot.copy(), self.countdown.copy(), self.step_duration.copy(),
+                              self.rel_target.copy(), self.step_index.copy()),
             feet_world=self.feet.copy(),
             target_world=self._target_world(),
             new_step=np.zeros(self.num_envs, dtype=bool) if new_step is None else new_step.copy(),
@@ -357,15 +364,16 @@ class SingleFootstepPlanner:
     def update(self, dt: float, vx: float, vy: float, wz: float, stance_foot_pose=None) -> FootstepStep:
         stance = None if stance_foot_pose is None else np.asarray(stance_foot_pose, dtype=np.float64).reshape(1, 3)
         out = self.planner.update(dt, np.array([[vx, vy, wz]], dtype=np.float64), stance)
-        swing = int(out.swing_foot[0])
+        f = out.footstep
+        swing = int(f.swing_foot[0])
         return FootstepStep(
             swing_foot=swing,
-            countdown=float(out.countdown[0]),
-            step_duration=float(out.step_duration[0]),
-            target_x=float(out.target_x[0]),
-            target_y=float(out.target_y[0]),
-            target_yaw=float(out.target_yaw[0]),
-            step_index=int(out.step_index[0]),
+            countdown=float(f.countdown[0]),
+            step_duration=float(f.step_duration[0]),
+            target_x=float(f.target[0, 0]),
+            target_y=float(f.target[0, 1]),
+            target_yaw=float(f.target[0, 2]),
+            step_index=int(f.step_index[0]),
             frame_id="right_foot" if swing == SWING_LEFT else "left_foot",
             feet_world=tuple(tuple(float(v) for v in foot) for foot in out.feet_world[0]),
             target_world=tuple(float(v) for v in out.target_world[0]),
@@ -375,12 +383,11 @@ class SingleFootstepPlanner:
 
 __all__ = [
     "FootstepPlannerConfig",
+    "Footstep",
     "FootstepCommands",
     "FootstepPlanner",
     "FootstepStep",
     "SingleFootstepPlanner",
-    "compose",
-    "relative",
     "SWING_NONE",
     "SWING_LEFT",
     "SWING_RIGHT",

@@ -16,18 +16,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from t1_description.kinematics import LEFT, RIGHT  # foot indices, as the leg kinematics count them
+
 # Values of FootstepCommand.SWING_* (kept ROS-free here; a test checks they match the message).
 SWING_NONE = 0
 SWING_LEFT = 1
 SWING_RIGHT = 2
-
-LEFT = 0
-RIGHT = 1
-
-
-def wrap_angle(a):
-    """Wrap angles to [-pi, pi)."""
-    return (np.asarray(a) + np.pi) % (2.0 * np.pi) - np.pi
 
 
 def swing_phase(countdown, step_duration):

@@ -36,14 +36,15 @@ MuJoCo order (w, x, y, z). Joint arrays of length 29 are in joint-table (= SDK) 
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
 from t1_description.joint_table import JointTable, load_joint_table
+from t1_description.kinematics import arm_kinematics, pose_errors, rot6d
 
+from .footstep_planner import Footstep
 from .gait import clock_observation, swing_masks
 
 SPEC_VERSION = 1
@@ -246,98 +247,10 @@ def projected_gravity_from_rpy(rpy) -> np.ndarray:
     return projected_gravity(q[:, [3, 0, 1, 2]])
 
 
-def rot6d(rot) -> np.ndarray:
-    """[..., 3, 3] -> [..., 6]: first two columns of the rotation matrix (column-major)."""
-    rot = np.asarray(rot)
-    return np.concatenate([rot[..., :, 0], rot[..., :, 1]], axis=-1)
-
-
 def pose_features(pos, rot) -> np.ndarray:
     """Hands [N, 2, 3] positions and [N, 2, 3, 3] rotations -> [N, 18] (per hand: pos 3, rot6d 6)."""
     feat = np.concatenate([np.asarray(pos), rot6d(rot)], axis=-1)  # [N, 2, 9]
     return feat.reshape(feat.shape[0], -1)
-
-
-def pose_errors(target_pos, target_rot, pos, rot) -> tuple[np.ndarray, np.ndarray]:
-    """(position error [N, 2, 3], rotation error rotvec [N, 2, 3]) = target relative to current, root frame."""
-    dp = np.asarray(target_pos) - np.asarray(pos)
-    r = np.asarray(target_rot) @ np.swapaxes(np.asarray(rot), -1, -2)
-    rv = Rotation.from_matrix(r.reshape(-1, 3, 3)).as_rotvec().reshape(dp.shape)
-    return dp, rv
-
-
-class ArmKinematics:
-    """Batched forward kinematics of both arms, Trunk (root) -> hand grip sites, from the URDF.
-
-    The node has no MoCap for the hands: the current hand poses it observes are FK of the
-    measured arm joints. The same URDF that rviz uses (and that a test compares with the MJCF)
-    is the source. `fk(q_arm [N, 14]) -> pos [N, 2, 3], rot [N, 2, 3, 3]` (left, right).
-    """
-
-    HAND_FRAMES = ("left_hand", "right_hand")
-
-    def __init__(self):
-        from t1_description.model_paths import urdf_path
-        from t1_description.urdf_kinematics import parse_urdf
-
-        urdf = parse_urdf(urdf_path())
-        if urdf.root != "Trunk":
-            raise ValueError(f"ArmKinematics expects the URDF root link 'Trunk', got {urdf.root!r}")
-        by_child = {j.child: j for j in urdf.joints}
-        self.chains = []
-        for frame, arm_names in zip(self.HAND_FRAMES, (ARM_JOINTS[:7], ARM_JOINTS[7:])):
-            chain, link = [], frame
-            while link != urdf.root:
-                if link not in by_child:
-                    raise ValueError(f"URDF has no chain from Trunk to {frame!r}")
-                j = by_child[link]
-                chain.append(j)
-                link = j.parent
-            chain.reverse()
-            steps = []
-            for j in chain:
-                if j.type == "fixed":
-                    steps.append((j.origin, None, None))
-                elif j.type == "revolute":
-                    if j.name not in arm_names:
-                        raise ValueError(f"joint {j.name!r} on the path to {frame!r} is not an arm joint")
-                    steps.append((j.origin, j.axis, arm_names.index(j.name)))
-                else:
-                    raise ValueError(f"unsupported joint type {j.type!r} ({j.name}) in the arm chain")
-            self.chains.append(steps)
-
-    def fk(self, q_arm) -> tuple[np.ndarray, np.ndarray]:
-        q = np.asarray(q_arm, dtype=np.float64)
-        if q.ndim == 1:
-            q = q[None]
-        if q.shape[-1] != 14:
-            raise ValueError(f"ArmKinematics.fk expects [N, 14] arm joints (table order), got {q.shape}")
-        n = q.shape[0]
-        pos_out, rot_out = np.zeros((n, 2, 3)), np.zeros((n, 2, 3, 3))
-        for h, steps in enumerate(self.chains):
-            qa = q[:, 7 * h:7 * h + 7]
-            rot = np.broadcast_to(np.eye(3), (n, 3, 3)).copy()
-            pos = np.zeros((n, 3))
-            for origin, axis, k in steps:
-                pos = pos + rot @ origin[:3, 3]
-                rot = rot @ origin[:3, :3]
-                if axis is not None:
-                    rot = rot @ _axis_rotation(axis, qa[:, k])
-            pos_out[:, h], rot_out[:, h] = pos, rot
-        return pos_out, rot_out
-
-
-def _axis_rotation(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
-    """Rodrigues: [N, 3, 3] rotations by `angle` [N] about the unit `axis` [3]."""
-    kx, ky, kz = axis
-    k = np.array([[0, -kz, ky], [kz, 0, -kx], [-ky, kx, 0]])
-    c, s = np.cos(angle)[:, None, None], np.sin(angle)[:, None, None]
-    return np.eye(3) + s * k + (1 - c) * (k @ k)
-
-
-@functools.lru_cache(maxsize=1)
-def arm_kinematics() -> ArmKinematics:
-    return ArmKinematics()
 
 
 # ---------------------------------------------------------------------- builders
@@ -345,18 +258,18 @@ def _table_slices(table: JointTable):
     return LEG_ACTION.indices(table), ARM_ACTION.indices(table)
 
 
-def leg_observation_values(gravity, gyro, q, dq, last_action, swing_foot, countdown, step_duration,
-                           target_x, target_y, target_yaw, table: JointTable | None = None,
+def leg_observation_values(gravity, gyro, q, dq, last_action, footstep: Footstep, table: JointTable | None = None,
                            ref_joint_pos=None) -> dict:
-    """Named leg-policy fields from robot state (q, dq [N, 29] table order) and a footstep command.
+    """Named leg-policy fields from robot state (q, dq [N, 29] table order) and a footstep command
+    (footstep_planner.Footstep: the FootstepCommand message's fields, or the planner's output).
 
-    The footstep fields are refine_dp_msgs/FootstepCommand's (or FootstepPlanner's output), [N].
     ref_joint_pos [N, 12]: the reference leg joints (residual variant), else None.
     """
     table = table or load_joint_table()
     legs, arms = _table_slices(table)
     q, dq = np.asarray(q, dtype=np.float64), np.asarray(dq, dtype=np.float64)
-    clock = clock_observation(np.asarray(swing_foot), countdown, step_duration)
+    f = footstep
+    clock = clock_observation(f.swing_foot, f.countdown, f.step_duration)
     return {
         "projected_gravity": gravity,
         "gyro": gyro,
@@ -364,9 +277,9 @@ def leg_observation_values(gravity, gyro, q, dq, last_action, swing_foot, countd
         "leg_joint_vel": dq[:, legs],
         "arm_joint_pos": q[:, arms] - table.default_q[arms],
         "last_action": last_action,
-        "swing_foot": swing_masks(np.asarray(swing_foot)).astype(np.float64),
-        "countdown": np.asarray(countdown, dtype=np.float64)[:, None],
-        "target_pose": np.stack([np.asarray(target_x), np.asarray(target_y), np.asarray(target_yaw)], -1),
+        "swing_foot": swing_masks(f.swing_foot).astype(np.float64),
+        "countdown": np.asarray(f.countdown, dtype=np.float64)[:, None],
+        "target_pose": f.target,
         "gait_clock": clock[:, 2:4],
     } | ({} if ref_joint_pos is None else {"ref_leg_joint_pos": np.asarray(ref_joint_pos) - table.default_q[legs]})
 
@@ -401,15 +314,3 @@ def arm_observation_values(gravity, q, dq, last_action, target_pos, target_rot,
 def build_arm_obs(*args, rng: np.random.Generator | None = None, noise_scale: float = 1.0, **kwargs) -> np.ndarray:
     """[N, ARM_OBS.dim] float32; arguments as `arm_observation_values`."""
     return ARM_OBS.build(arm_observation_values(*args, **kwargs), rng, noise_scale)
-
-
-def quat_wxyz_to_matrix(quat_wxyz) -> np.ndarray:
-    """[..., 4] (w, x, y, z) -> [..., 3, 3]."""
-    q = np.asarray(quat_wxyz, dtype=np.float64)
-    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
-    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
-    return np.stack([  # the standard unit-quaternion matrix (analytic: scipy's Rotation costs 10x per call)
-        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
-        np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
-        np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
-    ], -2)

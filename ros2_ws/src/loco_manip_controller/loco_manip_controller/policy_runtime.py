@@ -4,11 +4,13 @@ An exported policy is `<name>.onnx` (input "obs" [batch, obs_dim] float32, outpu
 [batch, act_dim]; the observation normalizer is folded into the graph) with its metadata stored
 twice: in the ONNX file's metadata_props under "refine_dp_policy" and in `<name>.json` beside it.
 The metadata carries the observation spec and action spec (policy_io), the driven joints with
-their default pose and PD gains, the control rate and the training physics step.
+their default pose and PD gains, the training physics step, and the policy's contract
+(contract.py: control_hz; for legs the footstep planner and reference-motion configs).
 
 `OnnxPolicy` checks that metadata against the current joint table and policy_io before it runs
-anything, and raises `PolicyMetadataError` naming the first field that differs: a policy trained
-with another observation layout, joint order, default pose or gains must not drive the robot.
+anything (t1_description.contract.check_metadata) and raises `PolicyMetadataError` naming every
+field that differs: a policy trained with another observation layout, joint order, default pose
+or gains must not drive the robot. The action scale and clip are the policy's own (its metadata).
 
 `export_onnx` (torch needed only here) writes both files from a trained actor + normalizer.
 """
@@ -20,29 +22,28 @@ from pathlib import Path
 
 import numpy as np
 
+from t1_description.contract import check_metadata as check_fields
 from t1_description.joint_table import JointTable, load_joint_table
 
+from . import contract
 from . import policy_io as pio
+from .contract import PolicyMetadataError
+from .footstep_planner import Footstep, FootstepPlannerConfig
+from .reference_motion import ReferenceMotion, ReferenceMotionConfig, StanceFrameReference
 
 FORMAT = "refine_dp.policy/1"
 METADATA_KEY = "refine_dp_policy"
 
 
-class PolicyMetadataError(ValueError):
-    """The exported policy's metadata does not match this robot or this code's policy_io."""
-
-
-def build_metadata(part: str, table: JointTable | None = None, physics_dt: float = 0.005, decimation: int = 4,
-                   kp=None, kd=None, extra: dict | None = None, variant: str = "absolute") -> dict:
-    """Metadata of a policy for `part` ("legs" | "arms") and its variant (policy_io.specs) as trained
-    with the given gains (default: table)."""
+def layout_metadata(part: str, variant: str = "absolute", table: JointTable | None = None, kp=None, kd=None,
+                    action_spec: pio.ActionSpec | None = None) -> dict:
+    """obs_spec, action_spec and joints of a `part` ("legs" | "arms") policy of `variant` (policy_io.specs)
+    with the given gains (default: table) and action spec (default: the variant's)."""
     table = table or load_joint_table()
-    obs_spec, act_spec = pio.specs(part, variant)
+    obs_spec, default_action = pio.specs(part, variant)
+    act_spec = action_spec or default_action
     idx = act_spec.indices(table)
     return {
-        "format": FORMAT,
-        "part": part,
-        "variant": variant,
         "obs_spec": obs_spec.to_dict(),
         "action_spec": act_spec.to_dict(),
         "joints": {
@@ -51,45 +52,39 @@ def build_metadata(part: str, table: JointTable | None = None, physics_dt: float
             "kp": [float(v) for v in (table.kp[idx] if kp is None else np.asarray(kp)[idx])],
             "kd": [float(v) for v in (table.kd[idx] if kd is None else np.asarray(kd)[idx])],
         },
-        "control_hz": pio.CONTROL_HZ,
+    }
+
+
+def build_metadata(part: str, table: JointTable | None = None, physics_dt: float = 0.005, decimation: int = 4,
+                   kp=None, kd=None, extra: dict | None = None, variant: str = "absolute",
+                   policy_contract: dict | None = None, action_spec: pio.ActionSpec | None = None) -> dict:
+    """Metadata of a policy for `part` and `variant` as trained with the given physics, gains and action spec.
+
+    policy_contract: contract.contract_of(...) of the training config (lowlevel EnvConfig.policy_contract());
+    None: this code's default configs at the rate physics_dt x decimation (tests, hand-made files).
+    """
+    table = table or load_joint_table()
+    rate = 1.0 / (physics_dt * decimation)
+    if policy_contract is None:
+        policy_contract = contract.contract_of(part, rate, FootstepPlannerConfig(), ReferenceMotionConfig())
+    check_fields(policy_contract, {"control_hz": rate}, f"{part} policy contract", error=PolicyMetadataError,
+                 fix=f"control_hz must be 1 / (physics_dt {physics_dt} x decimation {decimation})")
+    obs_spec, _ = pio.specs(part, variant)
+    act_dim = len((action_spec or pio.specs(part, variant)[1]).joint_names)
+    return {"format": FORMAT, "part": part, "variant": variant} \
+        | layout_metadata(part, variant, table, kp, kd, action_spec) | dict(policy_contract) | {
         "training_physics_dt": physics_dt,
         "training_decimation": decimation,
         "normalizer": "folded into the graph",
         "input": {"name": "obs", "shape": ["batch", obs_spec.dim], "dtype": "float32"},
-        "output": {"name": "action", "shape": ["batch", act_spec.dim], "dtype": "float32"},
+        "output": {"name": "action", "shape": ["batch", act_dim], "dtype": "float32"},
     } | (extra or {})
-
-
-def _first_difference(expected, got, path: str) -> str | None:
-    if isinstance(expected, dict) and isinstance(got, dict):
-        for k in expected:
-            if k not in got:
-                return f"{path}.{k} (missing in the policy)"
-            d = _first_difference(expected[k], got[k], f"{path}.{k}")
-            if d:
-                return d
-        return None
-    if isinstance(expected, (list, tuple)) and isinstance(got, (list, tuple)):
-        if len(expected) != len(got):
-            return f"{path} (length {len(got)} in the policy, {len(expected)} here)"
-        for i, (e, g) in enumerate(zip(expected, got)):
-            name = e.get("name") if isinstance(e, dict) else None
-            d = _first_difference(e, g, f"{path}[{name or i}]")
-            if d:
-                return d
-        return None
-    if isinstance(expected, float) or isinstance(got, float):
-        try:
-            ok = abs(float(expected) - float(got)) <= 1e-6 * max(1.0, abs(float(expected)))
-        except (TypeError, ValueError):
-            ok = False
-        return None if ok else f"{path} (policy {got!r}, here {expected!r})"
-    return None if expected == got else f"{path} (policy {got!r}, here {expected!r})"
 
 
 def check_metadata(meta: dict, table: JointTable | None = None, expect_part: str | None = None,
                    check_gains: bool = True, source: str = "policy") -> None:
-    """Raise PolicyMetadataError naming the first field of `meta` that does not match this code/robot."""
+    """Raise PolicyMetadataError naming the fields of `meta` that do not match this code/robot, and the
+    contract fields it lacks."""
     if meta.get("format") != FORMAT:
         raise PolicyMetadataError(f"{source}: metadata format {meta.get('format')!r}, expected {FORMAT!r}; "
                                   "re-export it with refine-dp train-lowlevel --export-only")
@@ -100,16 +95,19 @@ def check_metadata(meta: dict, table: JointTable | None = None, expect_part: str
         raise PolicyMetadataError(f"{source}: is a {part!r} policy, but a {expect_part!r} policy is needed here")
     variant = meta.get("variant", "absolute")  # files exported before variants existed are absolute
     try:
-        expected = build_metadata(part, table, variant=variant)
+        expected = layout_metadata(part, variant, table)
     except ValueError as exc:
         raise PolicyMetadataError(f"{source}: {exc}; this code cannot run it") from None
-    exp = {k: expected[k] for k in ("obs_spec", "action_spec", "joints")}
+    # the action's joints and base (what the action is added to) are this code's; scale and clip the policy's own
+    expected["action_spec"] = {"name": part, "joint_names": expected["action_spec"]["joint_names"],
+                               "base": pio.specs(part, variant)[1].base}
     if not check_gains:  # e.g. a policy deliberately trained with other ankle gains
-        exp["joints"] = {k: expected["joints"][k] for k in ("names", "default_q")}
-    diff = _first_difference(exp, {k: meta.get(k) for k in exp}, "metadata")
-    if diff:
-        raise PolicyMetadataError(f"{source}: does not match this robot/code at {diff}; retrain or re-export the "
-                                  "policy with the current joint table and policy_io")
+        expected["joints"] = {k: expected["joints"][k] for k in ("names", "default_q")}
+    action = meta.get("action_spec")
+    seen = meta | {"action_spec": {"base": "default"} | action} if isinstance(action, dict) else meta
+    check_fields(seen, expected, source, holder="policy", error=PolicyMetadataError,
+                 fix="retrain or re-export the policy with the current joint table and policy_io")
+    contract.require_contract(meta, source)
 
 
 def read_metadata(path: str | Path) -> dict:
@@ -147,7 +145,11 @@ def resolve_model(value: str | Path) -> Path:
 
 
 class OnnxPolicy:
-    """A checked, callable exported policy: `policy(obs [N, obs_dim]) -> action [N, act_dim]` (float64)."""
+    """A checked, callable exported policy: `policy(obs [N, obs_dim]) -> action [N, act_dim]` (float64).
+
+    `obs_spec` is this code's (checked equal to the file's), `action_spec` the file's own (scale, clip),
+    `control_hz` the rate it was trained at.
+    """
 
     def __init__(self, path: str | Path, expect_part: str | None = None, table: JointTable | None = None,
                  check_gains: bool = True, threads: int = 1):
@@ -164,7 +166,9 @@ class OnnxPolicy:
         check_metadata(self.meta, table, expect_part, check_gains, source=str(path))
         self.part = self.meta["part"]
         self.variant = self.meta.get("variant", "absolute")
-        self.obs_spec, self.action_spec = pio.specs(self.part, self.variant)
+        self.obs_spec, _ = pio.specs(self.part, self.variant)
+        self.action_spec = pio.ActionSpec.from_dict(self.meta["action_spec"])
+        self.control_hz = float(self.meta["control_hz"])
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
@@ -190,7 +194,6 @@ def export_onnx(actor, normalizer, obs_dim: int, path: str | Path, metadata: dic
     actor, normalizer: torch modules (the normalizer may be nn.Identity). The graph has a dynamic
     batch axis. Written to a temporary name and renamed, so a crash leaves no half file.
     """
-    import onnx
     import torch
 
     class _Exported(torch.nn.Module):
@@ -211,16 +214,36 @@ def export_onnx(actor, normalizer, obs_dim: int, path: str | Path, metadata: dic
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(module, (torch.zeros(1, obs_dim),), str(tmp), input_names=["obs"], output_names=["action"],
                           dynamic_axes={"obs": {0: "batch"}, "action": {0: "batch"}}, opset_version=17, dynamo=False)
-    model = onnx.load(str(tmp))
+    write_metadata(tmp, metadata, path)
+    return path
+
+
+def write_metadata(path: str | Path, metadata: dict, dest: str | Path | None = None) -> Path:
+    """Put `metadata` into the ONNX file's metadata_props (replacing ours) and into the .json beside it.
+
+    The graph and its weights are left as they are. Written to temporary names and renamed (`path` ->
+    `dest`, default the same file), so a crash leaves the old files or the new ones, never half of one.
+    """
+    import onnx
+
+    path = Path(path)
+    dest = Path(dest) if dest is not None else path
+    model = onnx.load(str(path))
+    props = [p for p in model.metadata_props if p.key != METADATA_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(props)
     entry = model.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(metadata)
+    tmp = dest.with_name(dest.name + ".meta.tmp")
     onnx.save(model, str(tmp))
-    tmp.replace(path)
-    side = path.with_suffix(".json")
+    tmp.replace(dest)
+    if path != dest:
+        path.unlink(missing_ok=True)
+    side = dest.with_suffix(".json")
     side_tmp = side.with_name(side.name + ".tmp")
     side_tmp.write_text(json.dumps(metadata, indent=2))
     side_tmp.replace(side)
-    return path
+    return dest
 
 
 # First-order low-pass on the arm policy's joint targets: q <- a * q_policy + (1 - a) * q_previous at 50 Hz
@@ -236,16 +259,20 @@ class LowLevelController:
     """Both exported policies behind one call: robot state + commands -> 29 joint position targets.
 
     The controller node wraps this (N = 1) and evaluate.py runs it batched, so the evaluated code
-    path is the node's. A part without a policy (None) holds its joints at the default pose.
-    Joints no policy drives (waist, head) always get the default pose. A residual leg policy adds
-    its action to the reference motion of reference_motion.StanceFrameReference, fed with the
-    same measured joints, gravity and footstep command as in training. The arm targets pass through
-    a first-order low-pass (`arm_target_alpha`, the weight of the new target; 1 = off) that restarts
-    at the policy's own target on reset; the arm policy still observes its raw last action.
+    path is the node's. It builds itself from the policies' contract (contract.py): `control_hz`
+    (both policies must agree, and so must a caller's control_hz) and, for the legs, the
+    `footstep_config` the footstep planner must run and the reference-motion config of
+    reference_motion.StanceFrameReference, to which a residual leg policy adds its action, fed with
+    the same measured joints, gravity and footstep command as in training.
+    A part without a policy (None) holds its joints at the default pose. Joints no policy drives
+    (waist, head) always get the default pose. The arm targets pass through a first-order low-pass
+    (`arm_target_alpha`, the weight of the new target; 1 = off) that restarts at the policy's own
+    target on reset; the arm policy still observes its raw last action.
     """
 
     def __init__(self, legs: "OnnxPolicy | str | Path | None" = None, arms: "OnnxPolicy | str | Path | None" = None,
-                 table: JointTable | None = None, num_envs: int = 1, arm_target_alpha: float = ARM_TARGET_ALPHA):
+                 table: JointTable | None = None, num_envs: int = 1, arm_target_alpha: float = ARM_TARGET_ALPHA,
+                 control_hz: float | None = None):
         if not 0.0 < arm_target_alpha <= 1.0:
             raise ValueError(f"arm_target_alpha must be in (0, 1] (1 = no filter), got {arm_target_alpha}")
         self.arm_target_alpha = arm_target_alpha
@@ -254,10 +281,17 @@ class LowLevelController:
         self.arms = OnnxPolicy(arms, "arms", self.table) if isinstance(arms, (str, Path)) else arms
         self.num_envs = num_envs
         self.leg_idx, self.arm_idx = pio.LEG_ACTION.indices(self.table), pio.ARM_ACTION.indices(self.table)
-        self.leg_reference = None
-        if self.legs is not None and self.legs.action_spec.base == "reference":
-            from .reference_motion import StanceFrameReference
-            self.leg_reference = StanceFrameReference(num_envs)
+        policies = [p for p in (self.legs, self.arms) if p is not None]
+        for p in policies:  # every policy at the caller's rate, and at each other's
+            contract.check_overrides(p.meta, {"control_hz": control_hz}, str(p.path), "control rate")
+            control_hz = p.control_hz
+        self.control_hz = control_hz if control_hz is not None else pio.CONTROL_HZ
+        self.footstep_config = self.leg_reference = None
+        if self.legs is not None:
+            self.footstep_config = contract.footstep_config(self.legs.meta, str(self.legs.path))
+            if self.legs.action_spec.base == "reference":
+                motion = ReferenceMotion(contract.reference_config(self.legs.meta, str(self.legs.path)))
+                self.leg_reference = StanceFrameReference(num_envs, motion)
         self.reset()
 
     def reset(self, mask=None) -> None:
@@ -274,27 +308,25 @@ class LowLevelController:
         if self.leg_reference is not None:
             self.leg_reference.reset(mask)
 
-    def step(self, q, dq, gravity, gyro, footstep: dict, hand_target_pos, hand_target_rot) -> np.ndarray:
-        """q, dq [N, 29] (table order); gravity, gyro [N, 3] (trunk frame); footstep: FootstepCommand
-        fields {swing_foot, countdown, step_duration, target_x, target_y, target_yaw} as [N] arrays;
-        hand targets in the root frame: pos [N, 2, 3], rot [N, 2, 3, 3]. Returns q_des [N, 29]."""
+    def step(self, q, dq, gravity, gyro, footstep: Footstep | None, hand_target_pos, hand_target_rot) -> np.ndarray:
+        """q, dq [N, 29] (table order); gravity, gyro [N, 3] (trunk frame); footstep: the FootstepCommand
+        of each env (None: standing); hand targets in the root frame: pos [N, 2, 3], rot [N, 2, 3, 3].
+        Returns q_des [N, 29]."""
         q, dq = np.atleast_2d(q), np.atleast_2d(dq)
         q_des = np.tile(self.table.default_q, (q.shape[0], 1))
         if self.legs is not None:
-            f = footstep
+            footstep = footstep if footstep is not None else Footstep.standing(q.shape[0])
             ref = None
             if self.leg_reference is not None:
-                ref = self.leg_reference.update(q[:, self.leg_idx], gravity, f["swing_foot"], f["countdown"],
-                                                f["step_duration"], f["target_x"], f["target_y"], f["target_yaw"])
-            obs = pio.build_leg_obs(gravity, gyro, q, dq, self.leg_action, f["swing_foot"], f["countdown"],
-                                    f["step_duration"], f["target_x"], f["target_y"], f["target_yaw"],
-                                    table=self.table, spec=self.legs.obs_spec, ref_joint_pos=ref)
+                ref = self.leg_reference.update(q[:, self.leg_idx], gravity, footstep)
+            obs = pio.build_leg_obs(gravity, gyro, q, dq, self.leg_action, footstep, table=self.table,
+                                    spec=self.legs.obs_spec, ref_joint_pos=ref)
             self.leg_action = self.legs(obs)
             q_des[:, self.leg_idx] = pio.action_to_targets(self.legs.action_spec, self.leg_action, self.table, ref)
         if self.arms is not None:
             obs = pio.build_arm_obs(gravity, q, dq, self.arm_action, hand_target_pos, hand_target_rot, table=self.table)
             self.arm_action = self.arms(obs)
-            raw = pio.action_to_targets(pio.ARM_ACTION, self.arm_action, self.table)
+            raw = pio.action_to_targets(self.arms.action_spec, self.arm_action, self.table)
             a = self.arm_target_alpha
             smooth = np.where(self.arm_fresh[:, None], raw, a * raw + (1.0 - a) * self.arm_target)
             self.arm_target, self.arm_fresh = smooth, np.zeros_like(self.arm_fresh)

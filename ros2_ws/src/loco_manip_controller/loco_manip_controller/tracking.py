@@ -1,25 +1,28 @@
-"""What the controller node measures about its own tracking, from the robot state alone.
+"""What the controller measures about its own tracking, from the robot state alone.
 
 `TrackingStats` is fed once per active control step with the measured joints and the commands
 the step ran on; no MoCap or simulator ground truth is needed, so the same numbers come out on
 the robot:
 
 - footstep error: when a commanded step ends (the step index changes, or the planner stands),
-  the swing foot's pose relative to the stance foot (leg forward kinematics, trunk-independent)
-  against the step's target (target_x, target_y in the stance-foot yaw frame) - the quantity the
-  FootstepCommand specifies, and the one `refine-dp eval controller` reports in simulation;
+  the swing foot's pose relative to the stance foot against the step's target (the quantity the
+  FootstepCommand specifies). `score_touchdowns` is that one definition: the training env's
+  placement rewards, `refine-dp eval controller` and this node-side measurement all call it;
 - hand errors: forward kinematics of the arm joints against the commanded hand poses (root frame);
 - loop timing: control period, its deviation from nominal (jitter), policy inference time.
 """
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 
+from t1_description.kinematics import arm_kinematics, feet_planar, level_rotation, planar_relative, pose_errors
+
 from . import policy_io as pio
-from .gait import SWING_LEFT, SWING_NONE
-from .reference_motion import legs_fk
+from .footstep_planner import Footstep
+from .gait import SWING_NONE, stance_foot_index, swing_foot_index
 
 MAX_SAMPLES = 200_000  # per series (~1 h at 50 Hz)
 
@@ -32,29 +35,42 @@ def _stats(values, scale: float = 1.0, digits: int = 4) -> dict | None:
             "p99": round(float(np.percentile(a, 99)), digits), "max": round(float(a.max()), digits), "n": int(len(a))}
 
 
-def planar_feet(q29: np.ndarray, table) -> np.ndarray:
-    """Both feet as (x, y, yaw) [2, 3] in the trunk frame, from the leg joints."""
-    pos, rot = legs_fk(np.asarray(q29)[pio.LEG_ACTION.indices(table)])
-    return np.concatenate([pos[:, :2], np.arctan2(rot[:, 1, 0], rot[:, 0, 0])[:, None]], -1)
+@dataclass
+class Touchdowns:
+    """Which envs' commanded steps ended at this control step, and how well each landed ([N] each)."""
+
+    ended: np.ndarray  # bool: the step that ran ended (a new step started, or the planner stands)
+    landed: np.ndarray  # [N, 3] landed swing foot (x, y, yaw) in the stance foot's frame (rows of ended envs)
+    error: np.ndarray  # m, |landed xy - target xy|
+    yaw_error: np.ndarray  # rad, landed yaw - target yaw, wrapped to [-pi, pi)
 
 
-def relative_pose(stance: np.ndarray, swing: np.ndarray) -> np.ndarray:
-    """Swing pose expressed in the stance-foot yaw frame, (x, y, yaw)."""
-    c, s = np.cos(stance[2]), np.sin(stance[2])
-    d = swing[:2] - stance[:2]
-    dyaw = (swing[2] - stance[2] + np.pi) % (2 * np.pi) - np.pi
-    return np.array([c * d[0] + s * d[1], -s * d[0] + c * d[1], dyaw])
+def score_touchdowns(prev: Footstep, now: Footstep, feet) -> Touchdowns:
+    """Score the steps of `prev` (the footstep command the last control step ran on) that `now` ended.
+
+    feet [N, 2, 3]: planar (x, y, yaw) of both feet, measured now, in any one frame per env (world,
+    or the trunk's level frame: only the pose relative to the stance foot counts). Rows of envs
+    whose step did not end are zeros (error 0).
+    """
+    feet = np.asarray(feet, dtype=np.float64)
+    env = np.arange(len(prev))
+    ended = (prev.swing_foot != SWING_NONE) & ((now.step_index != prev.step_index) | (now.swing_foot == SWING_NONE))
+    swing, stance = np.maximum(swing_foot_index(prev.swing_foot), 0), np.maximum(stance_foot_index(prev.swing_foot), 0)
+    landed = np.where(ended[:, None], planar_relative(feet[env, stance], feet[env, swing]), 0.0)
+    target = np.where(ended[:, None], prev.target, 0.0)
+    diff = planar_relative(target, landed)  # wraps the yaw difference
+    return Touchdowns(ended, landed, np.hypot(*(landed[:, :2] - target[:, :2]).T), diff[:, 2])
 
 
 class TrackingStats:
     def __init__(self, table, period_s: float):
         self.table, self.period = table, period_s
-        self.arm_idx = pio.ARM_ACTION.indices(table)
+        self.arm_idx, self.leg_idx = pio.ARM_ACTION.indices(table), pio.LEG_ACTION.indices(table)
         self.footstep_err, self.footstep_yaw_err = deque(maxlen=MAX_SAMPLES), deque(maxlen=MAX_SAMPLES)
         self.hand_pos_stand, self.hand_pos_walk = deque(maxlen=MAX_SAMPLES), deque(maxlen=MAX_SAMPLES)
         self.hand_rot = deque(maxlen=MAX_SAMPLES)
         self.periods, self.inference = deque(maxlen=MAX_SAMPLES), deque(maxlen=MAX_SAMPLES)
-        self._step = None  # (swing_foot, step_index, target (x, y, yaw)) of the step being tracked
+        self._step: Footstep | None = None  # the footstep command the last control step ran on
 
     def reset(self) -> None:
         """Control stopped (stale state, safety): the step in progress is not scored."""
@@ -65,22 +81,22 @@ class TrackingStats:
         if inference_ms is not None:
             self.inference.append(inference_ms)
 
-    def on_control_step(self, q29: np.ndarray, swing_foot: int, step_index: int, target, hand_pos, hand_rot) -> None:
-        """q29 measured joints; swing_foot/step_index/target (x, y, yaw) of the footstep command the
-        step ran on; hand_pos [2, 3], hand_rot [2, 3, 3] the commanded hand poses (root frame)."""
+    def on_control_step(self, q29: np.ndarray, gravity, footstep: Footstep, hand_pos, hand_rot) -> None:
+        """q29 measured joints, gravity the projected gravity [3] (trunk frame); footstep (N = 1) the
+        footstep command the step ran on; hand_pos [2, 3], hand_rot [2, 3, 3] the commanded hand poses
+        (root frame)."""
         q29 = np.asarray(q29, float)
-        prev = self._step
-        if prev is not None and prev[0] != SWING_NONE and (swing_foot == SWING_NONE or step_index != prev[1]):
-            feet = planar_feet(q29, self.table)
-            swing = 0 if prev[0] == SWING_LEFT else 1
-            rel = relative_pose(feet[1 - swing], feet[swing])
-            self.footstep_err.append(float(np.hypot(*(rel[:2] - prev[2][:2]))))
-            self.footstep_yaw_err.append(abs(float((rel[2] - prev[2][2] + np.pi) % (2 * np.pi) - np.pi)))
-        self._step = (int(swing_foot), int(step_index), np.asarray(target, float))
-        hp, hr = pio.arm_kinematics().fk(q29[self.arm_idx][None])
-        dp, drot = pio.pose_errors(np.reshape(hand_pos, (1, 2, 3)), np.reshape(hand_rot, (1, 2, 3, 3)), hp, hr)
+        if self._step is not None:
+            feet = feet_planar(q29[None, self.leg_idx], level_rotation(gravity))
+            td = score_touchdowns(self._step, footstep, feet)
+            if td.ended[0]:
+                self.footstep_err.append(float(td.error[0]))
+                self.footstep_yaw_err.append(abs(float(td.yaw_error[0])))
+        self._step = footstep
+        hp, hr = arm_kinematics().fk(q29[self.arm_idx][None])
+        dp, drot = pose_errors(np.reshape(hand_pos, (1, 2, 3)), np.reshape(hand_rot, (1, 2, 3, 3)), hp, hr)
         pos_err = float(np.linalg.norm(dp, axis=-1).mean())
-        (self.hand_pos_stand if swing_foot == SWING_NONE else self.hand_pos_walk).append(pos_err)
+        (self.hand_pos_stand if footstep.swing_foot[0] == SWING_NONE else self.hand_pos_walk).append(pos_err)
         self.hand_rot.append(float(np.degrees(np.linalg.norm(drot, axis=-1)).mean()))
 
     def summary(self) -> dict:

@@ -45,13 +45,13 @@ class ScriptedCommander(Node):
         super().__init__("scripted_commander")
         from refine_dp_msgs.msg import HighLevelCommand
 
-        from loco_manip_controller import policy_io as pio
         from t1_description.joint_table import load_joint_table
+        from t1_description.kinematics import arm_kinematics
 
         self.script = parse_script(self.declare_parameter("script", DEFAULT_SCRIPT).value)
         self.start_delay = self.declare_parameter("start_delay_s", 0.0).value
         jt = load_joint_table()
-        pos, rot = pio.arm_kinematics().fk(jt.default_q[pio.ARM_ACTION.indices(jt)])
+        pos, rot = arm_kinematics().fk(jt.default_q[jt.indices(*jt.ARM_GROUPS)])
         self.hands = PlannerAction(np.zeros(3), pos[0], rot[0], np.zeros(2))
         self.pub = self.create_publisher(HighLevelCommand, "high_level_command",
                                          QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))

@@ -14,13 +14,14 @@ import os
 import tempfile
 from pathlib import Path
 
-from refine_dp_planner.utils import dict_diff
+from t1_description.contract import ContractMismatchError
+from t1_description.contract import check_metadata as check_contract
 
 METADATA_FORMAT = "refine_dp_planner.engine/2"   # /2: the planner contract (kind, act_steps, graphs)
 METADATA_FILE = "metadata.json"
 
 
-class MetadataMismatchError(ValueError):
+class MetadataMismatchError(ContractMismatchError):
     """An engine's metadata differs from what its graph or its caller expects."""
 
 
@@ -51,14 +52,10 @@ def load_metadata(path: str | Path) -> tuple[dict, Path]:
 
 
 def check_metadata(metadata: dict, expected: dict | None, source: str = "engine") -> None:
-    """Raise MetadataMismatchError naming every field of `expected` that the metadata contradicts.
+    """Raise MetadataMismatchError naming every field of `expected` that the metadata contradicts, with both
+    values (t1_description.contract.check_metadata, the one check the controller's policies use too).
 
     `expected` holds only the fields the caller cares about, e.g. {"obs_dim": 42, "obs_horizon": 8,
-    "rate_hz": 10.0}; nested dicts compare recursively.
+    "rate_hz": 10.0}; nested dicts and lists compare recursively, numbers within a relative 1e-6.
     """
-    if not expected:
-        return
-    diffs = dict_diff(expected, {k: metadata.get(k) for k in expected})
-    if diffs:
-        raise MetadataMismatchError(f"{source} metadata does not match what is expected: " + "; ".join(
-            d.replace(": expected ", ": caller expects ").replace(", got ", ", engine has ") for d in diffs))
+    check_contract(metadata, expected, source, holder="engine", error=MetadataMismatchError)

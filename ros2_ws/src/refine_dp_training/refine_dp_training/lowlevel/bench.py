@@ -28,6 +28,45 @@ def _timed(fn, seconds: float, min_calls: int = 3) -> tuple[int, float]:
     return calls, time.perf_counter() - t0
 
 
+class RolloutRecorder:
+    """Records every BatchedT1.step of a running env as (state before, ctrl, state after), until close()."""
+
+    def __init__(self, sim):
+        self.sim, self.calls, self._inner = sim, [], sim.step
+        sim.step = self._step
+
+    def _step(self, *args, **kwargs):
+        before = self.sim.state.copy()
+        self._inner(*args, **kwargs)
+        self.calls.append((before, self.sim._ctrl.copy(), self.sim.state.copy()))
+
+    def close(self) -> None:
+        self.sim.step = self._inner
+
+
+def record_rollouts(env, step_fn, steps: int) -> list[tuple]:
+    """Run step_fn `steps` times and return the env's rollout calls (RolloutRecorder.calls)."""
+    recorder = RolloutRecorder(env.sim)
+    try:
+        for _ in range(steps):
+            step_fn()
+    finally:
+        recorder.close()
+    return recorder.calls
+
+
+def replay(sim, calls, keep: bool = True) -> list[np.ndarray]:
+    """The recorded rollout calls again, physics only (same states, targets, per-env models, threads); with
+    keep, the state after each call."""
+    out = []
+    for before, ctrl, _ in calls:
+        sim.pool.rollout(sim.models, sim.datas, before, ctrl, nstep=sim.decimation, state=sim._state_out,
+                         sensordata=sim._sens_out)
+        if keep:
+            out.append(sim._state_out[:, -1].copy())
+    return out
+
+
 def benchmark(num_envs=(16, 64, 256), seconds: float = 5.0, task: str = "legs", physics_dt: float = 0.005,
               decimation: int = 4, nthread: int = 2, variant: str = "residual") -> list[dict]:
     """Rows of {num_envs, env_steps_per_s, ceiling_env_steps_per_s, fraction, ...}.
@@ -52,16 +91,7 @@ def benchmark(num_envs=(16, 64, 256), seconds: float = 5.0, task: str = "legs", 
                             seed=0)
         policy = ActorCritic(env.obs_dim, env.act_dim)
         state = {"obs": torch.as_tensor(env.reset(0))}
-        calls_made = []
         sim = env.sim
-        inner_step = sim.step
-
-        def recording_step(*args, **kwargs):
-            calls_made.append(sim.state.copy())
-            inner_step(*args, **kwargs)
-            calls_made[-1] = (calls_made[-1], sim._ctrl.copy())
-
-        sim.step = recording_step
 
         def env_step():
             with torch.no_grad():
@@ -71,14 +101,14 @@ def benchmark(num_envs=(16, 64, 256), seconds: float = 5.0, task: str = "legs", 
             obs, *_ = env.step(action.numpy())
             state["obs"] = torch.as_tensor(obs)
 
+        recorder = RolloutRecorder(sim)
         calls, el = _timed(env_step, seconds)
+        recorder.close()
         full = calls * n / el
-        replay = calls_made[1:]  # the warm-up call is not timed above
+        recorded = recorder.calls[1:]  # the warm-up call is not timed above
         t0 = time.perf_counter()
-        for s0, ctrl in replay:
-            sim.pool.rollout(sim.models, sim.datas, s0, ctrl, nstep=decimation, state=sim._state_out,
-                             sensordata=sim._sens_out)
-        ceiling_phys = len(replay) * n * decimation / (time.perf_counter() - t0)
+        replay(sim, recorded, keep=False)
+        ceiling_phys = len(recorded) * n * decimation / (time.perf_counter() - t0)
         env.close()
         still = BatchedT1(n, physics_dt, decimation, nthread)
         q_des = np.tile(still.table.default_q, (n, 1))

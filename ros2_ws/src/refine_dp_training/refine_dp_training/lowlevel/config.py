@@ -10,6 +10,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from loco_manip_controller.contract import contract_of
+from loco_manip_controller.footstep_planner import FootstepPlannerConfig
+from loco_manip_controller.reference_motion import ReferenceMotionConfig
+
 
 @dataclass
 class RandomizationConfig:
@@ -68,7 +72,11 @@ class EnvConfig:
     #                                         arms the policy drives; the rest are PD-driven along the paths
     ankle_kp: float = 0.0                   # 0: joint table value
     target_rate_limit_scale: float = 1.0    # x joint velocity limit: the safety layer's step clamp (0: off)
-    reference_ik_iterations: int = 0        # Newton steps after the closed-form IK seed (0: ~0.5 mrad, half the cost)
+    # the footstep planner and reference motion of the legs task: written into the exported policy (its
+    # contract), from which the controller and the footstep planner node build themselves
+    footstep_planner: FootstepPlannerConfig = field(default_factory=FootstepPlannerConfig)
+    # ik_iterations 0: Newton steps after the closed-form IK seed (0: ~0.5 mrad, half the cost)
+    reference_motion: ReferenceMotionConfig = field(default_factory=lambda: ReferenceMotionConfig(ik_iterations=0))
     commands: CommandConfig = field(default_factory=CommandConfig)
     randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
     rewards: dict = field(default_factory=dict)  # term name -> weight; empty = the task default
@@ -82,17 +90,39 @@ class EnvConfig:
         if not self.rewards:
             self.rewards = dict(LEG_REWARDS if self.task == "legs" else ARM_REWARDS)
 
+    @property
+    def control_hz(self) -> float:
+        return 1.0 / (self.physics_dt * self.decimation)
+
+    def policy_contract(self) -> dict:
+        """What a policy trained under this config decides about how it is run (loco_manip_controller.contract):
+        written into its exported metadata."""
+        return contract_of(self.task, self.control_hz, self.footstep_planner, self.reference_motion)
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "EnvConfig":
+        """From to_dict()'s output, also of older runs: sections they lack take this code's defaults (the
+        footstep planner and reference-motion defaults have not changed since the first legs were trained),
+        and their top-level `reference_ik_iterations` becomes reference_motion.ik_iterations."""
         d = dict(d)
         cmd = CommandConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.pop("commands").items()})
         rnd = RandomizationConfig(**{k: tuple(v) if isinstance(v, list) else v
                                      for k, v in d.pop("randomization").items()})
+        planner = FootstepPlannerConfig(**d.pop("footstep_planner", {}))
+        reference = d.pop("reference_motion", None)
+        if "reference_ik_iterations" in d:  # runs before the reference config was a section
+            old = d.pop("reference_ik_iterations")
+            if reference is not None and reference.get("ik_iterations", old) != old:
+                raise ValueError(f"EnvConfig: reference_ik_iterations {old} contradicts reference_motion.ik_iterations "
+                                 f"{reference['ik_iterations']}")
+            reference = (reference or {}) | {"ik_iterations": old}
+        reference = ReferenceMotionConfig(**reference) if reference is not None else ReferenceMotionConfig(
+            ik_iterations=0)
         d["terminations"] = tuple(d["terminations"])
-        return cls(commands=cmd, randomization=rnd, **d)
+        return cls(commands=cmd, randomization=rnd, footstep_planner=planner, reference_motion=reference, **d)
 
 
 # Motion imitation of the footstep reference (paper) + foot placement + regularizers (FACTS recipes).

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from loco_manip_controller import policy_io as pio
+from t1_description.kinematics import arm_kinematics, pose_errors
 
 from .config import EnvConfig
 from .env import T1LowLevelEnv
@@ -50,19 +51,19 @@ def ik_solve(q_start: np.ndarray, target_pos: np.ndarray, target_rot: np.ndarray
     Jacobians by finite differences of ArmKinematics.fk. A deterministic function of (q, target):
     what the student can learn, unlike the joint path that generated the target (a 7-DoF arm reaches
     a 6-D pose in many ways)."""
-    kin = pio.arm_kinematics()
+    kin = arm_kinematics()
     q = np.array(q_start, dtype=np.float64)
     n, eps = len(q), 1e-4
     for _ in range(iterations):
         pos, rot = kin.fk(q)
-        dp, drot = pio.pose_errors(target_pos, target_rot, pos, rot)
+        dp, drot = pose_errors(target_pos, target_rot, pos, rot)
         err = np.concatenate([dp, ROT_WEIGHT * drot], -1)  # [N, 2, 6]
         jac = np.zeros((n, 2, 6, 7))
         for k in range(14):
             qk = q.copy()
             qk[:, k] += eps
             pk, rk = kin.fk(qk)
-            dpk, drk = pio.pose_errors(pk, rk, pos, rot)  # the motion of the hand for +eps on joint k
+            dpk, drk = pose_errors(pk, rk, pos, rot)  # the motion of the hand for +eps on joint k
             h = k // 7
             jac[:, h, :, k % 7] = np.concatenate([dpk[:, h], ROT_WEIGHT * drk[:, h]], -1) / eps
         jjt = jac @ np.swapaxes(jac, -1, -2) + IK_DAMPING ** 2 * np.eye(6)
@@ -84,7 +85,7 @@ def teacher_targets(env: T1LowLevelEnv, q_path: np.ndarray, q_path_prev: np.ndar
     out = np.empty_like(q_path)
     dq_path = (q_path - q_path_prev) / env.dt
     q_meas = sim.state[:, sim.layout.joint_q][:, env.arm_idx]
-    tp, tr = pio.arm_kinematics().fk(q_path)
+    tp, tr = arm_kinematics().fk(q_path)
     q_ik = ik_solve(q_meas, tp, tr, lower=env.table.lower[env.arm_idx], upper=env.table.upper[env.arm_idx])
     for i, m in enumerate(sim.models):
         mujoco.mj_setState(m, d, sim.state[i], STATE_SPEC)

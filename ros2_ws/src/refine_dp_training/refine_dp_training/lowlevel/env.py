@@ -23,14 +23,12 @@ from __future__ import annotations
 import numpy as np
 
 from loco_manip_controller import policy_io as pio
-from loco_manip_controller.footstep_planner import FootstepPlanner
-from loco_manip_controller.gait import SWING_NONE, SWING_RIGHT, swing_foot_index, swing_masks, wrap_angle
-from loco_manip_controller.reference_motion import (
-    ReferenceMotion,
-    ReferenceMotionConfig,
-    StanceFrameReference,
-    legs_fk,
-)
+from loco_manip_controller.footstep_planner import Footstep, FootstepPlanner
+from loco_manip_controller.gait import SWING_NONE, SWING_RIGHT, swing_foot_index, swing_masks
+from loco_manip_controller.reference_motion import ReferenceMotion, StanceFrameReference
+from loco_manip_controller.tracking import score_touchdowns
+from t1_description.kinematics import arm_kinematics, feet_planar, pose_errors, quat_wxyz_to_matrix, yaw_of_quat
+from t1_description.pd import set_pd_gains
 
 from ..envs.vec_env import EpisodeTracker, VecEnv
 from . import terms
@@ -39,11 +37,6 @@ from .config import EnvConfig
 from .sim import BatchedT1
 
 CONTACT_FORCE_N = 20.0
-
-
-def _yaw_of_quat(q: np.ndarray) -> np.ndarray:
-    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
-    return np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
 
 
 class T1LowLevelEnv(VecEnv):
@@ -77,8 +70,8 @@ class T1LowLevelEnv(VecEnv):
         self.rng = np.random.default_rng(seed)
         self._init_model_randomization()
         n = self.num_envs
-        self.planner = FootstepPlanner(n)
-        self.reference = ReferenceMotion(ReferenceMotionConfig(ik_iterations=cfg.reference_ik_iterations))
+        self.planner = FootstepPlanner(n, cfg.footstep_planner)
+        self.reference = ReferenceMotion(cfg.reference_motion)
         self.residual = self.act_spec.base == "reference"
         self.leg_reference = StanceFrameReference(n, self.reference) if self.residual else None
         self.ref_q = np.zeros((n, 12))  # residual: the reference the next action is added to
@@ -89,10 +82,11 @@ class T1LowLevelEnv(VecEnv):
         self.leg_policy = self.arm_policy = None
         if cfg.task == "arms" and cfg.leg_policy_onnx:
             from loco_manip_controller.policy_runtime import LowLevelController
-            self.leg_policy = LowLevelController(cfg.leg_policy_onnx, None, jt, num_envs=n)  # the node's code path
+            self.leg_policy = LowLevelController(cfg.leg_policy_onnx, None, jt, num_envs=n,  # the node's code path
+                                                 control_hz=cfg.control_hz)
         if cfg.task == "legs" and cfg.arm_policy_onnx:
             from loco_manip_controller.policy_runtime import LowLevelController
-            self.arm_policy = LowLevelController(None, cfg.arm_policy_onnx, jt, num_envs=n)
+            self.arm_policy = LowLevelController(None, cfg.arm_policy_onnx, jt, num_envs=n, control_hz=cfg.control_hz)
         self.arm_policy_envs = np.arange(n) < round(cfg.arm_policy_fraction * n)  # the rest: PD along the paths
         self.action = np.zeros((n, self.act_dim))
         self.prev_action = np.zeros((n, self.act_dim))
@@ -128,8 +122,7 @@ class T1LowLevelEnv(VecEnv):
                 m.body_mass[:] = self.base_mass
                 m.body_inertia[:] = self.base_inertia
                 m.geom_friction[:] = self.base_friction
-                from .sim import set_servo_gains
-                set_servo_gains(m, self.kp, self.kd, self.effort, sim.idx.ctrl)
+                set_pd_gains(m, sim.idx.ctrl, self.kp, self.kd, self.effort)
                 continue
             scale = rng.uniform(*r.link_mass_scale, m.nbody)
             scale[sim.idx.root_body] = rng.uniform(*r.trunk_mass_scale)
@@ -142,8 +135,7 @@ class T1LowLevelEnv(VecEnv):
             kp = self.kp * rng.uniform(*r.kp_scale, len(self.kp))
             kd = self.kd * rng.uniform(*r.kd_scale, len(self.kd))
             eff = self.effort * rng.uniform(*r.motor_strength_scale, len(self.effort))
-            from .sim import set_servo_gains
-            set_servo_gains(m, kp, kd, eff, sim.idx.ctrl)
+            set_pd_gains(m, sim.idx.ctrl, kp, kd, eff)
         if r.enabled:
             lo, hi = r.delay_physics_steps
             self.delay[ids] = rng.integers(lo, min(hi, self.cfg.decimation - 1) + 1, len(ids))
@@ -200,21 +192,16 @@ class T1LowLevelEnv(VecEnv):
         """Foot-link (x, y, yaw) [N, 2, 3] by leg FK from the state rows (exact right after a reset,
         when the sensor rows are still those of the previous episode)."""
         q, _, root_pos, quat, _ = self._state_arrays()
-        pos, rot = legs_fk(q[:, self.leg_idx])
-        root_rot = pio.quat_wxyz_to_matrix(quat)[:, None]
-        world_pos = root_pos[:, None] + np.einsum("nkij,nkj->nki", root_rot, pos)
-        world_rot = root_rot @ rot
-        yaw = np.arctan2(world_rot[..., 1, 0], world_rot[..., 0, 0])
-        return np.concatenate([world_pos[..., :2], yaw[..., None]], -1)
+        return feet_planar(q[:, self.leg_idx], quat_wxyz_to_matrix(quat), root_pos)
 
     def _foot_links(self):
         """Foot-link positions [N, 2, 3] and yaws [N, 2]; site = link + R (0.01, 0, -0.03)."""
         s = self.sim
         quat = np.stack([s.sensor("left_foot_quat"), s.sensor("right_foot_quat")], 1)
         pos = np.stack([s.sensor("left_foot_pos"), s.sensor("right_foot_pos")], 1)
-        rot = pio.quat_wxyz_to_matrix(quat)
+        rot = quat_wxyz_to_matrix(quat)
         offset = s.base_model.site_pos[s.idx.foot_sites[0]]
-        return pos - rot @ offset, _yaw_of_quat(quat)
+        return pos - rot @ offset, yaw_of_quat(quat)
 
     def _state_arrays(self):
         s, L = self.sim, self.sim.layout
@@ -229,21 +216,20 @@ class T1LowLevelEnv(VecEnv):
         gravity = pio.projected_gravity(quat)
         noise_rng = self.rng if self.cfg.obs_noise_scale > 0 else None
         if self.cfg.task == "legs":
-            c = self._cmds
-            cmd = [getattr(c, k)[sel] for k in ("swing_foot", "countdown", "step_duration", "target_x", "target_y",
-                                                 "target_yaw")]
+            footstep = self._cmds.footstep.rows(sel)
             ref = None
             if self.residual:
-                ref = self.leg_reference.update(q[:, self.leg_idx], gravity, *cmd, rows=rows)
+                ref = self.leg_reference.update(q[:, self.leg_idx], gravity, footstep, rows=rows)
                 self.ref_q[sel] = ref
-            return pio.build_leg_obs(gravity, gyro, q, dq, self.action[sel], *cmd, table=self.table, spec=self.obs_spec,
-                                     ref_joint_pos=ref, rng=noise_rng, noise_scale=self.cfg.obs_noise_scale)
+            return pio.build_leg_obs(gravity, gyro, q, dq, self.action[sel], footstep, table=self.table,
+                                     spec=self.obs_spec, ref_joint_pos=ref, rng=noise_rng,
+                                     noise_scale=self.cfg.obs_noise_scale)
         tp, tr = (a[sel] for a in self.hand_targets())
         return pio.build_arm_obs(gravity, q, dq, self.action[sel], tp, tr, table=self.table,
                                  rng=noise_rng, noise_scale=self.cfg.obs_noise_scale)
 
     def hand_targets(self):
-        return pio.arm_kinematics().fk(self.arm_paths.current())
+        return arm_kinematics().fk(self.arm_paths.current())
 
     # ------------------------------------------------------------------ step
     def step(self, actions: np.ndarray, active: np.ndarray | None = None):
@@ -273,7 +259,7 @@ class T1LowLevelEnv(VecEnv):
         prev_cmds = self._cmds
         foot_pos, foot_yaw = self._foot_links()
         feet_planar = np.concatenate([foot_pos[..., :2], foot_yaw[..., None]], -1)
-        stance = np.where((prev_cmds.swing_foot == SWING_RIGHT)[:, None], feet_planar[:, 0], feet_planar[:, 1])
+        stance = np.where((prev_cmds.footstep.swing_foot == SWING_RIGHT)[:, None], feet_planar[:, 0], feet_planar[:, 1])
         self._cmds = cmds = self.planner.update(self.dt, self.vel_cmd.cmd, stance_foot_pose=stance)
 
         q, dq, root_pos, quat, _ = self._state_arrays()
@@ -288,8 +274,8 @@ class T1LowLevelEnv(VecEnv):
             self._leg_context(ctx, prev_cmds, cmds, foot_pos, feet_planar)
         else:
             tp, tr = self.hand_targets()
-            hp, hr = pio.arm_kinematics().fk(q[:, self.arm_idx])
-            dp, drot = pio.pose_errors(tp, tr, hp, hr)
+            hp, hr = arm_kinematics().fk(q[:, self.arm_idx])
+            dp, drot = pose_errors(tp, tr, hp, hr)
             ctx.hand_pos_error = np.linalg.norm(dp, axis=-1)
             ctx.hand_rot_error = np.linalg.norm(drot, axis=-1)
         for name in cfg.terminations:
@@ -337,41 +323,35 @@ class T1LowLevelEnv(VecEnv):
         s = self.sim
         force = np.stack([s.sensor("left_foot_force")[:, 0], s.sensor("right_foot_force")[:, 0]], 1)
         ctx.contact = force > CONTACT_FORCE_N
-        ctx.expected_contact = ~swing_masks(cmds.swing_foot)
+        ctx.expected_contact = ~swing_masks(cmds.footstep.swing_foot)
         ctx.foot_vel_xy = (feet_planar[..., :2] - self.prev_foot_xy) / self.dt
         self.prev_foot_xy = feet_planar[..., :2].copy()
-        # touchdown: the step that was running ended (a new one started or the robot stopped)
-        was_walking = prev_cmds.swing_foot != SWING_NONE
-        ended = was_walking & ((cmds.step_index != prev_cmds.step_index) | (cmds.swing_foot == SWING_NONE))
-        landed = np.maximum(swing_foot_index(prev_cmds.swing_foot), 0)
+        # touchdown: the step that was running ended (a new one started or the robot stopped); scored as the
+        # node and the evaluation score it (tracking.score_touchdowns)
+        td = score_touchdowns(prev_cmds.footstep, cmds.footstep, feet_planar)
+        ctx.touchdown, ctx.touchdown_error, ctx.touchdown_yaw_error = td.ended, td.error, td.yaw_error
         env = np.arange(self.num_envs)
-        err = np.linalg.norm(feet_planar[env, landed, :2] - prev_cmds.target_world[:, :2], axis=-1)
-        ctx.touchdown, ctx.touchdown_error = ended, err
-        ctx.touchdown_yaw_error = wrap_angle(feet_planar[env, landed, 2] - prev_cmds.target_world[:, 2])
-        swinging = swing_foot_index(cmds.swing_foot)
-        ctx.swing_phase = np.where(swinging >= 0, cmds.phase, 0.0)
+        swinging = swing_foot_index(cmds.footstep.swing_foot)
+        ctx.swing_phase = np.where(swinging >= 0, cmds.footstep.phase, 0.0)
         ctx.swing_target_dist = np.where(
             swinging >= 0,
             np.linalg.norm(feet_planar[env, np.maximum(swinging, 0), :2] - cmds.target_world[:, :2], axis=-1), 0.0)
         L = s.layout
         quat = s.state[:, L.root_quat]
-        yaw = _yaw_of_quat(quat)
+        yaw = yaw_of_quat(quat)
         v = s.state[:, L.root_linvel]
         c, sn = np.cos(yaw), np.sin(yaw)
-        wz = (pio.quat_wxyz_to_matrix(quat) @ s.state[:, L.root_angvel][..., None])[:, 2, 0]
+        wz = (quat_wxyz_to_matrix(quat) @ s.state[:, L.root_angvel][..., None])[:, 2, 0]
         ctx.base_vel = np.stack([c * v[:, 0] + sn * v[:, 1], -sn * v[:, 0] + c * v[:, 1], wz], -1)
-        standing = cmds.swing_foot == SWING_NONE  # the planner stands (below threshold, or stopping)
+        standing = cmds.footstep.swing_foot == SWING_NONE  # the planner stands (below threshold, or stopping)
         ctx.cmd_vel = np.where(standing[:, None], 0.0, self.planner.cfg.achievable_velocity(self.vel_cmd.cmd))
         self.last_reference = ref
 
     def _leg_policy_targets(self) -> np.ndarray:
         """Arms task: the exported leg policy stands (a standing footstep command), via the node's code path."""
         q, dq, _, quat, gyro = self._state_arrays()
-        n = self.num_envs
-        zeros = np.zeros(n)
-        stand = {"swing_foot": np.zeros(n, np.uint8), "countdown": zeros, "step_duration": zeros,
-                 "target_x": zeros, "target_y": zeros, "target_yaw": zeros}
-        q_des = self.leg_policy.step(q, dq, pio.projected_gravity(quat), gyro, stand, None, None)
+        q_des = self.leg_policy.step(q, dq, pio.projected_gravity(quat), gyro, Footstep.standing(self.num_envs),
+                                     None, None)
         self.leg_action = self.leg_policy.leg_action
         return q_des[:, self.leg_idx]
 

@@ -4,11 +4,15 @@
         [--legs runs/lowlevel/legs/policy/legs.onnx] [--arms runs/lowlevel/arms/policy/arms.onnx]
         [--physics-dt 0.002] [--pd-fallback] [--no-video] [--arm-target-alpha A]
 
+Without --legs/--arms it evaluates the models loco_manip_controller ships (its models/ directory).
+
 Randomized 20 s episodes: random base-velocity commands go through the FootstepPlanner into
 footstep commands for the leg policy while the arm policy tracks random reachable hand poses
 (FK of smooth random arm-joint paths) with random hand payloads. Policies run through
-policy_runtime.LowLevelController (OnnxPolicy + policy_io builders) - the node's code path. The
-physics defaults to sim_t1's 2 ms x 10 (training uses 5 ms x 4), so this is also the transfer check.
+policy_runtime.LowLevelController (OnnxPolicy + policy_io builders) - the node's code path - at the
+policies' control rate, with the footstep planner config of the legs' contract; footsteps are scored by
+tracking.score_touchdowns (as in training and on the robot), falls by the training env's termination
+terms. The physics defaults to sim_t1's 2 ms (training uses 5 ms), so this is also the transfer check.
 
 Writes DIR/summary.json (fall_rate, footstep_error_median_m, footstep_error_p90_m,
 hand_pos_error_median_m {standing, walking}, hand_rot_error_median_deg,
@@ -28,21 +32,30 @@ import numpy as np
 # offscreen rendering needs the GL backend chosen before mujoco is first imported
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from loco_manip_controller import policy_io as pio  # noqa: E402
-from loco_manip_controller.footstep_planner import FootstepPlanner  # noqa: E402
-from loco_manip_controller.gait import SWING_NONE, SWING_RIGHT, swing_foot_index  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
 
+from loco_manip_controller import policy_io as pio  # noqa: E402
+from loco_manip_controller.footstep_planner import FootstepPlanner, FootstepPlannerConfig  # noqa: E402
+from loco_manip_controller.gait import SWING_NONE, SWING_RIGHT  # noqa: E402
+from loco_manip_controller.policy_runtime import MODELS_DIR  # noqa: E402
+from loco_manip_controller.tracking import score_touchdowns  # noqa: E402
+from t1_description.joint_table import load_joint_table  # noqa: E402
+from t1_description.kinematics import (  # noqa: E402
+    arm_kinematics,
+    feet_planar,
+    pose_errors,
+    quat_wxyz_to_matrix,
+    yaw_of_quat,
+)
+
+from . import terms  # noqa: E402
 from .commands import ArmJointPaths, VelocityCommands  # noqa: E402
-from .config import CommandConfig  # noqa: E402
+from .config import CommandConfig, EnvConfig  # noqa: E402
 from .sim import BatchedT1  # noqa: E402
 
-DEFAULT_LEGS = Path("runs/lowlevel/legs/policy/legs.onnx")
-DEFAULT_ARMS = Path("runs/lowlevel/arms/policy/arms.onnx")
-
-
-def _yaw(quat):
-    w, x, y, z = quat[..., 0], quat[..., 1], quat[..., 2], quat[..., 3]
-    return np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+DEFAULT_LEGS = MODELS_DIR / "legs.onnx"  # what the controller node runs by default (bringup.yaml)
+DEFAULT_ARMS = MODELS_DIR / "arms.onnx"
+FALL_TERMS = ("fall_height", "fall_tilt")  # the training env's terminations, at EnvConfig's thresholds
 
 
 def _load(path: Path | None, part: str, fallback: bool):
@@ -57,10 +70,17 @@ def _load(path: Path | None, part: str, fallback: bool):
 
 def run_episodes(legs, arms, episodes: int, seconds: float = 20.0, physics_dt: float = 0.002, seed: int = 0,
                  record_env0: bool = False, payload_kg=(0.0, 0.5), arm_target_alpha: float | None = None) -> dict:
-    dec = int(round(0.02 / physics_dt))
-    n = episodes
-    sim = BatchedT1(n, physics_dt, dec, nthread=2)
-    jt, rng = sim.table, np.random.default_rng(seed)
+    from loco_manip_controller.policy_runtime import ARM_TARGET_ALPHA, LowLevelController
+    n, jt = episodes, load_joint_table()
+    alpha = ARM_TARGET_ALPHA if arm_target_alpha is None else arm_target_alpha
+    controller = LowLevelController(legs, arms, jt, num_envs=n, arm_target_alpha=alpha)  # the node's code path
+    dec = int(round(1.0 / (controller.control_hz * physics_dt)))
+    if dec < 1 or abs(dec * physics_dt * controller.control_hz - 1.0) > 1e-6:
+        raise ValueError(f"physics_dt {physics_dt} does not divide the policies' control period "
+                         f"1 / {controller.control_hz:g} Hz")
+    sim = BatchedT1(n, physics_dt, dec, nthread=2, table=jt)
+    rng = np.random.default_rng(seed)
+    fall_cfg = EnvConfig()
     leg_idx, arm_idx = pio.LEG_ACTION.indices(jt), pio.ARM_ACTION.indices(jt)
     hand_bodies = sim.base_model.site_bodyid[sim.idx.hand_sites]
     for i in range(n):  # hand payloads (the only model randomization in evaluation)
@@ -73,23 +93,15 @@ def run_episodes(legs, arms, episodes: int, seconds: float = 20.0, physics_dt: f
     arm_paths = ArmJointPaths(n, cmd_cfg, jt.default_q[arm_idx], jt.lower[arm_idx], jt.upper[arm_idx], rng,
                               cmd_cfg.arm_joint_range_fraction)
     arm_paths.reset(np.ones(n, bool), random_start=False)
-    planner = FootstepPlanner(n)
+    planner = FootstepPlanner(n, controller.footstep_config or FootstepPlannerConfig())  # the legs' contract
     L = sim.layout
-    from loco_manip_controller.reference_motion import legs_fk
 
-    def feet_planar():
+    def world_feet():
         q, root, quat = sim.state[:, L.joint_q], sim.state[:, L.root_pos], sim.state[:, L.root_quat]
-        pos, rot = legs_fk(q[:, leg_idx])
-        rr = pio.quat_wxyz_to_matrix(quat)[:, None]
-        wp = root[:, None] + np.einsum("nkij,nkj->nki", rr, pos)
-        wr = rr @ rot
-        return np.concatenate([wp[..., :2], np.arctan2(wr[..., 1, 0], wr[..., 0, 0])[..., None]], -1)
+        return feet_planar(q[:, leg_idx], quat_wxyz_to_matrix(quat), root)
 
-    planner.reset(feet_pose=feet_planar())
+    planner.reset(feet_pose=world_feet())
     cmds = planner.output()
-    from loco_manip_controller.policy_runtime import ARM_TARGET_ALPHA, LowLevelController
-    alpha = ARM_TARGET_ALPHA if arm_target_alpha is None else arm_target_alpha
-    controller = LowLevelController(legs, arms, jt, num_envs=n, arm_target_alpha=alpha)  # the node's code path
     fallen = np.zeros(n, bool)
     steps = int(round(seconds / sim.control_dt))
     foot_err, hand_pos_stand, hand_pos_walk, hand_rot, vel_err = [], [], [], [], []
@@ -103,10 +115,8 @@ def run_episodes(legs, arms, episodes: int, seconds: float = 20.0, physics_dt: f
         q, dq = sim.state[:, L.joint_q], sim.state[:, L.joint_dq]
         quat, gyro = sim.state[:, L.root_quat], sim.state[:, L.root_angvel]
         gravity = pio.projected_gravity(quat)
-        tp, tr = pio.arm_kinematics().fk(arm_paths.current())
-        footstep = {k: getattr(cmds, k) for k in ("swing_foot", "countdown", "step_duration", "target_x",
-                                                  "target_y", "target_yaw")}
-        q_des = controller.step(q, dq, gravity, gyro, footstep, tp, tr)
+        tp, tr = arm_kinematics().fk(arm_paths.current())
+        q_des = controller.step(q, dq, gravity, gyro, cmds.footstep, tp, tr)
         if arms is None:
             q_des[:, arm_idx] = arm_paths.current()  # PD straight to the joint path (fallback)
         sim.step(q_des, rate_limit=jt.velocity_limit)  # the safety layer's step clamp, as in sim_t1
@@ -117,40 +127,36 @@ def run_episodes(legs, arms, episodes: int, seconds: float = 20.0, physics_dt: f
         # measurements after the step
         q, quat, root = sim.state[:, L.joint_q], sim.state[:, L.root_quat], sim.state[:, L.root_pos]
         gravity = pio.projected_gravity(quat)
-        fallen |= (root[:, 2] < 0.45) | (gravity[:, 2] > -0.5)
+        state = SimpleNamespace(root_pos=root, gravity=gravity)
+        for name in FALL_TERMS:
+            fallen |= terms.TERMINATION_TERMS[name](state, fall_cfg)
         alive = ~fallen
         arm_paths.update(sim.control_dt)
         vel.update(sim.control_dt)
         prev = cmds
-        fp = feet_planar()
-        stance = np.where((prev.swing_foot == SWING_RIGHT)[:, None], fp[:, 0], fp[:, 1])
+        fp = world_feet()
+        stance = np.where((prev.footstep.swing_foot == SWING_RIGHT)[:, None], fp[:, 0], fp[:, 1])
         cmds = planner.update(sim.control_dt, vel.cmd, stance_foot_pose=stance)
-        ended = (prev.swing_foot != SWING_NONE) & ((cmds.step_index != prev.step_index) | (cmds.swing_foot == SWING_NONE))
-        landed = np.maximum(swing_foot_index(prev.swing_foot), 0)
-        err = np.linalg.norm(fp[np.arange(n), landed, :2] - prev.target_world[:, :2], axis=-1)
-        foot_err += err[ended & alive].tolist()
+        td = score_touchdowns(prev.footstep, cmds.footstep, fp)
+        scored = td.ended & alive
+        foot_err += td.error[scored].tolist()
         # step advance: landed foot vs its target, both in the stance foot's frame (forward component)
-        td = np.flatnonzero(ended & alive)
-        if len(td):
-            st_pose = fp[td, 1 - landed[td]]
-            d = fp[td, landed[td], :2] - st_pose[:, :2]
-            ax = np.cos(st_pose[:, 2]) * d[:, 0] + np.sin(st_pose[:, 2]) * d[:, 1]
-            step_adv_target += prev.target_x[td].tolist()
-            step_adv_landed += ax.tolist()
-        hp, hr = pio.arm_kinematics().fk(q[:, arm_idx])
-        tp, tr = pio.arm_kinematics().fk(arm_paths.current())
-        dp, drot = pio.pose_errors(tp, tr, hp, hr)
+        step_adv_target += prev.footstep.target[scored, 0].tolist()
+        step_adv_landed += td.landed[scored, 0].tolist()
+        hp, hr = arm_kinematics().fk(q[:, arm_idx])
+        tp, tr = arm_kinematics().fk(arm_paths.current())
+        dp, drot = pose_errors(tp, tr, hp, hr)
         e_pos, e_rot = np.linalg.norm(dp, axis=-1).mean(-1), np.degrees(np.linalg.norm(drot, axis=-1).mean(-1))
-        walking = cmds.swing_foot != SWING_NONE
+        walking = cmds.footstep.swing_foot != SWING_NONE
         hand_pos_walk += e_pos[alive & walking].tolist()
         hand_pos_stand += e_pos[alive & ~walking].tolist()
         hand_rot += e_rot[alive].tolist()
-        yaw = _yaw(quat)
+        yaw = yaw_of_quat(quat)
         v = sim.state[:, L.root_linvel[:2]]
         c, s = np.cos(yaw), np.sin(yaw)
         v_head = np.stack([c * v[:, 0] + s * v[:, 1], -s * v[:, 0] + c * v[:, 1]], -1)
         v_hist[:, k % 50] = v_head
-        wz_hist[:, k % 50] = (pio.quat_wxyz_to_matrix(quat) @ sim.state[:, L.root_angvel][..., None])[:, 2, 0]
+        wz_hist[:, k % 50] = (quat_wxyz_to_matrix(quat) @ sim.state[:, L.root_angvel][..., None])[:, 2, 0]
         if k >= 50:  # 1 s moving average (the gait's sway averages out) vs the command
             vel_err += np.linalg.norm(v_hist.mean(1) - vel.cmd[:, :2], axis=-1)[alive].tolist()
             moving = alive & (np.linalg.norm(vel.cmd[:, :2], axis=-1) > 0.05)
@@ -256,8 +262,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="refine-dp eval controller", description=__doc__.split("\n")[0])
     p.add_argument("--episodes", type=int, default=16)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--legs", type=Path, default=DEFAULT_LEGS)
-    p.add_argument("--arms", type=Path, default=DEFAULT_ARMS)
+    p.add_argument("--legs", type=Path, default=DEFAULT_LEGS, help="legs policy (default: the shipped one)")
+    p.add_argument("--arms", type=Path, default=DEFAULT_ARMS, help="arms policy (default: the shipped one)")
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--physics-dt", type=float, default=0.002, help="0.002 = sim_t1's step; training uses 0.005")
     p.add_argument("--seed", type=int, default=0)

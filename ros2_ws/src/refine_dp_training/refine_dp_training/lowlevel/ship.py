@@ -4,6 +4,7 @@
     refine-dp ship controller --legs runs/lowlevel/legs_res   # new legs; the shipped arms stay
     refine-dp ship controller --legs runs/lowlevel/legs_res4/checkpoints/model_000610.pt  # that checkpoint
     refine-dp ship controller --eval-only [--episodes 50]     # re-evaluate what already ships
+    refine-dp ship controller --fill-contract                 # add the contract fields older files lack
 
 For each part: export the run's latest checkpoint (or the checkpoint file given) to ONNX
 (+ metadata), copy it into the package's models/ directory, copy the run's config and its
@@ -16,6 +17,10 @@ figures, so what ships is what was measured.
 the lineage is read from models/lineage.json) and rewrites eval/ and README.md the same way.
 Shipping one part keeps the other part's files, lineage and producing command as they were;
 the evaluation always runs on the pair that ships.
+`--fill-contract` writes the policy contract (loco_manip_controller.contract: control rate, the legs'
+footstep planner and reference-motion configs) into shipped metadata exported before it existed,
+from the training config shipped beside each file (PART_train_config.json); the runtime refuses
+such files until then. Only the metadata changes (the .json and the ONNX file's metadata_props).
 """
 from __future__ import annotations
 
@@ -30,7 +35,15 @@ os.environ.setdefault("MUJOCO_GL", "egl")  # the evaluation video renders offscr
 
 import torch  # noqa: E402
 
-from loco_manip_controller.policy_runtime import MODELS_DIR  # noqa: E402
+from loco_manip_controller.policy_runtime import (  # noqa: E402
+    MODELS_DIR,
+    PolicyMetadataError,
+    read_metadata,
+    write_metadata,
+)
+from t1_description.contract import check_metadata  # noqa: E402
+
+from .config import EnvConfig  # noqa: E402
 
 
 def _latest(run: Path) -> Path:
@@ -106,6 +119,30 @@ def ship_part(part: str, path: Path, models: Path) -> dict:
     return info
 
 
+def fill_contract(models: Path) -> dict[str, list[str]]:
+    """Add the contract fields that the shipped policies' metadata lacks, computed from the EnvConfig each
+    was trained under (models/PART_train_config.json); fields already present must agree with it.
+    Returns {part: [fields added]}; a second call adds nothing."""
+    added = {}
+    for part in ("legs", "arms"):
+        policy, config = models / f"{part}.onnx", models / f"{part}_train_config.json"
+        if not policy.is_file():
+            continue
+        if not config.is_file():
+            raise SystemExit(f"{policy}: no {config.name} beside it to take its contract from; re-ship the part "
+                             f"from its run (`refine-dp ship controller --{part} RUN`)")
+        env_cfg = EnvConfig.from_dict(json.loads(config.read_text())["env"])
+        if env_cfg.task != part:
+            raise SystemExit(f"{config} is the config of a {env_cfg.task!r} run, not of the {part} policy")
+        wanted, meta = env_cfg.policy_contract(), read_metadata(policy)
+        check_metadata(meta, {k: v for k, v in wanted.items() if k in meta}, str(policy), holder="policy",
+                       error=PolicyMetadataError, fix=f"the file and {config.name} disagree: re-ship the part")
+        added[part] = [k for k in wanted if k not in meta]
+        if added[part]:
+            write_metadata(policy, meta | {k: wanted[k] for k in added[part]})
+    return added
+
+
 BARS = (("fall_rate", 0.05), ("footstep_error_median_m", 0.05), ("hand_pos_error_median_m.standing", 0.03),
         ("hand_pos_error_median_m.walking", 0.05), ("hand_rot_error_median_deg", 10.0))
 
@@ -134,7 +171,8 @@ def _readme(parts: dict, summary: dict, evaluated_by: str | None = None) -> str:
     lines += [
              "| file | what |", "|---|---|",
              "| legs.onnx + legs.json | lower-body footstep-tracking policy + metadata (obs layout, normalizer, "
-             "joints, gains, rates) |",
+             "joints, gains, rates; its contract: control_hz and the footstep_planner and reference_motion configs "
+             "it was trained with, from which the controller and footstep planner nodes build themselves) |",
              "| arms.onnx + arms.json | upper-body hand-pose-tracking policy + metadata |",
              "| *_train_config.json | the env + PPO config of the last training run of each part |",
              "| lineage.json | every training run behind each policy (warm starts), env steps, wall-clock |",
@@ -187,7 +225,16 @@ def main(argv=None) -> int:
     p.add_argument("--models", type=Path, default=MODELS_DIR)
     p.add_argument("--eval-only", action="store_true",
                    help="re-evaluate the policies already in --models (lineage from its lineage.json)")
+    p.add_argument("--fill-contract", action="store_true",
+                   help="write the contract fields (control rate, footstep planner and reference-motion configs) "
+                        "that the metadata in --models lacks, from the PART_train_config.json beside it, and exit")
     args = p.parse_args(argv)
+    if args.fill_contract:
+        if args.legs or args.arms or args.eval_only:
+            p.error("--fill-contract only updates the metadata in --models; it takes no other option")
+        for part, fields in fill_contract(args.models).items():
+            print(f"{part}: {'added ' + ', '.join(fields) if fields else 'the contract is complete'}")
+        return 0
     this = "refine-dp ship controller " + " ".join(argv if argv is not None else sys.argv[1:])
     evaluated_by = None
     if args.eval_only:

@@ -29,34 +29,21 @@ from mujoco import rollout as mj_rollout
 
 from t1_description.joint_table import JointTable, load_joint_table
 from t1_description.model_paths import STAND_KEYFRAME, load_model, robot_indices
+from t1_description.pd import make_pd_actuators
 
 STATE_SPEC = mujoco.mjtState.mjSTATE_FULLPHYSICS
 
 
 def make_servo_model(scene: str = "floor", timestep: float = 0.005, table: JointTable | None = None,
                      model: mujoco.MjModel | None = None) -> mujoco.MjModel:
-    """The T1 scene with its 29 motors turned into PD servos at the joint table's gains."""
+    """The T1 scene with its 29 motors turned into fixed-gain PD servos at the joint table's gains
+    (t1_description.pd.make_pd_actuators: ctrl is the position target; targets are clipped to the
+    joint limits in policy_io)."""
     table = table or load_joint_table()
     m = model if model is not None else load_model(scene)
-    idx = robot_indices(m)
-    a = idx.ctrl
     m.opt.timestep = timestep
-    m.actuator_gaintype[a] = mujoco.mjtGain.mjGAIN_FIXED
-    m.actuator_biastype[a] = mujoco.mjtBias.mjBIAS_AFFINE
-    m.actuator_gainprm[a] = 0.0
-    m.actuator_biasprm[a] = 0.0
-    set_servo_gains(m, table.kp, table.kd, table.effort_limit, idx.ctrl)
-    m.actuator_ctrllimited[a] = 0  # ctrl is a position target; targets are clipped to the limits in policy_io
-    m.actuator_forcelimited[a] = 1
+    make_pd_actuators(m, robot_indices(m).ctrl, table.effort_limit, kp=table.kp, kd=table.kd)
     return m
-
-
-def set_servo_gains(m: mujoco.MjModel, kp, kd, effort, act_ids) -> None:
-    m.actuator_gainprm[act_ids, 0] = kp
-    m.actuator_biasprm[act_ids, 1] = -np.asarray(kp)
-    m.actuator_biasprm[act_ids, 2] = -np.asarray(kd)
-    m.actuator_forcerange[act_ids, 0] = -np.asarray(effort)
-    m.actuator_forcerange[act_ids, 1] = np.asarray(effort)
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,8 @@ def export_policy(runner, env_cfg: EnvConfig, out: Path, part: str) -> Path:
     from ..rl.checkpoint import git_revision
     env = runner.env
     meta = build_metadata(part, env.table, env_cfg.physics_dt, env_cfg.decimation, kp=env.kp, kd=env.kd,
-                          variant=env_cfg.policy_variant,
+                          variant=env_cfg.policy_variant, policy_contract=env_cfg.policy_contract(),
+                          action_spec=env.act_spec,
                           extra={"iteration": runner.iteration, "env_steps": runner.env_steps,
                                  "git_revision": git_revision(), "last_eval": getattr(runner, "last_eval", None)})
     policy = runner.policy

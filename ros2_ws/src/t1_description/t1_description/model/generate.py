@@ -42,10 +42,6 @@ def _v(xs) -> str:
     return " ".join(_f(x) for x in xs)
 
 
-def _gripper_joints() -> list[str]:
-    return [l.joint for l in d.LINKS if l.joint_type == "slide"]
-
-
 def _check_description(jt: JointTable) -> None:
     """The 29 hinges of the description must be the table's joints, in table order."""
     hinges = [l.joint for l in d.LINKS if l.joint is not None and l.joint_type == "hinge"]

@@ -1,0 +1,459 @@
+"""Kinematics of the T1, in one place: leg FK/IK, arm FK, planar feet and poses, rotation helpers.
+
+The controller (policy observations, reference motion, its own tracking measurements), the
+training envs and evaluation, and the planner (hand poses in its observation) import these, so
+there is one definition of where a foot or a hand is. ROS-free numpy, batched over leading axes.
+
+Leg kinematics: the T1 leg is hip pitch (y) -> hip roll (x) -> hip yaw (z) -> knee (y) ->
+ankle pitch (y) -> ankle roll (x) with small offsets (0.02 m between hip pitch and roll,
+0.014 m knee set-back, 0.012 m between ankle pitch and roll), so its hip and ankle axes do
+not intersect and the textbook closed form (Kajita et al.) is not exact. `leg_ik` uses that
+closed form on the idealised leg as the seed and polishes it with a few damped Newton steps
+on the exact forward kinematics; the round trip is exact to ~1e-10 m within reach
+(tests/test_reference_motion.py), and both legs of N envs are solved in one batch.
+
+Arm kinematics: `ArmKinematics` walks the URDF (the one rviz shows) from the Trunk to the hand
+grip sites.
+
+Frames: trunk = base_link (x forward, y left, z up). Foot pose = the ankle-roll link frame
+(left_foot_link / right_foot_link). Planar poses are (x, y, yaw). Quaternions here are MuJoCo
+order (w, x, y, z); geometry_msgs (x, y, z, w) callers reorder at their boundary.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+# leg / foot indices: 0 = left, 1 = right; BOTH solves both legs at once (leg axis second to last)
+LEFT = 0
+RIGHT = 1
+BOTH = 2
+
+LEG_JOINT_NAMES = (
+    "Left_Hip_Pitch", "Left_Hip_Roll", "Left_Hip_Yaw", "Left_Knee_Pitch", "Left_Ankle_Pitch", "Left_Ankle_Roll",
+    "Right_Hip_Pitch", "Right_Hip_Roll", "Right_Hip_Yaw", "Right_Knee_Pitch", "Right_Ankle_Pitch", "Right_Ankle_Roll",
+)
+
+
+# ---------------------------------------------------------------------- angles and rotations
+def wrap_angle(a):
+    """Wrap angles to [-pi, pi)."""
+    return (np.asarray(a) + np.pi) % (2.0 * np.pi) - np.pi
+
+
+def _rot(axis: int, angle: np.ndarray) -> np.ndarray:
+    """[..., 3, 3] rotation matrices about a principal axis (0 x, 1 y, 2 z)."""
+    angle = np.asarray(angle, dtype=np.float64)
+    c, s = np.cos(angle), np.sin(angle)
+    out = np.zeros(angle.shape + (3, 3))
+    i, j = [(1, 2), (2, 0), (0, 1)][axis]
+    out[..., axis, axis] = 1.0
+    out[..., i, i] = c
+    out[..., j, j] = c
+    out[..., i, j] = -s
+    out[..., j, i] = s
+    return out
+
+
+def rot_x(a):
+    return _rot(0, a)
+
+
+def rot_y(a):
+    return _rot(1, a)
+
+
+def rot_z(a):
+    return _rot(2, a)
+
+
+def _mv(rot: np.ndarray, vec: np.ndarray) -> np.ndarray:
+    return np.einsum("...ij,...j->...i", rot, vec)
+
+
+def quat_wxyz_to_matrix(quat_wxyz) -> np.ndarray:
+    """[..., 4] (w, x, y, z) -> [..., 3, 3]."""
+    q = np.asarray(quat_wxyz, dtype=np.float64)
+    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
+    return np.stack([  # the standard unit-quaternion matrix (analytic: scipy's Rotation costs 10x per call)
+        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
+        np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
+        np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
+    ], -2)
+
+
+def yaw_of_matrix(rot) -> np.ndarray:
+    """Heading [...] of rotations [..., 3, 3]: the angle of the rotated x axis about the vertical."""
+    rot = np.asarray(rot)
+    return np.arctan2(rot[..., 1, 0], rot[..., 0, 0])
+
+
+def yaw_of_quat(quat_wxyz) -> np.ndarray:
+    """Heading [...] of quaternions [..., 4] (w, x, y, z) (z-y-x Euler yaw)."""
+    q = np.asarray(quat_wxyz, dtype=np.float64)
+    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
+    return np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+
+
+def rot6d(rot) -> np.ndarray:
+    """[..., 3, 3] -> [..., 6]: first two columns of the rotation matrix (column-major; Zhou et al.)."""
+    rot = np.asarray(rot)
+    return np.concatenate([rot[..., :, 0], rot[..., :, 1]], axis=-1)
+
+
+def pose_errors(target_pos, target_rot, pos, rot) -> tuple[np.ndarray, np.ndarray]:
+    """(position error [..., 3], rotation error as a rotation vector [..., 3]) = target relative to
+    current, in the frame both are given in (hand poses: the root frame)."""
+    dp = np.asarray(target_pos) - np.asarray(pos)
+    r = np.asarray(target_rot) @ np.swapaxes(np.asarray(rot), -1, -2)
+    rv = Rotation.from_matrix(r.reshape(-1, 3, 3)).as_rotvec().reshape(dp.shape)
+    return dp, rv
+
+
+def level_rotation(gravity) -> np.ndarray:
+    """[N, 3, 3] rotation from the trunk frame to its yaw-aligned level frame, from the projected gravity
+    [N, 3] (unit, trunk frame): the smallest rotation that turns `gravity` into (0, 0, -1)."""
+    g = np.asarray(gravity, dtype=np.float64).reshape(-1, 3)
+    g = g / np.maximum(np.linalg.norm(g, axis=-1, keepdims=True), 1e-9)
+    down = np.array([0.0, 0.0, -1.0])
+    axis = np.cross(g, down)
+    s, c = np.linalg.norm(axis, axis=-1), g @ down
+    k = axis / np.maximum(s, 1e-12)[:, None]
+    kx, ky, kz = k[:, 0], k[:, 1], k[:, 2]
+    zero = np.zeros_like(kx)
+    skew = np.stack([np.stack([zero, -kz, ky], -1), np.stack([kz, zero, -kx], -1),
+                     np.stack([-ky, kx, zero], -1)], -2)
+    return np.eye(3) + s[:, None, None] * skew + (1.0 - c)[:, None, None] * (skew @ skew)
+
+
+# ---------------------------------------------------------------------- planar poses
+def planar_compose(base: np.ndarray, rel: np.ndarray) -> np.ndarray:
+    """Planar pose composition base (+) rel, both [..., 3] as (x, y, yaw)."""
+    c, s = np.cos(base[..., 2]), np.sin(base[..., 2])
+    x = base[..., 0] + c * rel[..., 0] - s * rel[..., 1]
+    y = base[..., 1] + s * rel[..., 0] + c * rel[..., 1]
+    return np.stack([x, y, wrap_angle(base[..., 2] + rel[..., 2])], axis=-1)
+
+
+def planar_relative(base: np.ndarray, pose: np.ndarray) -> np.ndarray:
+    """Planar pose of `pose` expressed in the frame of `base`, both [..., 3] as (x, y, yaw)."""
+    c, s = np.cos(base[..., 2]), np.sin(base[..., 2])
+    dx, dy = pose[..., 0] - base[..., 0], pose[..., 1] - base[..., 1]
+    return np.stack([c * dx + s * dy, -s * dx + c * dy, wrap_angle(pose[..., 2] - base[..., 2])], axis=-1)
+
+
+# ---------------------------------------------------------------------- leg kinematics
+@dataclass(frozen=True)
+class T1LegKinematics:
+    """Kinematic constants of the Booster T1 leg (m, rad), from the vendor URDF (T1_29dof.urdf).
+
+    Vectors are for the left leg; the right leg mirrors y. The authoritative model is this
+    package's model/t1.urdf and joint_table.yaml: `T1LegKinematics.from_model()` reads these
+    numbers from it, and a test checks that the defaults here still match.
+    The hip-roll limits and the ankle-roll y offset of the right leg are the left's mirrored.
+    """
+
+    trunk_to_waist: tuple = (0.0625, 0.0, -0.1155)  # Trunk -> Waist joint (waist yaw held at 0)
+    hip_y: float = 0.106  # Waist -> hip pitch joint, +y for the left leg
+    pitch_to_roll: tuple = (0.0, 0.0, -0.02)  # hip pitch -> hip roll
+    roll_to_yaw: tuple = (0.0, 0.0, -0.081854)  # hip roll -> hip yaw
+    yaw_to_knee: tuple = (-0.014, 0.0, -0.134)  # hip yaw -> knee
+    knee_to_ankle: tuple = (0.0, 0.0, -0.28)  # knee -> ankle pitch
+    ankle_pitch_to_roll: tuple = (0.0, 0.00025, -0.012)  # ankle pitch -> ankle roll (foot link), +y left
+    sole_height: float = 0.030  # foot link origin above the sole (collision box 0.223 x 0.100 x 0.030)
+    default_leg_pose: tuple = (-0.2, 0.0, 0.0, 0.4, -0.25, 0.0)  # hip pitch, roll, yaw, knee, ankle pitch, roll
+    # joint limits (left leg; the right leg mirrors hip roll), URDF / joint table
+    lower: tuple = (-3.002, -0.2, -1.0, 0.0, -0.87, -0.44)
+    upper: tuple = (2.2166, 1.57, 1.0, 2.1817, 0.35, 0.44)
+
+    @classmethod
+    def from_model(cls) -> "T1LegKinematics":
+        """Read the constants from the URDF and joint table (the authoritative model).
+
+        Raises FileNotFoundError naming what is missing, and ValueError if the model's leg is not
+        the pitch-roll-yaw / knee / pitch-roll chain with unrotated origins that this class describes.
+        """
+        from t1_description.joint_table import load_joint_table
+        from t1_description.model_paths import urdf_path
+        from t1_description.urdf_kinematics import parse_urdf
+
+        urdf = parse_urdf(urdf_path())
+        table = load_joint_table()
+
+        def origin(name: str, axis) -> tuple:
+            joint = urdf.joint(name)
+            if not np.allclose(joint.origin[:3, :3], np.eye(3)) or not np.allclose(joint.axis, axis):
+                raise ValueError(f"URDF joint {name}: expected an unrotated origin and axis {axis}, "
+                                 f"got rotation {joint.origin[:3, :3].tolist()} and axis {joint.axis.tolist()}")
+            return tuple(float(v) for v in joint.origin[:3, 3])
+
+        chain = [("Left_Hip_Pitch", (0, 1, 0)), ("Left_Hip_Roll", (1, 0, 0)), ("Left_Hip_Yaw", (0, 0, 1)),
+                 ("Left_Knee_Pitch", (0, 1, 0)), ("Left_Ankle_Pitch", (0, 1, 0)), ("Left_Ankle_Roll", (1, 0, 0))]
+        o = [origin(name, axis) for name, axis in chain]
+        rows = [table.index(name) for name, _ in chain]
+        return cls(
+            trunk_to_waist=origin("Waist", (0, 0, 1)),
+            hip_y=o[0][1],
+            pitch_to_roll=o[1], roll_to_yaw=o[2], yaw_to_knee=o[3], knee_to_ankle=o[4], ankle_pitch_to_roll=o[5],
+            default_leg_pose=tuple(float(table.default_q[i]) for i in rows),
+            lower=tuple(float(table.lower[i]) for i in rows),
+            upper=tuple(float(table.upper[i]) for i in rows),
+        )
+
+    def side_vectors(self, side: int) -> dict:
+        """Offsets of leg `side` as arrays, y mirrored for the right leg.
+
+        side = LEFT or RIGHT gives [3] vectors; side = BOTH gives [2, 3] (left, right) that
+        broadcast against [..., 2, 3] batches, so both legs are solved in one call. Cached per
+        instance (the dataclass is frozen; the reference calls this thousands of times a second):
+        do not modify the returned arrays.
+        """
+        cache = self.__dict__.setdefault("_side_vectors_cache", {})
+        if side not in cache:
+            cache[side] = self._side_vectors(side)
+        return cache[side]
+
+    def _side_vectors(self, side: int) -> dict:
+        if side == BOTH:
+            left, right = self.side_vectors(LEFT), self.side_vectors(RIGHT)
+            return {k: np.stack([left[k], right[k]]) for k in left}
+        m = np.array([1.0, 1.0 if side == LEFT else -1.0, 1.0])
+        hip = np.asarray(self.trunk_to_waist) + m * np.array([0.0, self.hip_y, 0.0])
+        return {
+            "hip": hip,
+            "pitch_to_roll": m * np.asarray(self.pitch_to_roll),
+            "roll_to_yaw": m * np.asarray(self.roll_to_yaw),
+            "yaw_to_knee": m * np.asarray(self.yaw_to_knee),
+            "knee_to_ankle": m * np.asarray(self.knee_to_ankle),
+            "ankle_pitch_to_roll": m * np.asarray(self.ankle_pitch_to_roll),
+        }
+
+    def limits(self, side: int) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = np.array(self.lower), np.array(self.upper)
+        if side == RIGHT:  # hip roll mirrors
+            lo[1], hi[1] = -self.upper[1], -self.lower[1]
+        return lo, hi
+
+    def limits12(self) -> tuple[np.ndarray, np.ndarray]:
+        """(lower [12], upper [12]) in LEG_JOINT_NAMES order."""
+        (ll, lh), (rl, rh) = self.limits(LEFT), self.limits(RIGHT)
+        return np.concatenate([ll, rl]), np.concatenate([lh, rh])
+
+
+def _leg_frames(q: np.ndarray, side: int, kin: T1LegKinematics):
+    """Joint positions [..., 6, 3], joint axes [..., 6, 3], foot position and rotation, in the trunk frame."""
+    v = kin.side_vectors(side)
+    q = np.asarray(q, dtype=np.float64)
+    r1 = rot_y(q[..., 0])
+    r12 = r1 @ rot_x(q[..., 1])
+    r123 = r12 @ rot_z(q[..., 2])
+    r1234 = r123 @ rot_y(q[..., 3])
+    r12345 = r1234 @ rot_y(q[..., 4])
+    p1 = np.broadcast_to(v["hip"], q.shape[:-1] + (3,))
+    p2 = p1 + _mv(r1, v["pitch_to_roll"])
+    p3 = p2 + _mv(r12, v["roll_to_yaw"])
+    p4 = p3 + _mv(r123, v["yaw_to_knee"])
+    p5 = p4 + _mv(r1234, v["knee_to_ankle"])
+    p6 = p5 + _mv(r12345, v["ankle_pitch_to_roll"])
+    foot_rot = r12345 @ rot_x(q[..., 5])
+    ey = np.array([0.0, 1.0, 0.0])
+    axes = np.stack([
+        np.broadcast_to(ey, p1.shape), r1[..., :, 0], r12[..., :, 2], r123[..., :, 1], r1234[..., :, 1],
+        r12345[..., :, 0],
+    ], axis=-2)
+    joints = np.stack([p1, p2, p3, p4, p5, p6], axis=-2)
+    return joints, axes, p6, foot_rot
+
+
+def leg_fk(q, side: int, kin: T1LegKinematics | None = None):
+    """Foot-link pose in the trunk frame for leg joint angles q [..., 6] -> (pos [..., 3], rot [..., 3, 3])."""
+    _, _, pos, rot = _leg_frames(q, side, kin or T1LegKinematics())
+    return pos, rot
+
+
+def _ik_seed(pos: np.ndarray, rot: np.ndarray, side: int, kin: T1LegKinematics,
+             hip_pitch=0.0, ankle_roll=0.0) -> np.ndarray:
+    """Closed-form IK of the idealised leg (spherical hip at the roll joint, ankle axes meeting).
+
+    Kajita et al., Introduction to Humanoid Robotics, ch. 2 (legIK), adapted to the T1's
+    pitch-roll-yaw hip order and its set-back knee. The hip-roll and ankle-pitch joint
+    positions depend on the hip pitch and ankle roll (the offsets): they are placed with the
+    given guesses, so calling this again with its own output shrinks the error quadratically.
+    """
+    v = kin.side_vectors(side)
+    hip = v["hip"] + _mv(rot_y(hip_pitch), v["pitch_to_roll"])
+    ankle = pos - _mv(rot @ rot_x(-np.asarray(ankle_roll)), v["ankle_pitch_to_roll"])
+    thigh = v["roll_to_yaw"] + v["yaw_to_knee"]  # hip roll -> knee in the hip-yaw frame (knee straight)
+    l1 = np.hypot(thigh[..., 0], thigh[..., 2])
+    l2 = -v["knee_to_ankle"][..., 2]
+    beta = np.arctan2(-thigh[..., 0], -thigh[..., 2])  # the thigh leans back by beta: virtual thigh = R_y(beta) e_-z
+    r = np.einsum("...ji,...j->...i", rot, hip - ankle)  # hip seen from the ankle, foot frame
+    c = np.clip(np.linalg.norm(r, axis=-1), abs(l1 - l2) + 1e-9, l1 + l2 - 1e-9)
+    knee_v = np.pi - np.arccos(np.clip((l1 * l1 + l2 * l2 - c * c) / (2 * l1 * l2), -1.0, 1.0))
+    alpha = np.arcsin(np.clip(l1 * np.sin(np.pi - knee_v) / c, -1.0, 1.0))
+    ankle_pitch = -np.arctan2(r[..., 0], np.sign(r[..., 2]) * np.hypot(r[..., 1], r[..., 2])) - alpha
+    ankle_roll = np.arctan2(r[..., 1], r[..., 2])
+    knee = knee_v + beta
+    # hip-yaw frame = foot * Rx(-roll) * Ry(-(ankle_pitch + knee)) = Ry(q1) Rx(q2) Rz(q3)
+    r_hip = rot @ rot_x(-ankle_roll) @ rot_y(-(ankle_pitch + knee))
+    hip_roll = np.arcsin(np.clip(-r_hip[..., 1, 2], -1.0, 1.0))
+    hip_pitch = np.arctan2(r_hip[..., 0, 2], r_hip[..., 2, 2])
+    hip_yaw = np.arctan2(r_hip[..., 1, 0], r_hip[..., 1, 1])
+    return np.stack([hip_pitch, hip_roll, hip_yaw, knee, ankle_pitch, ankle_roll], axis=-1)
+
+
+def leg_ik(pos, rot, side: int, kin: T1LegKinematics | None = None, iterations: int = 2,
+           seed_refinements: int = 2, damping: float = 1e-8, max_step: float = 0.3,
+           return_error: bool = False):
+    """Leg joint angles [..., 6] that put the foot link at (pos [..., 3], rot [..., 3, 3]) in the trunk frame.
+
+    side: LEFT, RIGHT, or BOTH (then pos [..., 2, 3], rot [..., 2, 3, 3] -> q [..., 2, 6]).
+
+    Closed-form seed on the idealised leg (refined `seed_refinements` times), then
+    `iterations` damped Newton steps on the exact kinematics (quadratic convergence). Out-of-reach targets give
+    the nearest stretched pose; return_error=True also returns the remaining position (m)
+    and orientation (rad) error so callers can detect that. Joint limits are not applied.
+    """
+    kin = kin or T1LegKinematics()
+    pos = np.asarray(pos, dtype=np.float64)
+    rot = np.asarray(rot, dtype=np.float64)
+    q = _ik_seed(pos, rot, side, kin)
+    for _ in range(seed_refinements):
+        q = _ik_seed(pos, rot, side, kin, hip_pitch=q[..., 0], ankle_roll=q[..., 5])
+    eye = np.eye(6)
+    for _ in range(iterations):
+        joints, axes, p, r = _leg_frames(q, side, kin)
+        # orientation error: vee of the skew part of R_des R^T (= rotation vector to first order;
+        # the seed already gets the orientation nearly exact, and it vanishes only at R_des = R)
+        e = rot @ np.swapaxes(r, -1, -2)
+        rot_err = 0.5 * np.stack([e[..., 2, 1] - e[..., 1, 2], e[..., 0, 2] - e[..., 2, 0],
+                                  e[..., 1, 0] - e[..., 0, 1]], axis=-1)
+        err = np.concatenate([pos - p, rot_err], axis=-1)
+        lever = p[..., None, :] - joints
+        lin = np.stack([axes[..., 1] * lever[..., 2] - axes[..., 2] * lever[..., 1],
+                        axes[..., 2] * lever[..., 0] - axes[..., 0] * lever[..., 2],
+                        axes[..., 0] * lever[..., 1] - axes[..., 1] * lever[..., 0]], axis=-1)
+        jac = np.swapaxes(np.concatenate([lin, axes], axis=-1), -1, -2)  # [..., 6 task, 6 joints]
+        # damped least squares: dq = J^T (J J^T + lambda I)^-1 e (== J^-1 e away from singularities)
+        jjt = jac @ np.swapaxes(jac, -1, -2) + damping * eye
+        dq = np.einsum("...ji,...j->...i", jac, np.linalg.solve(jjt, err[..., None])[..., 0])
+        # near a straight knee the step can blow up: shorten it to max_step (rad, largest joint)
+        q = q + dq * np.minimum(1.0, max_step / np.maximum(np.abs(dq).max(axis=-1, keepdims=True), 1e-12))
+    if not return_error:
+        return q
+    p, r = leg_fk(q, side, kin)
+    pos_err = np.linalg.norm(pos - p, axis=-1)
+    rot_err = np.linalg.norm(Rotation.from_matrix((rot @ np.swapaxes(r, -1, -2)).reshape(-1, 3, 3))
+                             .as_rotvec(), axis=-1).reshape(pos_err.shape)
+    return q, pos_err, rot_err
+
+
+def legs_fk(q12, kin: T1LegKinematics | None = None):
+    """Both feet for q12 [..., 12] (LEG_JOINT_NAMES order) -> (pos [..., 2, 3], rot [..., 2, 3, 3])."""
+    q12 = np.asarray(q12, dtype=np.float64)
+    return leg_fk(q12.reshape(q12.shape[:-1] + (2, 6)), BOTH, kin)
+
+
+def legs_ik(pos, rot, kin: T1LegKinematics | None = None, iterations: int = 2):
+    """q12 [..., 12] (LEG_JOINT_NAMES order) for foot poses pos [..., 2, 3], rot [..., 2, 3, 3]."""
+    q = leg_ik(pos, rot, BOTH, kin, iterations)
+    return q.reshape(q.shape[:-2] + (12,))
+
+
+def feet_planar(q12, trunk_rot, trunk_pos=None, kin: T1LegKinematics | None = None) -> np.ndarray:
+    """Planar poses (x, y, yaw) [N, 2, 3] of both foot links, by leg FK of q12 [N, 12].
+
+    trunk_rot [N, 3, 3] (and trunk_pos [N, 3], default 0): the trunk's pose in the frame wanted.
+    World frame: the trunk's world orientation and position (simulation). The trunk's level frame
+    (what the robot can measure without MoCap): `level_rotation(projected gravity)`, no position.
+    """
+    pos, rot = legs_fk(q12, kin)
+    trunk_rot = np.asarray(trunk_rot, dtype=np.float64)[:, None]
+    pos = _mv(trunk_rot, pos)
+    if trunk_pos is not None:
+        pos = pos + np.asarray(trunk_pos, dtype=np.float64)[:, None]
+    return np.concatenate([pos[..., :2], yaw_of_matrix(trunk_rot @ rot)[..., None]], axis=-1)
+
+
+# ---------------------------------------------------------------------- arm kinematics
+class ArmKinematics:
+    """Batched forward kinematics of both arms, Trunk (root) -> hand grip sites, from the URDF.
+
+    The controller has no MoCap for the hands: the current hand poses it observes are FK of the
+    measured arm joints. The same URDF that rviz uses (and that a test compares with the MJCF)
+    is the source. `fk(q_arm [N, 14]) -> pos [N, 2, 3], rot [N, 2, 3, 3]` (left, right); the 14 arm
+    joints are the joint table's left_arm then right_arm groups, in table order.
+    """
+
+    HAND_FRAMES = ("left_hand", "right_hand")
+
+    def __init__(self):
+        from t1_description.joint_table import load_joint_table
+        from t1_description.model_paths import urdf_path
+        from t1_description.urdf_kinematics import parse_urdf
+
+        table = load_joint_table()
+        urdf = parse_urdf(urdf_path())
+        if urdf.root != "Trunk":
+            raise ValueError(f"ArmKinematics expects the URDF root link 'Trunk', got {urdf.root!r}")
+        by_child = {j.child: j for j in urdf.joints}
+        arms = [tuple(table.names[i] for i in table.indices(group)) for group in table.ARM_GROUPS]
+        self.chains = []
+        for frame, arm_names in zip(self.HAND_FRAMES, arms):
+            chain, link = [], frame
+            while link != urdf.root:
+                if link not in by_child:
+                    raise ValueError(f"URDF has no chain from Trunk to {frame!r}")
+                j = by_child[link]
+                chain.append(j)
+                link = j.parent
+            chain.reverse()
+            steps = []
+            for j in chain:
+                if j.type == "fixed":
+                    steps.append((j.origin, None, None))
+                elif j.type == "revolute":
+                    if j.name not in arm_names:
+                        raise ValueError(f"joint {j.name!r} on the path to {frame!r} is not an arm joint")
+                    steps.append((j.origin, j.axis, arm_names.index(j.name)))
+                else:
+                    raise ValueError(f"unsupported joint type {j.type!r} ({j.name}) in the arm chain")
+            self.chains.append(steps)
+
+    def fk(self, q_arm) -> tuple[np.ndarray, np.ndarray]:
+        q = np.asarray(q_arm, dtype=np.float64)
+        if q.ndim == 1:
+            q = q[None]
+        if q.shape[-1] != 14:
+            raise ValueError(f"ArmKinematics.fk expects [N, 14] arm joints (table order), got {q.shape}")
+        n = q.shape[0]
+        pos_out, rot_out = np.zeros((n, 2, 3)), np.zeros((n, 2, 3, 3))
+        for h, steps in enumerate(self.chains):
+            qa = q[:, 7 * h:7 * h + 7]
+            rot = np.broadcast_to(np.eye(3), (n, 3, 3)).copy()
+            pos = np.zeros((n, 3))
+            for origin, axis, k in steps:
+                pos = pos + rot @ origin[:3, 3]
+                rot = rot @ origin[:3, :3]
+                if axis is not None:
+                    rot = rot @ _axis_rotation(axis, qa[:, k])
+            pos_out[:, h], rot_out[:, h] = pos, rot
+        return pos_out, rot_out
+
+
+def _axis_rotation(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
+    """Rodrigues: [N, 3, 3] rotations by `angle` [N] about the unit `axis` [3]."""
+    kx, ky, kz = axis
+    k = np.array([[0, -kz, ky], [kz, 0, -kx], [-ky, kx, 0]])
+    c, s = np.cos(angle)[:, None, None], np.sin(angle)[:, None, None]
+    return np.eye(3) + s * k + (1 - c) * (k @ k)
+
+
+@functools.lru_cache(maxsize=1)
+def arm_kinematics() -> ArmKinematics:
+    return ArmKinematics()
