@@ -19,6 +19,8 @@ import numpy as np
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
+from t1_description.kinematics import yaw_of_quat
+
 
 @dataclass
 class RateCounter:
@@ -64,7 +66,7 @@ class GraphMonitor:
         for o in msg.objects:
             if o.name == self.trunk_body and o.tracked:
                 q = o.pose.orientation
-                yaw = math.atan2(2 * (q.w * q.z + q.x * q.y), 1 - 2 * (q.y * q.y + q.z * q.z))
+                yaw = float(yaw_of_quat((q.w, q.x, q.y, q.z)))  # geometry_msgs x, y, z, w -> w, x, y, z
                 self.trunk.append((now, o.pose.position.x, o.pose.position.y, yaw))
 
     def _on_command(self, msg) -> None:
