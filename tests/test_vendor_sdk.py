@@ -93,3 +93,37 @@ def test_vendor_sdk_and_rclpy_exchange_low_state_and_low_cmd(ros_domain_id):
         assert m.mode == s["mode"]
         for f in MOTOR_FIELDS:
             assert getattr(m, f) == float(np.float32(s[f])), f
+
+
+def test_a_parallel_low_cmd_from_the_sdk_drives_sim_t1(tmp_path, ros_domain_id):
+    """A vendor-style controller (SDK only, LowCmd at its default type PARALLEL) starts sim_t1's
+    physics and holds the robot: the crank motors reach their targets in motor_state_parallel."""
+    import os
+    import signal
+
+    from booster_interface.msg import LowState
+    from procs import free_udp_ports, ros_args, spinning_node
+
+    domain = ros_domain_id
+    cmd_port, = free_udp_ports(1)
+    (tmp_path / "reports").mkdir()
+    states: list = []
+    with spinning_node("sdk_parallel_test") as node, \
+            python_process(["-m", "t1_sim.sim_t1", *ros_args(natnet_command_port=cmd_port, snapshot=False)],
+                           env={"REFINE_DP_RUN_DIR": str(tmp_path)}) as sim, \
+            python_process([str(SUPPORT / "sdk_parallel_peer.py"), str(domain)]) as peer:
+        node.create_subscription(LowState, "low_state", states.append,
+                                 QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
+        spec = json.loads(peer.stdout.readline())
+        assert spec["cmd_type"] == 0, "the SDK's LowCmd default is PARALLEL"
+        assert wait_for(lambda: len(states) > 0, timeout=30), "no LowState"
+        wait_for(lambda: False, timeout=3.0)
+        msg = states[-1]
+        os.killpg(sim.pid, signal.SIGINT)
+        assert sim.wait(timeout=15) == 0
+    report = json.loads((tmp_path / "reports" / "sim_t1.json").read_text())
+    assert report["commands_parallel"] > 100 and report["commands_serial"] == 0, report
+    assert report["sim_time_s"] > 1.0 and not report["fell"], report   # physics started and held
+    assert abs(report["final_trunk_height_m"] - 0.667) < 0.03, report
+    for slot, target in spec["ankle_motor_q"].items():
+        assert abs(msg.motor_state_parallel[int(slot)].q - target) < 0.05, (slot, target)
