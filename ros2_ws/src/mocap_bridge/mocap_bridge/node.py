@@ -31,6 +31,7 @@ PARAMETERS = {  # name: (default, description)
     "data_port": (1511, "NatNet data port (multicast only)"),
     "multicast_group": ("", "multicast group, e.g. 239.255.42.99; empty = unicast"),
     "trunk_body": ("", "MoCap body that is the robot root; empty = from body_map_file"),
+    "up_axis": ("", "MoCap world's up axis 'z' or 'y' (Motive's default); empty = from body_map_file"),
     "body_map_file": ("", "YAML MoCap body -> object map; empty = packaged config/bodies.yaml"),
     "velocity_time_constant_s": (-1.0, "velocity low-pass tau; < 0 = from body_map_file"),
     "frame_id": ("world", "frame of pose and twist"),
@@ -54,6 +55,7 @@ class MocapBridgeNode(Node):
         tracker_cfg = load_tracker_config(
             p["body_map_file"] or None,
             trunk_body=p["trunk_body"] or None,
+            up_axis=p["up_axis"] or None,
             velocity_time_constant_s=(
                 p["velocity_time_constant_s"] if p["velocity_time_constant_s"] >= 0 else None
             ),
@@ -81,7 +83,8 @@ class MocapBridgeNode(Node):
         self.get_logger().info(
             f"NatNet {'multicast ' + p['multicast_group'] if p['multicast_group'] else 'unicast'} "
             f"from {p['server_address']}:{p['command_port']}; trunk body "
-            f"'{tracker_cfg.trunk_body}', objects {tracker_cfg.body_to_object}"
+            f"'{tracker_cfg.trunk_body}', objects {tracker_cfg.body_to_object}, MoCap world "
+            f"{tracker_cfg.up_axis.upper()}-up, offsets for {sorted(tracker_cfg.body_offsets)}"
         )
         self.client.start()
 

@@ -10,6 +10,10 @@ ROS-free. Each frame, every mapped rigid body is updated:
 The root frame is the trunk rigid body (`trunk_body`): p_root = R_t^T (p - p_t),
 R_root = R_t^T R. root_valid is False while the trunk is not tracked (its held pose is still
 used, so pose_in_root stays defined).
+Before anything else each received pose is (1) converted to Z-up from the MoCap world's `up_axis`
+(mocap_bridge/frames.py, the one place for it) and (2) moved from the rigid body's frame (where
+Motive puts it: the markers' pivot) to the object's frame by the body's `offset` (the object
+frame's pose in the rigid body frame, e.g. the trunk link origin): p = p_rb + R_rb t, R = R_rb R_off.
 Quaternions here are x, y, z, w (NatNet and geometry_msgs order, scipy's as_quat order).
 """
 
@@ -22,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from mocap_bridge.frames import check_up_axis, to_z_up
 from mocap_bridge.natnet_protocol import FrameOfData
 
 DEFAULT_BODIES_FILE = Path(__file__).resolve().parent / "config" / "bodies.yaml"
@@ -34,6 +39,8 @@ class TrackerConfig:
     velocity_time_constant_s: float = 0.03  # low-pass tau; 0 = raw finite difference
     max_velocity_gap_s: float = 0.1  # longer gaps between tracked samples re-seed the filter
     publish_unmapped: bool = False  # bodies missing from the map: publish under their own name
+    up_axis: str = "z"  # the MoCap world's up axis: "z", or "y" (Motive's default)
+    body_offsets: dict = field(default_factory=dict)  # body name -> (xyz (3,), Rotation): object frame in rb frame
 
 
 def load_tracker_config(path: str | Path | None = None, **overrides) -> TrackerConfig:
@@ -50,18 +57,45 @@ def load_tracker_config(path: str | Path | None = None, **overrides) -> TrackerC
         raw = yaml.safe_load(f) or {}
     raw = raw.get("mocap_bridge", raw)
     bodies = raw.get("bodies", {})
-    if not isinstance(bodies, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in bodies.items()
-    ):
-        raise ValueError(f"{path}: 'bodies' must map MoCap body names to object names (strings)")
-    cfg = TrackerConfig(body_to_object=dict(bodies))
-    for key in ("trunk_body", "velocity_time_constant_s", "max_velocity_gap_s", "publish_unmapped"):
+    if not isinstance(bodies, dict) or not all(isinstance(k, str) for k in bodies):
+        raise ValueError(f"{path}: 'bodies' must map MoCap body names to object names")
+    names, offsets = {}, {}
+    for body, entry in bodies.items():
+        if isinstance(entry, str):
+            names[body] = entry
+            continue
+        if not isinstance(entry, dict) or not isinstance(entry.get("object"), str):
+            raise ValueError(f"{path}: bodies.{body} must be an object name or a mapping with 'object' "
+                             "(a name) and optional 'offset' {xyz: [m], rpy_deg: [deg]}")
+        names[body] = entry["object"]
+        if "offset" in entry:
+            offsets[body] = _parse_offset(entry["offset"], f"{path}: bodies.{body}.offset")
+    cfg = TrackerConfig(body_to_object=names, body_offsets=offsets)
+    for key in ("trunk_body", "velocity_time_constant_s", "max_velocity_gap_s", "publish_unmapped", "up_axis"):
         if key in raw:
             setattr(cfg, key, type(getattr(cfg, key))(raw[key]))
     for key, value in overrides.items():
         if value is not None:
             setattr(cfg, key, value)
+    try:
+        cfg.up_axis = check_up_axis(cfg.up_axis)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
     return cfg
+
+
+def _parse_offset(raw, where: str) -> tuple:
+    """{xyz: [x, y, z] m, rpy_deg: [roll, pitch, yaw] deg (fixed axes x, y, z)} -> (xyz, Rotation)."""
+    if not isinstance(raw, dict) or set(raw) - {"xyz", "rpy_deg"}:
+        raise ValueError(f"{where} must be a mapping with keys xyz (m) and rpy_deg (deg), got {raw!r}")
+    try:
+        xyz = np.asarray(raw.get("xyz", [0.0, 0.0, 0.0]), dtype=float)
+        rpy = np.asarray(raw.get("rpy_deg", [0.0, 0.0, 0.0]), dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: xyz and rpy_deg must be lists of 3 numbers, got {raw!r}") from None
+    if xyz.shape != (3,) or rpy.shape != (3,) or not (np.all(np.isfinite(xyz)) and np.all(np.isfinite(rpy))):
+        raise ValueError(f"{where}: xyz and rpy_deg must be lists of 3 finite numbers, got {raw!r}")
+    return xyz, Rotation.from_euler("xyz", rpy, degrees=True)
 
 
 @dataclass
@@ -129,7 +163,8 @@ class ObjectTracker:
             if rb.tracked and not tracked:
                 self.nonfinite_poses += 1
             if tracked:
-                self._fold(state, np.asarray(rb.position, float), Rotation.from_quat(q / qn), t)
+                pos, rot = self._object_pose(body, rb.position, q / qn)
+                self._fold(state, pos, rot, t)
                 state.mean_error = float(rb.mean_error)
             else:
                 state.vel[:] = 0.0
@@ -168,6 +203,15 @@ class ObjectTracker:
                 )
             )
         return out
+
+    def _object_pose(self, body: str, position, quat_xyzw) -> tuple:
+        """A received rigid-body pose -> the object's frame in the Z-up world (module docstring)."""
+        pos, quat = to_z_up(position, quat_xyzw, self.config.up_axis)
+        rot = Rotation.from_quat(quat)
+        offset = self.config.body_offsets.get(body)
+        if offset is not None:
+            pos, rot = pos + rot.apply(offset[0]), rot * offset[1]
+        return np.asarray(pos, float), rot
 
     def _fold(self, s: _BodyState, pos: np.ndarray, rot: Rotation, t: float) -> None:
         dt = t - s.t
