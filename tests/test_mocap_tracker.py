@@ -142,16 +142,16 @@ def test_y_up_mocap_world_is_converted_to_z_up_in_one_place():
     box_p = TRUNK_P + TRUNK_R.apply(BOX_IN_ROOT_P)
     box_r = TRUNK_R * BOX_IN_ROOT_R
     bodies = [("t1_trunk", 1, TRUNK_P, wxyz(TRUNK_R)), ("box", 2, box_p, wxyz(box_r))]
-    frame = NatNetServer(lambda: bodies, up_axis="y").make_frame()
+    frame = NatNetServer(lambda: bodies, up_axis="y_up").make_frame()
     trunk_wire = frame.rigid_bodies[0]
     assert abs(trunk_wire.position[1] - TRUNK_P[2]) < 1e-9  # on the wire the height is y
-    est = by_name(ObjectTracker(TrackerConfig(up_axis="y")).update(frame, NAMES))
+    est = by_name(ObjectTracker(TrackerConfig(up_axis="y_up")).update(frame, NAMES))
     np.testing.assert_allclose(est["t1_trunk"].position, TRUNK_P, atol=1e-9)
     assert angle_deg(est["t1_trunk"].quat_xyzw, TRUNK_R) < 1e-6
     np.testing.assert_allclose(est["box"].position_in_root, BOX_IN_ROOT_P, atol=1e-9)
     assert angle_deg(est["box"].quat_in_root_xyzw, BOX_IN_ROOT_R) < 1e-6
     # the same frame read as Z-up is visibly wrong: the conversion is not a no-op
-    wrong = by_name(ObjectTracker(TrackerConfig(up_axis="z")).update(frame, NAMES))
+    wrong = by_name(ObjectTracker(TrackerConfig(up_axis="z_up")).update(frame, NAMES))
     assert np.linalg.norm(wrong["t1_trunk"].position - TRUNK_P) > 0.5
 
 
@@ -160,16 +160,16 @@ def test_body_offset_moves_the_rigid_body_pose_to_the_object_frame(tmp_path):
     turned 90 deg in yaw; the offset in bodies.yaml brings the published pose to the link."""
     path = tmp_path / "bodies.yaml"
     path.write_text(
-        "mocap_bridge:\n  up_axis: y\n  trunk_body: t1_trunk\n  bodies:\n"
+        "mocap_bridge:\n  up_axis: y_up\n  trunk_body: t1_trunk\n  bodies:\n"
         "    t1_trunk: {object: t1_trunk, offset: {xyz: [0.0, 0.12, -0.2], rpy_deg: [0, 0, -90]}}\n"
         "    box: box\n")
     cfg = load_tracker_config(path)
-    assert cfg.up_axis == "y" and cfg.body_to_object == {"t1_trunk": "t1_trunk", "box": "box"}
+    assert cfg.up_axis == "y_up" and cfg.body_to_object == {"t1_trunk": "t1_trunk", "box": "box"}
     # the rigid body frame, from the link frame: link = rb * offset  =>  rb = link * offset^-1
     off_p, off_r = np.array([0.0, 0.12, -0.2]), Rotation.from_euler("z", -90, degrees=True)
     rb_r = TRUNK_R * off_r.inv()
     rb_p = TRUNK_P - rb_r.apply(off_p)
-    frame = NatNetServer(lambda: [("t1_trunk", 1, rb_p, wxyz(rb_r))], up_axis="y").make_frame()
+    frame = NatNetServer(lambda: [("t1_trunk", 1, rb_p, wxyz(rb_r))], up_axis="y_up").make_frame()
     est = by_name(ObjectTracker(cfg).update(frame, NAMES))["t1_trunk"]
     np.testing.assert_allclose(est.position, TRUNK_P, atol=1e-6)
     assert angle_deg(est.quat_xyzw, TRUNK_R) < 1e-4
@@ -190,4 +190,4 @@ def test_bad_up_axis_or_offset_is_named(tmp_path, text, match):
 
 def test_packaged_body_map_loads():
     cfg = load_tracker_config()
-    assert cfg.up_axis == "z" and "t1_trunk" in cfg.body_offsets
+    assert cfg.up_axis == "z_up" and "t1_trunk" in cfg.body_offsets

@@ -31,7 +31,7 @@ PARAMETERS = {  # name: (default, description)
     "data_port": (1511, "NatNet data port (multicast only)"),
     "multicast_group": ("", "multicast group, e.g. 239.255.42.99; empty = unicast"),
     "trunk_body": ("", "MoCap body that is the robot root; empty = from body_map_file"),
-    "up_axis": ("", "MoCap world's up axis 'z' or 'y' (Motive's default); empty = from body_map_file"),
+    "up_axis": ("", "MoCap world's up axis 'z_up' or 'y_up' (Motive's default); empty = from body_map_file"),
     "body_map_file": ("", "YAML MoCap body -> object map; empty = packaged config/bodies.yaml"),
     "velocity_time_constant_s": (-1.0, "velocity low-pass tau; < 0 = from body_map_file"),
     "frame_id": ("world", "frame of pose and twist"),
@@ -84,7 +84,7 @@ class MocapBridgeNode(Node):
             f"NatNet {'multicast ' + p['multicast_group'] if p['multicast_group'] else 'unicast'} "
             f"from {p['server_address']}:{p['command_port']}; trunk body "
             f"'{tracker_cfg.trunk_body}', objects {tracker_cfg.body_to_object}, MoCap world "
-            f"{tracker_cfg.up_axis.upper()}-up, offsets for {sorted(tracker_cfg.body_offsets)}"
+            f"{tracker_cfg.up_axis}, offsets for {sorted(tracker_cfg.body_offsets)}"
         )
         self.client.start()
 

@@ -39,7 +39,7 @@ class TrackerConfig:
     velocity_time_constant_s: float = 0.03  # low-pass tau; 0 = raw finite difference
     max_velocity_gap_s: float = 0.1  # longer gaps between tracked samples re-seed the filter
     publish_unmapped: bool = False  # bodies missing from the map: publish under their own name
-    up_axis: str = "z"  # the MoCap world's up axis: "z", or "y" (Motive's default)
+    up_axis: str = "z_up"  # the MoCap world's up axis: "z_up", or "y_up" (Motive's default)
     body_offsets: dict = field(default_factory=dict)  # body name -> (xyz (3,), Rotation): object frame in rb frame
 
 

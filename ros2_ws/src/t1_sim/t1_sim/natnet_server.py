@@ -17,7 +17,7 @@ Behaviour (as Motive in its NatNet 4.1 streaming mode):
 - frames at `rate_hz` from a thread: unicast to each client's address (the one it sent CONNECT
   from, as Motive does) in that client's bitstream version, or to `multicast`:data_port when a
   group is given (then a Bitstream change applies to the one multicast stream, as in Motive).
-- up_axis "y" serves Y-up poses (Motive's default), converted by mocap_bridge.frames.
+- up_axis "y_up" serves Y-up poses (Motive's default), converted by mocap_bridge.frames.
 - noise: Gaussian position noise (m) and a random rotation of Gaussian angle per axis (deg);
   dropouts: a dropped body is sent with params bit 0 clear (tracked=0) and a zero pose, so a
   client that ignores the flag is visibly wrong.
@@ -84,7 +84,7 @@ class NatNetServer:
         app_name: str = "sim_t1",
         natnet_version: Sequence[int] = (4, 1, 0, 0),
         client_timeout_s: float = 10.0,
-        up_axis: str = "z",
+        up_axis: str = "z_up",
     ):
         if rate_hz <= 0:
             raise ValueError(f"NatNetServer rate_hz must be > 0, got {rate_hz}")
@@ -270,7 +270,8 @@ class NatNetServer:
         name, _, arg = text.partition(",")
         if name == "Bitstream" and not arg:
             v = self._version_of(addr)
-            self._send(nn.pack_message(nn.NAT_RESPONSE, f"Bitstream,{v[0]}.{v[1]}.0.0".encode() + b"\0"), addr)
+            # no NUL: the SDK's client parses the whole payload as "Bitstream,M.m.r.b"
+            self._send(nn.pack_message(nn.NAT_RESPONSE, f"Bitstream,{v[0]}.{v[1]}.0.0".encode()), addr)
         elif name == "Bitstream":
             try:
                 wanted = nn.version_tuple(int(x) for x in arg.strip().split(".") if x != "")
@@ -367,7 +368,7 @@ class NatNetServer:
             rotvec = np.deg2rad(self._rng.normal(0.0, self.noise_rot_std_deg, 3))
             rot = Rotation.from_rotvec(rotvec) * rot
         q = rot.as_quat()  # x, y, z, w
-        if self.up_axis != "z":
+        if self.up_axis != "z_up":
             pos, q = from_z_up(pos, q, self.up_axis)
         err = 0.0002 + self.noise_pos_std
         return nn.RigidBody(int(b.id), tuple(pos), tuple(q), err, nn.RIGID_BODY_TRACKED)

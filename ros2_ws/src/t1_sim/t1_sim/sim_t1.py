@@ -87,7 +87,7 @@ class SimT1Node(Node):
                       dropout_prob=p("natnet_dropout_prob", 0.0), seed=p("natnet_seed", 0),
                       host=p("natnet_bind_address", "127.0.0.1"),  # 0.0.0.0 or a LAN address for other hosts
                       multicast=p("natnet_multicast_group", "239.255.42.99") if transport == "multicast" else None,
-                      up_axis=p("natnet_up_axis", "z"))  # "y": Motive's default world
+                      up_axis=p("natnet_up_axis", "z_up"))  # "y_up": Motive's default world
 
         self.sim = SimCore(self.scene)
         settle_s = self.sim.settle() if p("settle", True) else 0.0
@@ -120,7 +120,7 @@ class SimT1Node(Node):
             f"scene {self.scene}: settled on the floor in {settle_s:.2f} s; LowState at {self.rate_hz:g} Hz "
             f"({self.physics_per_state} physics steps each); LowCmd PARALLEL or SERIAL, {len(self.sim.jt.names)} "
             f"motors; NatNet {'.'.join(map(str, nn.natnet_version[:2]))} on {nn.host}:{nn.command_port} ({where}, "
-            f"{nn.up_axis.upper()}-up) at {natnet['rate_hz']:g} Hz")
+            f"{nn.up_axis}) at {natnet['rate_hz']:g} Hz")
 
     # ---------------------------------------------------------------- inputs (executor thread)
     def _reject(self, reason: str, message: str) -> None:
