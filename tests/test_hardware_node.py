@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,12 +22,13 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from procs import python_process, wait_for
+from t1_hardware_interface import hardware_node
 from t1_hardware_interface.hardware_node import default_parameters
 from t1_description.joint_table import load_joint_table
 
 pytestmark = pytest.mark.ros
 TABLE = load_joint_table()
-CONFIG = (TABLE.source.parent / "config" / "hardware_interface.yaml")
+CONFIG = Path(hardware_node.__file__).parent / "config" / "hardware_interface.yaml"  # after the package split
 WAIST = TABLE.index("Waist")
 SAFETY = {"WAITING": 0, "RAMPING": 1, "READY": 2, "ACTIVE": 3, "HOLD": 4, "DAMPING": 5, "FALLEN": 6, "NO_STATE": 7}
 
@@ -211,3 +213,26 @@ def test_node_ramps_follows_commands_then_holds_and_damps():
     text = "".join(output)
     for line in ("safety ACTIVE -> HOLD", "safety HOLD -> DAMPING", "-> NO_STATE: no LowState"):
         assert line in text, text[-3000:]
+
+
+def test_a_23_motor_robot_is_refused_at_start_up_by_name():
+    """The interface drives the joint table's 29-motor T1; a 23-DoF T1's LowState stops it at once."""
+    from booster_interface.msg import LowState, MotorState
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    msg = LowState(motor_state_parallel=[MotorState() for _ in range(23)],
+                   motor_state_serial=[MotorState() for _ in range(23)])
+    msg.imu_state.acc = [0.0, 0.0, 9.81]
+    rclpy.init()
+    try:
+        node = rclpy.create_node("fake_23dof_robot")
+        pub = node.create_publisher(LowState, "low_state", QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
+        with python_process(["-m", "t1_hardware_interface.hardware_node"]) as proc:
+            assert wait_for(lambda: proc.poll() is not None, timeout=40,
+                            spin=lambda: (pub.publish(msg), time.sleep(0.002))), "the node kept running"
+            out = proc.stdout.read()
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown()
+    assert proc.returncode == 1, out[-3000:]
+    assert "23 motors" in out and "23-DoF T1" in out and "29-DoF T1" in out, out[-3000:]

@@ -11,6 +11,9 @@ Wiring only; the logic is in safety.py (state machine, clamps) and low_state.py 
   services `~/estop`, `~/reset` (std_srvs/Trigger)
 On exit: with use_loco_client and a standing robot, ChangeMode(prepare) (the robot's own
 controller holds it); otherwise a burst of damping LowCmds (then ChangeMode(damping) with the loco client).
+Variants: the robot must be the joint table's (29 motors). A LowState of another motor count (the
+23-DoF T1) stops the node at start-up with exit status 1 and a message naming the variant; no
+LowCmd is ever sent to it (the safety layer sends nothing before a valid LowState).
 
 Run: python -m t1_hardware_interface.hardware_node --ros-args -p network_interface:=lo
 Defaults: config/hardware_interface.yaml (identical to the declared defaults below).
@@ -27,7 +30,7 @@ import time
 import numpy as np
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from refine_dp_msgs.msg import JointCommand, RobotState
@@ -35,8 +38,9 @@ from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 
 from t1_description.joint_table import load_joint_table
-from t1_hardware_interface.low_state import (LowCmdWriter, joint_state_msg, measured_from_low_state,
-                                             request_from_joint_command, robot_state_msg)
+from t1_hardware_interface.low_state import (LowCmdWriter, VariantMismatch, joint_state_msg,
+                                             measured_from_low_state, request_from_joint_command,
+                                             robot_state_msg)
 from t1_description.run_report import write_node_report
 from t1_hardware_interface.safety import Safety, SafetyConfig, SafetyController
 
@@ -94,6 +98,7 @@ class HardwareNode(Node):
         self._transitions: list[dict] = []
         self._low_cmd_sent = 0
         self._t0 = time.monotonic()
+        self.fatal: str | None = None  # set when the robot is another variant: main() exits 1
 
         sdk = self.sdk = _import_sdk()
         domain = p["domain_id"] if p["domain_id"] >= 0 else int(os.environ.get("ROS_DOMAIN_ID", "0"))
@@ -135,6 +140,10 @@ class HardwareNode(Node):
                 self._latest = (s, stamp)
                 self._seq += 1
                 self._low_state_times.append(s.stamp)
+        except VariantMismatch as exc:
+            if self.fatal is None:
+                self.fatal = str(exc)
+                self.get_logger().fatal(f"{exc} The hardware interface stops.")
         except Exception as exc:  # noqa: BLE001
             self.get_logger().error(f"bad LowState: {exc}", throttle_duration_sec=1.0)
 
@@ -262,15 +271,20 @@ def main(args=None) -> None:
     sys.setswitchinterval(0.0005)
     rclpy.init(args=args)
     node = HardwareNode()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
     try:
-        rclpy.spin(node)
+        while node.fatal is None:  # spin until Ctrl-C, or until the robot turns out another variant
+            executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         node.shutdown()
-        write_node_report("t1_hardware_interface", node.report())
+        write_node_report("t1_hardware_interface", dict(node.report(), fatal=node.fatal))
         node.destroy_node()
         rclpy.try_shutdown()
+    if node.fatal:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

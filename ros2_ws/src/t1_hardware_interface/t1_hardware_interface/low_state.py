@@ -20,12 +20,18 @@ from t1_description.robot_types import JointCommandRequest, MeasuredState, Motor
 if TYPE_CHECKING:
     from t1_description.joint_table import JointTable
 
+class VariantMismatch(ValueError):
+    """The robot is another T1 variant than the joint table's (e.g. the 23-DoF T1): refuse to run."""
+
+
 def measured_from_low_state(msg: Any, table: "JointTable", stamp: float) -> MeasuredState:
-    """SDK or booster_interface LowState -> MeasuredState (serial joint space, model order)."""
+    """SDK or booster_interface LowState -> MeasuredState (serial joint space, model order).
+    VariantMismatch (a ValueError) names the variant when the motor count is another T1's."""
+    from t1_description.joint_table import variant_mismatch_message
+
     motors = msg.motor_state_serial  # the SDK binding copies the vector on each access: read it once
     if len(motors) != len(table.names):
-        raise ValueError(f"LowState has {len(motors)} serial motor states, the joint table "
-                         f"{table.source} has {len(table.names)} joints: is the robot a 29-joint T1?")
+        raise VariantMismatch(variant_mismatch_message(len(motors), table, "the robot's LowState"))
     raw = np.array([(m.q, m.dq, m.tau_est) for m in motors], dtype=np.float64)
     q, dq, tau = (table.sdk_to_model(raw[:, k]) for k in range(3))
     imu = msg.imu_state
