@@ -24,9 +24,13 @@ FORWARDS = {
                      "collect medium-quality Hopper demos from an expert checkpoint"),
     "record": ("refine_dp.recorder:cli", "record the planner's inputs and outputs into MCAP rosbag2 segments"),
     "hopper-sweep": ("refine_dp_training.benchmarks.hopper.sweep",
-                     "the Hopper fine-tuning benchmark: every method x seeds, then table + plot"),
+                     "the Hopper fine-tuning benchmark (= sweep --benchmark hopper)"),
+    "reach-demos": ("refine_dp_training.benchmarks.reach.demos",
+                    "scripted demos of the sparse-reward SparseReach-v0 benchmark"),
+    "sweep": ("refine_dp_training.benchmarks.sweep",
+              "a fine-tuning benchmark (--benchmark hopper|reach): every method x seeds, then table + plot"),
 }
-EVAL_TARGETS = {"controller": "refine_dp_training.lowlevel.evaluate"}
+EVAL_TARGETS = {"controller": "refine_dp_training.lowlevel.evaluate", "policy": "refine_dp_training.policy_eval"}
 EXPORT_TARGETS = {"planner": "refine_dp_planner.export"}
 SHIP_TARGETS = {"controller": "refine_dp_training.lowlevel.ship"}
 BENCH_TARGETS = {"env": "refine_dp_training.lowlevel.bench"}  # robot, planner: parsed here (bench/cli.py)
@@ -91,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text, add_help=False)
         p.add_argument("argv", nargs=argparse.REMAINDER)
         p.set_defaults(func=lambda a, m=module: _forward(m, a.argv))
-    for name, targets, text in (("eval", EVAL_TARGETS, "evaluate: controller"),
+    for name, targets, text in (("eval", EVAL_TARGETS, "evaluate: controller, policy (any planner checkpoint or engine)"),
                                 ("export", EXPORT_TARGETS, "export engines: planner"),
                                 ("ship", SHIP_TARGETS, "ship trained policies into the packages: controller"),
                                 ("dataset", DATASET_TARGETS, "datasets: from-bags (rosbag2 recordings -> demos)")):

@@ -162,6 +162,62 @@ class EpisodeWriter:
         self.close()
 
 
+class DatasetError(ValueError):
+    """A dataset that contradicts its format: the message names the file, the field and the fix."""
+
+
+def _check_metadata(meta: dict, path: Path) -> None:
+    missing = [k for k in ("obs_dim", "act_dim", "obs_fields", "action_fields", "shards", "num_episodes")
+               if k not in meta]
+    if missing:
+        raise DatasetError(f"{path} lacks {missing} (see data/FORMAT.md)")
+    for key, dim, what in (("obs_fields", meta["obs_dim"], "obs"), ("action_fields", meta["act_dim"], "action")):
+        try:
+            _layout(meta[key], int(dim), what)
+        except (ValueError, KeyError, TypeError) as e:
+            raise DatasetError(f"{path}: {key} does not describe {what}_dim {dim}: {e}") from e
+
+
+def _check_shard(z: dict, entry: dict, path: Path, obs_dim: int, act_dim: int, extra: list[str]) -> None:
+    """What EpisodeWriter guarantees, checked on read: keys, shapes against metadata.json, episode
+    bounds, finite values. Every message names the shard and the field."""
+    import difflib
+
+    for key in (*REQUIRED, "episode_ends", "success", *extra):
+        if key not in z:
+            close = difflib.get_close_matches(key, list(z), n=1, cutoff=0.5)
+            raise DatasetError(f"{path}: no field {key!r}" + (f" (is {close[0]!r} meant to be it?)" if close else "")
+                               + f"; the shard holds {sorted(z)}. Required: {[*REQUIRED, 'episode_ends', 'success']}"
+                               + (f" and the extra fields of metadata.json {extra}" if extra else ""))
+    T = len(z["obs"])
+    for key, shape in (("obs", (T, obs_dim)), ("actions", (T, act_dim)), ("rewards", (T,))):
+        if z[key].shape != shape:
+            raise DatasetError(f"{path}: field {key!r} has shape {z[key].shape}, metadata.json implies {shape} "
+                               f"(obs_dim {obs_dim}, act_dim {act_dim}, {T} steps in the shard)")
+        if not np.issubdtype(z[key].dtype, np.number):
+            raise DatasetError(f"{path}: field {key!r} has dtype {z[key].dtype}, not numeric")
+    ends = np.asarray(z["episode_ends"])
+    if ends.ndim != 1 or len(ends) == 0 or not np.issubdtype(ends.dtype, np.integer) or (np.diff(ends) <= 0).any() \
+            or ends[0] <= 0 or ends[-1] != T:
+        raise DatasetError(f"{path}: field 'episode_ends' must be increasing integers ending at the {T} steps of the "
+                           f"shard, got {ends[:5]}...{ends[-2:] if len(ends) else ''}")
+    if z["success"].shape != ends.shape:
+        raise DatasetError(f"{path}: field 'success' has {z['success'].shape} entries for {len(ends)} episodes")
+    for key in extra:
+        if len(z[key]) != T:
+            raise DatasetError(f"{path}: extra field {key!r} has {len(z[key])} rows for {T} steps")
+    if (entry.get("num_episodes", len(ends)), entry.get("num_steps", T)) != (len(ends), T):
+        raise DatasetError(f"{path}: metadata.json lists {entry.get('num_episodes')} episodes / {entry.get('num_steps')} "
+                           f"steps for this shard, it holds {len(ends)} / {T}")
+    for key in REQUIRED:
+        bad = ~np.isfinite(z[key].reshape(T, -1)).all(1)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            episode = int(np.searchsorted(ends, row, side="right"))
+            raise DatasetError(f"{path}: field {key!r} has NaN/inf in {int(bad.sum())} rows, the first at row {row} "
+                               f"(episode {episode} of the shard): fix or drop those episodes")
+
+
 class EpisodeDataset:
     """All episodes of a dataset directory in memory (demonstration sets are small: MBs).
 
@@ -175,23 +231,32 @@ class EpisodeDataset:
         if not meta_path.exists():
             raise FileNotFoundError(f"{meta_path} not found: {self.root} is not a refine_dp episode dataset "
                                     "(write one with refine_dp_training.data.episodes.EpisodeWriter)")
-        self.meta = json.loads(meta_path.read_text())
+        try:
+            self.meta = json.loads(meta_path.read_text())
+        except json.JSONDecodeError as e:
+            raise DatasetError(f"{meta_path} is not valid JSON ({e})") from e
         if self.meta.get("format") != FORMAT:
             raise ValueError(f"{meta_path} has format {self.meta.get('format')!r}, this reader understands {FORMAT!r}")
-        self.obs_dim, self.act_dim = self.meta["obs_dim"], self.meta["act_dim"]
+        _check_metadata(self.meta, meta_path)
+        self.obs_dim, self.act_dim = int(self.meta["obs_dim"]), int(self.meta["act_dim"])
         self.episodes: list[dict] = []
         extra = self.meta.get("extra_fields") or []
         for shard in self.meta["shards"]:
-            with np.load(self.root / shard["file"]) as z:
-                ends = z["episode_ends"]
-                starts = np.concatenate([[0], ends[:-1]])
-                for e, (s, t) in enumerate(zip(starts, ends)):
-                    ep = {k: z[k][s:t] for k in ("obs", "actions", "rewards", *extra)}
-                    ep["success"] = bool(z["success"][e])
-                    self.episodes.append(ep)
+            path = self.root / shard["file"]
+            if not path.is_file():
+                raise DatasetError(f"{path}: listed in metadata.json but missing")
+            with np.load(path) as z:
+                arrays = {k: z[k] for k in z.files}
+            _check_shard(arrays, shard, path, self.obs_dim, self.act_dim, extra)
+            ends = arrays["episode_ends"]
+            starts = np.concatenate([[0], ends[:-1]])
+            for e, (s, t) in enumerate(zip(starts, ends)):
+                ep = {k: arrays[k][s:t] for k in (*REQUIRED, *extra)}
+                ep["success"] = bool(arrays["success"][e])
+                self.episodes.append(ep)
         if len(self.episodes) != self.meta["num_episodes"]:
-            raise ValueError(f"{self.root}: metadata says {self.meta['num_episodes']} episodes, shards hold "
-                             f"{len(self.episodes)}: the dataset is corrupt")
+            raise DatasetError(f"{self.root}: metadata says {self.meta['num_episodes']} episodes, shards hold "
+                               f"{len(self.episodes)}: the dataset is corrupt")
 
     def __len__(self) -> int:
         return len(self.episodes)

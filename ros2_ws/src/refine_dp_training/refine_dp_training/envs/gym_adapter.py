@@ -9,6 +9,13 @@ Why a loop over `gym.Env` instances and not `gymnasium.vector.SyncVectorEnv`/`As
   tens of microseconds: pipe round trips dominate. `python -m
   refine_dp_training.benchmarks.hopper.vec_speed` measures it (numbers in the benchmark's README).
 
+Observations: a Box, or a Dict of Boxes (goal-conditioned envs: "observation", "achieved_goal",
+"desired_goal") flattened into one vector in the ORDER OF THE DICT SPACE'S KEYS (gymnasium sorts the
+keys of a plain dict: achieved_goal, desired_goal, observation), each part flattened C-order;
+`obs_fields` names the parts, so a dataset recorded through `flatten_obs` carries the same layout.
+Success: `info["is_success"]` (gymnasium-robotics) or `info["success"]`, or a `success_fn`; an
+episode counts as a success if the flag was set at any of its steps.
+
 Exact resume: for MuJoCo envs `state_dict()` captures qpos/qvel/act/time, the env RNG, the
 time-limit counter and the last observation, so a resumed run continues the same episodes.
 """
@@ -36,8 +43,29 @@ def _time_limit(env):
     return None
 
 
+def obs_layout(space) -> list[tuple[str, int]]:
+    """[(name, size)] of the flat observation of `space`: one "obs" part for a Box, one part per key
+    (in the Dict's key order) for a Dict of Boxes."""
+    if isinstance(space, gym.spaces.Box):
+        return [("obs", int(np.prod(space.shape)))]
+    if isinstance(space, gym.spaces.Dict):
+        bad = [k for k, s in space.spaces.items() if not isinstance(s, gym.spaces.Box)]
+        if bad:
+            raise TypeError(f"Dict observation keys {bad} are not Box spaces: only Dicts of Boxes can be flattened")
+        return [(k, int(np.prod(s.shape))) for k, s in space.spaces.items()]
+    raise TypeError(f"observation space {space} is neither a Box nor a Dict of Boxes: wrap the env so that it "
+                    "returns one (gymnasium.wrappers.FlattenObservation, or your own ObservationWrapper)")
+
+
+def flatten_obs(obs, space) -> np.ndarray:
+    """One flat float32 vector of an observation of `space` (a Box, or a Dict in its key order)."""
+    if isinstance(space, gym.spaces.Dict):
+        return np.concatenate([np.asarray(obs[k], np.float32).reshape(-1) for k in space.spaces])
+    return np.asarray(obs, np.float32).reshape(-1)
+
+
 class GymVecEnv(VecEnv):
-    """N gymnasium envs stepped in a loop; continuous (Box) action and observation spaces only.
+    """N gymnasium envs stepped in a loop; Box actions, Box or Dict-of-Box observations.
 
     success_fn(info, terminated, truncated) -> bool, optional: defines per-step success for tasks
     whose env does not report one (default: info.get("success") / info.get("is_success")).
@@ -54,10 +82,12 @@ class GymVecEnv(VecEnv):
             env_fns = [lambda: gym.make(env_id, **(env_kwargs or {})) for _ in range(num_envs)]
         self.envs = [fn() for fn in env_fns]
         first = self.envs[0]
-        if not isinstance(first.action_space, gym.spaces.Box) or not isinstance(first.observation_space, gym.spaces.Box):
-            raise TypeError("GymVecEnv supports Box observation and action spaces only (continuous control)")
+        if not isinstance(first.action_space, gym.spaces.Box):
+            raise TypeError(f"GymVecEnv supports Box (continuous) action spaces only, got {first.action_space}")
+        self.observation_space = first.observation_space
+        self.obs_fields = obs_layout(self.observation_space)
         self.num_envs = len(self.envs)
-        self.obs_dim = int(np.prod(first.observation_space.shape))
+        self.obs_dim = sum(size for _, size in self.obs_fields)
         self.act_dim = int(np.prod(first.action_space.shape))
         self.action_low = first.action_space.low.astype(np.float64).reshape(-1)
         self.action_high = first.action_space.high.astype(np.float64).reshape(-1)
@@ -76,7 +106,7 @@ class GymVecEnv(VecEnv):
     def reset(self, seed: int | None = None) -> np.ndarray:
         for i, env in enumerate(self.envs):
             obs, _ = env.reset(seed=None if seed is None else int(seed) + i)
-            self._obs[i] = np.asarray(obs, np.float32).reshape(-1)
+            self._obs[i] = flatten_obs(obs, self.observation_space)
         self.episode_stats.reset_all()
         return self._obs.copy()
 
@@ -98,11 +128,11 @@ class GymVecEnv(VecEnv):
             s = self._success(info, term, trunc)
             if s is not None:
                 has_success, success[i] = True, s
-            obs = np.asarray(obs, np.float32).reshape(-1)
+            obs = flatten_obs(obs, self.observation_space)
             final_obs[i] = obs
             if term or trunc:
                 obs, _ = env.reset()
-                obs = np.asarray(obs, np.float32).reshape(-1)
+                obs = flatten_obs(obs, self.observation_space)
             self._obs[i] = obs
         info_out: dict = {"final_obs": final_obs}
         if has_success:

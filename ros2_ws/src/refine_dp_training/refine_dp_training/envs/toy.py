@@ -3,6 +3,8 @@
 - `BanditVecEnv`: a 1-step continuous bandit; reward 1 - mean((a - target)^2). PPO must learn it.
 - `PointMassVecEnv`: a 2-D point pushed by velocity actions toward the origin; time limit
   (truncation) and leaving the arena (termination) both happen, so bootstrapping is exercised.
+- `SparseReachVecEnv`: a 2-D point driven toward a goal it observes; reward 1 and termination on
+  arrival, 0 otherwise (returns are 0 or 1), success flag, time limit: the sparse-reward toy.
 - `CounterVecEnv`: observation = (step index in the episode, episode index), reward 1 per step,
   fixed per-env episode lengths; it records every executed action, so tests can check exactly
   what a wrapper executed and when.
@@ -126,6 +128,52 @@ class PointMassVecEnv(_ToyBase):
     def load_state_dict(self, state):
         self.rng.bit_generator.state = state["rng"]
         self.pos, self.t = state["pos"].copy(), state["t"].copy()
+        self.episode_stats.load_state_dict(state["tracker"])
+
+
+class SparseReachVecEnv(_ToyBase):
+    """obs = (x, y, goal x, goal y); action = velocity in [-1, 1]^2; reward 1 (and terminated) within
+    `radius` of the goal, else 0; truncated after `max_steps`."""
+
+    def __init__(self, num_envs: int = 8, max_steps: int = 20, dt: float = 0.1, radius: float = 0.15):
+        super().__init__(num_envs, 4, 2)
+        self.max_steps, self.dt, self.radius = max_steps, dt, radius
+        self.pos, self.goal = np.zeros((num_envs, 2)), np.zeros((num_envs, 2))
+        self.t = np.zeros(num_envs, np.int64)
+
+    def _obs(self):
+        return np.concatenate([self.pos, self.goal], 1).astype(np.float32)
+
+    def _reset_one(self, i):
+        self.pos[i], self.goal[i] = self.rng.uniform(-1, 1, 2), self.rng.uniform(-1, 1, 2)
+        self.t[i] = 0
+        return self._obs()[i]
+
+    def reset(self, seed=None):
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+        self.episode_stats.reset_all()
+        for i in range(self.num_envs):
+            self._reset_one(i)
+        return self._obs()
+
+    def step(self, actions, active=None):
+        a = self.clip_actions(self._check_actions(actions))
+        active = self._check_active(active)
+        moving = np.ones(self.num_envs, bool) if active is None else active
+        self.pos[moving] += a[moving] * self.dt
+        self.t[moving] += 1
+        success = np.linalg.norm(self.pos - self.goal, axis=1) < self.radius
+        truncated = (self.t >= self.max_steps) & ~success
+        return self._finish(self._obs(), success.astype(np.float64), success.copy(), truncated, active, success)
+
+    def state_dict(self):
+        return {"rng": self.rng.bit_generator.state, "pos": self.pos.copy(), "goal": self.goal.copy(),
+                "t": self.t.copy(), "tracker": self.episode_stats.state_dict()}
+
+    def load_state_dict(self, state):
+        self.rng.bit_generator.state = state["rng"]
+        self.pos, self.goal, self.t = state["pos"].copy(), state["goal"].copy(), state["t"].copy()
         self.episode_stats.load_state_dict(state["tracker"])
 
 

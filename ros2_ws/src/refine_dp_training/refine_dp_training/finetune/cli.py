@@ -7,7 +7,7 @@ Method registry: METHODS maps a name to (module, config overrides). A method mod
 
 and is imported only when chosen, so a method whose module is missing or needs an absent package
 fails alone with a clear message. Every Config field is a command-line option (--budget-env-steps,
---actor-lr, ...; booleans as --flag/--no-flag); `--method NAME --help` lists them with defaults.
+--actor-lr, ...; booleans as --flag/--no-flag; dicts as JSON: --env-kwargs '{"threshold": 0.02}'); `--method NAME --help` lists them with defaults.
 With --resume, the options default to the run's saved config.json, so `--out DIR --resume` suffices.
 """
 from __future__ import annotations
@@ -53,7 +53,21 @@ def _arg_type(tp):
         return (lambda s: None if s.lower() == "none" else inner(s)), None
     if origin in (list, tuple):
         return args[0] if args else str, "+"
+    if tp is dict or origin is dict:
+        return json_object, None
     return tp, None
+
+
+def json_object(text: str) -> dict:
+    """A JSON object from the command line (--env-kwargs '{"threshold": 0.02}')."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({e}): quote it for the shell, e.g. "
+                                         "--env-kwargs '{\"threshold\": 0.02}'") from e
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object {{...}}, got {type(value).__name__}")
+    return value
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, config_cls, defaults: dict) -> None:
@@ -101,10 +115,14 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(max(1, cfg.torch_threads))
     from .common import run_finetune
     summary = run_finetune(mod.Method(cfg), cfg, resume=known.resume, method_name=known.method)
+    from ..evalstats import describe
     last, first = summary["last_eval"] or {}, summary["first_eval"] or {}
-    print(f"finetune {known.method}: {summary['env_steps']} env steps in {summary['train_wall_s']:.0f} s; "
-          f"eval return {first.get('return_mean', float('nan')):.1f} -> {last.get('return_mean', float('nan')):.1f}"
-          f" (+-{last.get('return_std', float('nan')):.1f}); outputs in {cfg.out}")
+    print(f"finetune {known.method}: {summary['env_steps']} env steps in {summary['train_wall_s']:.0f} s; outputs in "
+          f"{cfg.out}" + (f"\n  first evaluation: {describe(first)}\n  last evaluation:  {describe(last)}"
+                          if last else ""))
+    if summary.get("policy"):
+        print(f"  planner: {summary['policy']} (refine-dp eval policy --policy ..., refine-dp export planner "
+              "--checkpoint ...)")
     return 0
 
 

@@ -5,7 +5,9 @@ A method (dppo.py, mlp_ft.py, residual.py, dsrl.py, ppo_gaussian.py) is a class 
     env_steps: int                       training ENVIRONMENT steps so far (never chunks; evals excluded)
     iteration: int                       training iterations so far
     obs_horizon, act_steps: int          of the chunked env it acts in (the eval env is built alike)
-    train_iteration() -> dict            collect + update once; returns scalars to log
+    train_iteration(max_env_steps)       collect + update once, collecting at most about max_env_steps env
+                  -> dict                steps (whole chunk steps of all envs: the budget is met to within
+                                         num_envs x act_steps); returns scalars to log
     act_deterministic(obs_hist) -> chunk evaluation actions: obs [N, To, Do] -> chunk [N, Ta, Da], numpy
     deployable() -> Deployable           act_deterministic as one torch module (refine_dp_planner.deployable):
                                          written as policy.pt, which `refine-dp export planner` takes
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -49,7 +51,8 @@ class FinetuneConfig:
     """Fields every method has; a method subclasses this and adds its own (all with defaults)."""
 
     pretrained: str = ""                 # policy.pt of `refine-dp pretrain` (or its output folder)
-    env: str = "Hopper-v5"               # a name of ENV_FACTORIES or any gymnasium id
+    env: str = "Hopper-v5"               # a name of ENV_FACTORIES, a gymnasium id, or "your.module:Id-v0"
+    env_kwargs: dict = field(default_factory=dict)  # keyword arguments of the env (JSON on the command line)
     out: str = "runs/finetune"
     seed: int = 0
     num_envs: int = 8
@@ -75,42 +78,105 @@ def load_pretrained(path: str | Path, use_ema: bool = True) -> Pretrained:
 
 
 # ---- environments -------------------------------------------------------------------------------
-def _toy(cls_name: str) -> Callable[[int], VecEnv]:
-    def make(num_envs: int) -> VecEnv:
+def _toy(cls_name: str) -> Callable[..., VecEnv]:
+    def make(num_envs: int, **kwargs) -> VecEnv:
         from ..envs import toy
-        return getattr(toy, cls_name)(num_envs=num_envs)
+        return getattr(toy, cls_name)(num_envs=num_envs, **kwargs)
     return make
 
 
-def _hopper(num_envs: int) -> VecEnv:
+def _hopper(num_envs: int, **kwargs) -> VecEnv:
     """Hopper-v5 with the demos' success definition: reaching the time limit without falling."""
     from ..envs.gym_adapter import GymVecEnv
-    return GymVecEnv(env_id="Hopper-v5", num_envs=num_envs,
+    return GymVecEnv(env_id="Hopper-v5", num_envs=num_envs, env_kwargs=kwargs,
                      success_fn=lambda info, terminated, truncated: bool(truncated and not terminated))
 
 
-# name -> factory(num_envs) -> VecEnv. T1 tasks register here by name; any other name containing
-# "-v" is tried as a gymnasium id.
-ENV_FACTORIES: dict[str, Callable[[int], VecEnv]] = {
+def _sparse_reach(num_envs: int, **kwargs) -> VecEnv:
+    """The sparse-reward benchmark (benchmarks/reach/env.py): success from info["is_success"]."""
+    from ..benchmarks.reach import env as reach_env
+    from ..envs.gym_adapter import GymVecEnv
+    return GymVecEnv(env_id=reach_env.ENV_ID, num_envs=num_envs, env_kwargs=kwargs)
+
+
+# name -> factory(num_envs, **env_kwargs) -> VecEnv. T1 tasks register here by name; any other name
+# is made by gymnasium: a registered id ("Pusher-v5"), or "package.module:Id-v0", which imports
+# package.module first (where the user's code calls gymnasium.register and wraps its env).
+ENV_FACTORIES: dict[str, Callable[..., VecEnv]] = {
     "toy-pointmass": _toy("PointMassVecEnv"),
     "toy-bandit": _toy("BanditVecEnv"),
+    "toy-sparse-reach": _toy("SparseReachVecEnv"),
     "Hopper-v5": _hopper,
+    "SparseReach-v0": _sparse_reach,
 }
 
 
-def make_vec_env(name: str, num_envs: int) -> VecEnv:
+def gym_env_id(name: str) -> str:
+    """A gymnasium id, importing the module of a "module:Id" name first (gymnasium's own convention,
+    resolved here so that a missing module or id gets an error that says what to do)."""
+    import importlib
+
+    import gymnasium as gym
+
+    module, sep, env_id = name.rpartition(":")
+    if sep:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            raise ValueError(f"--env {name!r}: cannot import module {module!r} ({e}); it must be importable in "
+                             "this Python (pip install -e your package, or set PYTHONPATH)") from e
+    try:
+        gym.spec(env_id)
+    except gym.error.Error as e:
+        hint = (f"{module} was imported but did not register {env_id!r} (call gymnasium.register there)" if sep
+                else "register it in your module and pass --env your.module:Id")
+        raise ValueError(f"unknown env {name!r}: not one of {sorted(ENV_FACTORIES)} and not a gymnasium id "
+                         f"({e}); {hint}") from e
+    return env_id
+
+
+def make_vec_env(name: str, num_envs: int, env_kwargs: dict | None = None) -> VecEnv:
+    """The VecEnv of `name` (ENV_FACTORIES or gymnasium), keyword arguments passed to the env."""
+    kwargs = dict(env_kwargs or {})
     if name in ENV_FACTORIES:
-        return ENV_FACTORIES[name](num_envs)
-    if "-v" in name:
-        from ..envs.gym_adapter import GymVecEnv
-        return GymVecEnv(env_id=name, num_envs=num_envs)
-    raise ValueError(f"unknown env {name!r}: use one of {sorted(ENV_FACTORIES)} or a gymnasium id like 'Hopper-v5'")
+        return ENV_FACTORIES[name](num_envs, **kwargs)
+    from ..envs.gym_adapter import GymVecEnv
+    return GymVecEnv(env_id=gym_env_id(name), num_envs=num_envs, env_kwargs=kwargs)
 
 
-def make_chunked_env(name: str, num_envs: int, obs_horizon: int, act_steps: int,
-                     discount: float = 1.0) -> ChunkedVecEnv:
-    """The action-chunk MDP a planner acts in (history obs_horizon, act_steps executed per chunk)."""
-    return ChunkedVecEnv(make_vec_env(name, num_envs), obs_horizon, act_steps, discount)
+def check_env_dims(env, obs_dim: int, act_dim: int, env_name: str, what: str) -> None:
+    """Refuse, before anything trains, a policy or dataset whose sizes are not the env's."""
+    if (env.obs_dim, env.act_dim) != (obs_dim, act_dim):
+        raise ValueError(f"size mismatch: env {env_name!r} has observation size {env.obs_dim} and action size "
+                         f"{env.act_dim}, but {what} has {obs_dim} and {act_dim}: pass the --env (and --env-kwargs) "
+                         "the data was recorded in")
+
+
+def make_chunked_env(name: str, num_envs: int, obs_horizon: int, act_steps: int, discount: float = 1.0,
+                     env_kwargs: dict | None = None, expect: tuple[int, int, str] | None = None) -> ChunkedVecEnv:
+    """The action-chunk MDP a planner acts in (history obs_horizon, act_steps executed per chunk).
+    expect: (obs_dim, act_dim, what) of the policy or dataset that will act in it, checked first."""
+    env = make_vec_env(name, num_envs, env_kwargs)
+    if expect is not None:
+        check_env_dims(env, *expect[:2], name, expect[2])
+    return ChunkedVecEnv(env, obs_horizon, act_steps, discount)
+
+
+def policy_dims(pre: "Pretrained") -> tuple[int, int, str]:
+    """(obs_dim, act_dim, description) of a pretrained planner, for make_chunked_env(expect=...)."""
+    c = pre.policy.config
+    return c.obs_dim, c.action_dim, f"the {pre.kind} policy {pre.path}"
+
+
+def planner_env(cfg, pre: "Pretrained", act_steps: int, env: ChunkedVecEnv | None = None) -> ChunkedVecEnv:
+    """A method's training env around pretrained planner `pre`: cfg.num_envs envs of cfg.env (with
+    cfg.env_kwargs), history pre.obs_horizon, discount cfg.gamma inside chunks; its sizes are checked
+    against the policy's before anything runs (an env passed in, as tests do, is checked too)."""
+    expect = policy_dims(pre)
+    if env is None:
+        return make_chunked_env(cfg.env, cfg.num_envs, pre.obs_horizon, act_steps, cfg.gamma, cfg.env_kwargs, expect)
+    check_env_dims(env, expect[0], expect[1], cfg.env, expect[2])
+    return env
 
 
 # ---- deterministic evaluation -------------------------------------------------------------------
@@ -123,24 +189,28 @@ def deterministic_act_fn(pre: Pretrained) -> Callable[[np.ndarray], np.ndarray]:
     return lambda obs: policy.sample(torch.as_tensor(obs, dtype=torch.float32), eta=0.0).numpy()
 
 
-def evaluate(act_fn: Callable[[np.ndarray], np.ndarray], env: ChunkedVecEnv, seed: int,
-             max_chunks: int = 100_000) -> dict:
-    """First episode of each of env.num_envs envs (seeded `seed`): return/success/length mean and std.
+def run_episodes(act_fn: Callable[[np.ndarray], np.ndarray], env: ChunkedVecEnv, seed: int,
+                 max_chunks: int = 100_000) -> dict:
+    """The first episode of each of env.num_envs envs (env i seeded `seed + i`), per episode:
+    {"return", "length", "success": arrays [N], "success_defined": bool, "eval_env_steps": int}.
 
-    act_fn(obs [N, To, Do]) -> chunk [N, Ta, Da] in raw units. `eval_env_steps` = env steps this cost.
+    act_fn(obs [N, To, Do]) -> chunk [N, Ta, Da] in raw units. Each env contributes its FIRST episode
+    (taking the first N finished episodes of fewer envs would over-count short ones, i.e. falls).
     The global torch RNG is seeded with `seed` inside and restored after (torch.random.fork_rng), so
     an act_fn may draw noise (a DP's initial x_K) and training randomness is left untouched.
+    `success_defined`: whether the env reported success at all (info["success"]).
     """
     obs = env.reset(seed=seed)
     env.episode_stats.drain()
     n = env.num_envs
     done = np.zeros(n, bool)
-    ret, length, success = np.zeros(n), np.zeros(n), np.zeros(n)
-    steps0 = env.env_steps
+    ret, length, success = np.zeros(n), np.zeros(n, np.int64), np.zeros(n, bool)
+    steps0, success_defined = env.env_steps, False
     with torch.no_grad(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for _ in range(max_chunks):
             obs, _, _, _, info = env.step(act_fn(obs))
+            success_defined |= "success" in info
             if "episode" in info:
                 new = info["episode"]["done"] & ~done
                 ret[new] = info["episode"]["return"][new]
@@ -153,45 +223,82 @@ def evaluate(act_fn: Callable[[np.ndarray], np.ndarray], env: ChunkedVecEnv, see
     if not done.all():
         raise RuntimeError(f"evaluation: {int((~done).sum())} of {n} episodes did not end within {max_chunks} "
                            "chunks: the env needs a time limit")
+    return {"return": ret, "length": length, "success": success, "success_defined": bool(success_defined),
+            "eval_env_steps": env.env_steps - steps0}
+
+
+def summarize_episodes(ep: dict) -> dict:
+    """Means, stds and the success count with its Wilson 95 % interval of run_episodes' arrays."""
+    from ..evalstats import wilson_interval
+    ret, length, success = (np.asarray(ep[k], float) for k in ("return", "length", "success"))
+    n, k = len(ret), int(success.sum())
     return {"return_mean": float(ret.mean()), "return_std": float(ret.std()),
             "success_mean": float(success.mean()), "success_std": float(success.std()),
-            "length_mean": float(length.mean()), "episodes": n, "eval_env_steps": env.env_steps - steps0}
+            "length_mean": float(length.mean()), "length_std": float(length.std()), "episodes": n,
+            "eval_env_steps": int(ep.get("eval_env_steps", 0)), "success_defined": bool(ep["success_defined"]),
+            "successes": k, "success_ci95": list(wilson_interval(k, n))}
+
+
+def evaluate(act_fn: Callable[[np.ndarray], np.ndarray], env: ChunkedVecEnv, seed: int,
+             max_chunks: int = 100_000) -> dict:
+    """run_episodes, summarized: return/success/length mean and std, successes, success_ci95."""
+    return summarize_episodes(run_episodes(act_fn, env, seed, max_chunks))
 
 
 # ---- reward scaling -----------------------------------------------------------------------------
 class RunningReturnScaler:
     """Divide rewards by the running std of the discounted return (DPPO's reward_scale_running).
 
-    Keeps value targets O(1) whatever the env's reward scale (Hopper returns are in the thousands),
-    which is what the critic's lr and the PPO defaults assume. Per env: G <- gamma G + r, reset at
-    episode ends; the std is a running estimate over all G seen.
+    Keeps value targets O(1) whatever the env's reward scale (Hopper returns are in the thousands, a
+    sparse task's are 0 or 1), which is what the critics' learning rates, the PPO defaults and SAC's
+    entropy temperature assume. Per env: G <- gamma G + r, reset at episode ends; the std is a
+    running estimate over all G seen. It also keeps the smallest and largest G seen: `value_bounds()`
+    is then the range a value can take, [min(0, G_min), max(0, G_max)] * scale, in scaled units
+    (an off-policy critic's targets are clipped to it: DSRL).
     """
 
     def __init__(self, num_envs: int, gamma: float, eps: float = 1e-8):
         self.gamma, self.eps = gamma, eps
         self.ret = np.zeros(num_envs)
         self.mean, self.var, self.count = 0.0, 1.0, 1e-4
+        self.ret_min, self.ret_max = 0.0, 0.0
 
-    def __call__(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
+    def update(self, reward: np.ndarray, done: np.ndarray) -> None:
+        """Account one step of rewards (raw units) without scaling them."""
         self.ret = self.ret * self.gamma + reward
+        self.ret_min = min(self.ret_min, float(self.ret.min()))
+        self.ret_max = max(self.ret_max, float(self.ret.max()))
         b_mean, b_var, b_n = float(self.ret.mean()), float(self.ret.var()), len(self.ret)
         delta, total = b_mean - self.mean, self.count + b_n
         self.mean += delta * b_n / total
         self.var = (self.var * self.count + b_var * b_n + delta**2 * self.count * b_n / total) / total
         self.count = total
         self.ret[np.asarray(done, bool)] = 0.0
-        return reward / np.sqrt(self.var + self.eps)
+
+    @property
+    def scale(self) -> float:
+        return 1.0 / float(np.sqrt(self.var + self.eps))
+
+    def value_bounds(self, scaled: bool = True) -> tuple[float, float]:
+        k = self.scale if scaled else 1.0
+        return min(0.0, self.ret_min) * k, max(0.0, self.ret_max) * k
+
+    def __call__(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
+        self.update(reward, done)
+        return reward * self.scale
 
     def state_dict(self) -> dict:
-        return {"ret": self.ret.copy(), "mean": self.mean, "var": self.var, "count": self.count}
+        return {"ret": self.ret.copy(), "mean": self.mean, "var": self.var, "count": self.count,
+                "ret_min": self.ret_min, "ret_max": self.ret_max}
 
     def load_state_dict(self, s: dict) -> None:
         self.ret, self.mean, self.var, self.count = s["ret"].copy(), s["mean"], s["var"], s["count"]
+        self.ret_min, self.ret_max = s.get("ret_min", 0.0), s.get("ret_max", 0.0)
 
 
 # ---- learning curve, checkpoints ----------------------------------------------------------------
 CURVE_COLUMNS = ("iteration", "env_steps", "wall_s", "return_mean", "return_std", "success_mean",
-                 "success_std", "length_mean", "episodes", "eval_env_steps")
+                 "success_std", "successes", "length_mean", "length_std", "episodes", "eval_env_steps")
 
 
 def run_dir(out: str | Path, keep: int = 3, tensorboard: bool = False) -> RunDir:
@@ -228,7 +335,7 @@ class FinetuneMethod(Protocol):
     obs_horizon: int
     act_steps: int
 
-    def train_iteration(self) -> dict: ...
+    def train_iteration(self, max_env_steps: int | None = None) -> dict: ...
     def act_deterministic(self, obs_hist: np.ndarray) -> np.ndarray: ...
     def deployable(self) -> torch.nn.Module: ...
     def state_dict(self) -> dict: ...
@@ -245,7 +352,8 @@ def run_finetune(method: FinetuneMethod, cfg: FinetuneConfig, resume: bool = Fal
     the method's obs_horizon/act_steps (none when eval_episodes is 0).
     """
     if eval_env is None and cfg.eval_episodes > 0:
-        eval_env = make_chunked_env(cfg.env, cfg.eval_episodes, method.obs_horizon, method.act_steps)
+        eval_env = make_chunked_env(cfg.env, cfg.eval_episodes, method.obs_horizon, method.act_steps,
+                                    env_kwargs=cfg.env_kwargs)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     run = run_dir(out, cfg.keep_checkpoints, cfg.tensorboard)
@@ -294,7 +402,7 @@ def run_finetune(method: FinetuneMethod, cfg: FinetuneConfig, resume: bool = Fal
             next_eval = method.env_steps + cfg.eval_every_env_steps if cfg.eval_every_env_steps > 0 else 2**62
         while method.env_steps < cfg.budget_env_steps:
             t0, before = time.perf_counter(), method.env_steps
-            stats = method.train_iteration()
+            stats = method.train_iteration(cfg.budget_env_steps - method.env_steps)
             wall_s += time.perf_counter() - t0
             run.scalars(stats | {"wall_s": wall_s}, method.env_steps, "train")
             if eval_env is not None and method.env_steps >= next_eval:
@@ -304,8 +412,7 @@ def run_finetune(method: FinetuneMethod, cfg: FinetuneConfig, resume: bool = Fal
                 checkpoint()
             if bar is not None:
                 bar.update(min(method.env_steps, cfg.budget_env_steps) - min(before, cfg.budget_env_steps))
-                bar.set_postfix(eval=f"{last.get('return_mean', float('nan')):.0f}",
-                                train=f"{stats.get('train_return', float('nan')):.0f}")
+                bar.set_postfix(progress_fields(last, stats))
         if eval_env is not None and (not logger.rows or logger.rows[-1]["env_steps"] != method.env_steps):
             last = do_eval()
         checkpoint()
@@ -326,6 +433,26 @@ def run_finetune(method: FinetuneMethod, cfg: FinetuneConfig, resume: bool = Fal
     return summary
 
 
+def progress_fields(last_eval: dict, stats: dict) -> dict:
+    """What the progress bar shows: the last evaluation's success (where the env defines it) and
+    return, and the training return."""
+    from ..evalstats import fmt
+    out = {}
+    if last_eval.get("success_defined"):
+        out["eval_success"] = fmt(last_eval["success_mean"])
+    out["eval_return"] = fmt(last_eval.get("return_mean", float("nan")))
+    out["train_return"] = fmt(stats.get("train_return", float("nan")))
+    return out
+
+
+def chunk_steps_within(max_env_steps: int | None, per_iteration: int, num_envs: int, act_steps: int) -> int:
+    """Chunk steps (of all envs) of a rollout that stops at about max_env_steps: a method collecting
+    `per_iteration` chunk steps per iteration collects fewer in the last one, so a budget is a budget."""
+    if max_env_steps is None:
+        return per_iteration
+    return max(1, min(per_iteration, -(-int(max_env_steps) // (num_envs * act_steps))))
+
+
 def write_policy_file(method: FinetuneMethod, path: Path, method_name: str, cfg: FinetuneConfig) -> None:
     """policy.pt: the method's deterministic actor as a deployable planner (refine-dp export planner)."""
     from refine_dp_planner.deployable import save_deployable
@@ -334,7 +461,8 @@ def write_policy_file(method: FinetuneMethod, path: Path, method_name: str, cfg:
     if planner is None:
         return
     save_deployable(planner, path, extra={
-        "method": method_name, "env": cfg.env, "pretrained": cfg.pretrained, "iteration": method.iteration,
+        "method": method_name, "env": cfg.env, "env_kwargs": cfg.env_kwargs, "pretrained": cfg.pretrained,
+        "iteration": method.iteration,
         "env_steps": method.env_steps, "finetune_config": cfg.to_dict()})
 
 

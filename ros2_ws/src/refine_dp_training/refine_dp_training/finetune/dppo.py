@@ -66,7 +66,7 @@ from refine_dp_planner.policy import DiffusionPolicy
 
 from ..rl.checkpoint import seed_everything
 from ..rl.storage import compute_gae
-from .common import FinetuneConfig, RunningReturnScaler, load_pretrained, make_chunked_env
+from .common import FinetuneConfig, RunningReturnScaler, chunk_steps_within, load_pretrained, planner_env
 
 
 @dataclass
@@ -200,6 +200,7 @@ class Method:
                              "(use --method mlp-ft for the MLP baseline)")
         self.obs_horizon = pre.obs_horizon
         self.act_steps = cfg.act_steps or pre.act_steps
+        self.env = planner_env(cfg, pre, self.act_steps)   # sizes checked before anything else is built
         self.actor = DPPOActor(pre.policy, cfg.ft_denoising_steps, cfg.sampling_steps, cfg.sampling_eta,
                                cfg.min_sampling_std, cfg.min_logprob_std, cfg.noise_clip,
                                (cfg.logprob_min, cfg.logprob_max), self.act_steps)
@@ -208,7 +209,6 @@ class Method:
         self.actor_opt = torch.optim.Adam(self.actor.policy.denoiser.parameters(), lr=cfg.actor_lr)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
         self.clip_coefs = clip_schedule(self.actor.J, cfg.clip_coef_base, cfg.clip_coef, cfg.clip_coef_rate)
-        self.env = make_chunked_env(cfg.env, cfg.num_envs, self.obs_horizon, self.act_steps, discount=cfg.gamma)
         self.scaler = RunningReturnScaler(cfg.num_envs, cfg.gamma) if cfg.reward_scale else None
         self.obs = self.env.reset(seed=cfg.seed)
         self.iteration, self.env_steps = 0, 0
@@ -223,8 +223,9 @@ class Method:
 
     # ---- rollout --------------------------------------------------------------------------------
     @torch.no_grad()
-    def rollout(self) -> dict:
-        cfg, N, T = self.cfg, self.cfg.num_envs, self.cfg.n_steps
+    def rollout(self, T: int | None = None) -> dict:
+        """T chunk steps of every env (default cfg.n_steps)."""
+        cfg, N, T = self.cfg, self.cfg.num_envs, T or self.cfg.n_steps
         buf = {k: [] for k in ("obs_n", "chain", "reward", "terminated", "done", "final_obs_n", "executed")}
         for _ in range(T):
             obs_n = self.actor.normalize_obs(torch.as_tensor(self.obs, dtype=torch.float32))
@@ -303,10 +304,10 @@ class Method:
                 break
         return {k: float(np.mean(v)) for k, v in stats.items()} | {"actor_trained": float(train_actor)}
 
-    def train_iteration(self) -> dict:
+    def train_iteration(self, max_env_steps: int | None = None) -> dict:
         t0 = time.perf_counter()
         steps0 = self.env_steps
-        b = self.rollout()
+        b = self.rollout(chunk_steps_within(max_env_steps, self.cfg.n_steps, self.cfg.num_envs, self.act_steps))
         t_roll = time.perf_counter() - t0
         stats = self.update(b)
         self.iteration += 1

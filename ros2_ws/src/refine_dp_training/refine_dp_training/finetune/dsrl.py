@@ -24,12 +24,36 @@ What this implementation takes care of (the public code's known bugs):
 - Critics see s = the flattened obs history, normalized by the DP's own (frozen) obs normalizer;
   Q^A sees the EXECUTED part of the chunk (act_steps x Da) in the DP's normalized action space.
 
+Defaults that hold on sparse and dense rewards alike (the first defaults, SAC's usual ones, made a
+sparse task's policy worse: its critic's values grew to 25-35 where returns cannot exceed 1):
+- Rewards are scaled as DPPO scales them (`reward_scale`): divided by the running std of the
+  discounted return (common.RunningReturnScaler, fed with every collected chunk reward). The
+  replay keeps RAW rewards and the batch is scaled by the current std when sampled, so old and new
+  transitions share one scale. Without it the entropy temperature means different things on
+  different tasks: an entropy bonus of alpha * dim(w) ~ 0.8 per chunk step is nothing beside
+  Hopper's ~12 reward per chunk and everything beside a sparse task's 0-or-1.
+- The critic learns the return, not the soft return (`backup_entropy` False): the TD target has no
+  "- alpha log pi" term. With it, a high-entropy actor earns alpha * H / (1 - gamma^act_steps)
+  ~ 0.1 * 8 / 0.04 = 20 of value from entropy alone, which is where the 25-35 came from: the critic
+  then ranked noises by their entropy bonus and the actor steered towards the box edges, where the
+  DP is least reliable. Entropy still regularizes the actor (its loss keeps alpha log pi).
+- TD targets (and DSRL-NA's distillation targets) are clipped to what the return allows
+  (`bound_targets`): [min(0, G_min), max(0, G_max)] * scale, G the discounted returns seen so far
+  (RunningReturnScaler.value_bounds). A sparse task's values then stay in [0, 1] (scaled), and
+  bootstrapping cannot inflate values beyond any return ever observed.
+- The entropy target is set for the noise box (`target_entropy` None): dim(w) * (log(noise_bound)
+  - 1), SAC's usual -1 per dimension for a [-1, 1] box moved by log(noise_bound) per dimension
+  (differential entropy is not scale-free: the same relative spread on a box noise_bound times as
+  wide has log(noise_bound) more per dimension). init_alpha 0.01: with the rewards scaled, the
+  return differences the actor follows are O(0.1-1), and 0.1 * dim(w) nats of entropy drowned them.
+
 UTD: `utd` gradient steps per collected chunk transition (per env); fractions accumulate.
 Before `learning_starts` env steps, w ~ N(0, I) clipped to the box (the pretrained DP's own
 behaviour) fills the replay and no update runs.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,7 +61,7 @@ import torch
 from torch import nn
 
 from ..envs.chunked import ChunkedVecEnv
-from .common import FinetuneConfig, Pretrained, load_pretrained, make_chunked_env, run_finetune
+from .common import FinetuneConfig, Pretrained, RunningReturnScaler, load_pretrained, planner_env, run_finetune
 from .sac import SAC, ReplayBuffer, SACConfig, TwinQ, twin_q_step
 
 VARIANTS = ("sac", "na")
@@ -60,8 +84,11 @@ class DSRLConfig(FinetuneConfig):
     actor_lr: float = 3e-4
     critic_lr: float = 3e-4
     alpha_lr: float = 3e-4
-    init_alpha: float = 0.1
-    target_entropy: float | None = None   # None: -dim(w)
+    init_alpha: float = 0.01
+    target_entropy: float | None = None   # None: dim(w) * (log(noise_bound) - 1), see the module docstring
+    reward_scale: bool = True          # rewards / running std of the discounted return (DPPO's scaling)
+    backup_entropy: bool = False       # True: the soft-Q target of plain SAC (entropy bonus inside the TD target)
+    bound_targets: bool = True         # clip critic targets to the range of discounted returns seen
     tau: float = 0.005
     actor_update_interval: int = 1
     obs_clip: float = 5.0              # normalized obs are clipped to +-obs_clip before the networks
@@ -75,11 +102,14 @@ class DSRLConfig(FinetuneConfig):
         if self.noise_bound <= 0:
             raise ValueError(f"noise_bound must be > 0, got {self.noise_bound}")
 
-    def sac_config(self) -> SACConfig:
+    def sac_config(self, noise_dim: int) -> SACConfig:
+        target = self.target_entropy
+        if target is None:
+            target = noise_dim * (math.log(self.noise_bound) - 1.0)
         return SACConfig(hidden=(self.hidden_dim,) * self.hidden_layers, actor_lr=self.actor_lr,
                          critic_lr=self.critic_lr, alpha_lr=self.alpha_lr, init_alpha=self.init_alpha,
-                         target_entropy=self.target_entropy, tau=self.tau,
-                         actor_update_interval=self.actor_update_interval)
+                         target_entropy=target, tau=self.tau, actor_update_interval=self.actor_update_interval,
+                         backup_entropy=self.backup_entropy)
 
 
 class NoiseDecoder:
@@ -112,15 +142,11 @@ class DSRL:
         pre = pre or load_pretrained(cfg.pretrained, use_ema=cfg.use_ema)
         if pre.kind != "diffusion":
             raise ValueError(f"DSRL steers a diffusion policy's noise; {pre.path} is a {pre.kind!r} policy")
-        if env is None:
-            act_steps = cfg.act_steps or pre.act_steps
-            if not 1 <= act_steps <= pre.action_horizon:
-                raise ValueError(f"act_steps {act_steps} must be in [1, action_horizon={pre.action_horizon}]")
-            env = make_chunked_env(cfg.env, cfg.num_envs, pre.obs_horizon, act_steps, discount=cfg.gamma)
+        act_steps = cfg.act_steps or pre.act_steps
+        if env is None and not 1 <= act_steps <= pre.action_horizon:
+            raise ValueError(f"act_steps {act_steps} must be in [1, action_horizon={pre.action_horizon}]")
+        env = planner_env(cfg, pre, act_steps, env)
         dp = pre.policy.eval().requires_grad_(False)
-        if env.obs_dim != dp.config.obs_dim or env.act_dim != dp.config.action_dim:
-            raise ValueError(f"env {cfg.env} has obs/act dims {env.obs_dim}/{env.act_dim}, the DP "
-                             f"{dp.config.obs_dim}/{dp.config.action_dim}: fine-tune on the env it was trained for")
         self.cfg, self.env, self.dp = cfg, env, dp
         self.obs_horizon, self.act_steps = env.obs_horizon, env.act_steps
         c = dp.config
@@ -128,7 +154,8 @@ class DSRL:
         self.noise_dim = c.action_horizon * c.action_dim
         self.exec_dim = self.act_steps * c.action_dim
         self.decoder = NoiseDecoder(dp, cfg.noise_bound, cfg.ddim_steps)
-        self.sac = SAC(self.obs_feat, self.noise_dim, cfg.noise_bound, cfg.sac_config())
+        self.sac = SAC(self.obs_feat, self.noise_dim, cfg.noise_bound, cfg.sac_config(self.noise_dim))
+        self.scaler = RunningReturnScaler(env.num_envs, cfg.gamma ** self.act_steps)
         if cfg.variant == "na":  # Q^A on executed actions; self.sac.critic is Q^W (no TD, distilled)
             self.q_action = TwinQ(self.obs_feat, self.exec_dim, self.sac.cfg.hidden, self.sac.cfg.activation)
             self.q_action_target = TwinQ(self.obs_feat, self.exec_dim, self.sac.cfg.hidden, self.sac.cfg.activation)
@@ -177,7 +204,8 @@ class DSRL:
         return DSRLDeployable(self.dp, head, self.cfg.noise_bound, self.cfg.obs_clip, self.act_steps,
                               self.cfg.ddim_steps)
 
-    def train_iteration(self) -> dict:
+    def train_iteration(self, max_env_steps: int | None = None) -> dict:
+        """One chunk step of every env (at most num_envs x act_steps env steps), then the updates."""
         cfg, n = self.cfg, self.env.num_envs
         with torch.no_grad():
             if self.env_steps < cfg.learning_starts:
@@ -185,7 +213,8 @@ class DSRL:
             else:
                 w, _ = self.sac.actor.sample(self.encode(self.obs))
             chunk = self.decoder(self.obs, w)  # the one denoising pass of this step
-        next_obs, reward, terminated, _, info = self.env.step(chunk.numpy())
+        next_obs, reward, terminated, truncated, info = self.env.step(chunk.numpy())
+        self.scaler.update(reward, terminated | truncated)  # the replay keeps raw rewards (scaled when sampled)
         self.replay.add(obs=self.obs, next_obs=info["final_obs"], noise=w.numpy(),
                         action=self.executed(chunk).numpy(), reward=reward.astype(np.float32),
                         terminated=terminated.astype(np.float32),
@@ -207,31 +236,44 @@ class DSRL:
         return stats
 
     # ---- updates ----------------------------------------------------------------------------
+    def value_bounds(self) -> tuple[float, float] | None:
+        """The range critic targets are clipped to (scaled units), or None (bound_targets off)."""
+        return self.scaler.value_bounds(scaled=self.cfg.reward_scale) if self.cfg.bound_targets else None
+
     def update(self, b: dict) -> dict:
         self.num_updates += 1
         s, s2 = self.encode(b["obs"]), self.encode(b["next_obs"])
+        if self.cfg.reward_scale:
+            b = b | {"reward": b["reward"] * self.scaler.scale}
+        bounds = self.value_bounds()
         if self.cfg.variant == "sac":
-            return self.sac.update({"obs": s, "action": b["noise"], "reward": b["reward"], "next_obs": s2,
-                                    "terminated": b["terminated"], "discount": b["discount"]})
-        return self._update_noise_aliasing(b, s, s2)
+            stats = self.sac.update({"obs": s, "action": b["noise"], "reward": b["reward"], "next_obs": s2,
+                                     "terminated": b["terminated"], "discount": b["discount"]}, bounds)
+        else:
+            stats = self._update_noise_aliasing(b, s, s2, bounds)
+        with torch.no_grad():
+            stats["q_mean"] = float(self.sac.critic.min_q(s, self.sac.actor.deterministic(s)).mean())
+        return stats | {"reward_scale": self.scaler.scale if self.cfg.reward_scale else 1.0,
+                        "value_bound_hi": float("nan") if bounds is None else bounds[1]}
 
-    def _update_noise_aliasing(self, b: dict, s: torch.Tensor, s2: torch.Tensor) -> dict:
+    def _update_noise_aliasing(self, b: dict, s: torch.Tensor, s2: torch.Tensor, bounds) -> dict:
         sac = self.sac
         # Q^A: TD on executed actions; the next action is the DP's chunk for the actor's next noise.
-        with torch.no_grad():
-            w2, logp2 = sac.actor.sample(s2)
-            a2 = self.executed(self.decoder(b["next_obs"], w2))
-            v2 = self.q_action_target.min_q(s2, a2) - sac.temperature.alpha * logp2
-            y = b["reward"] + b["discount"] * (1.0 - b["terminated"]) * v2
+        y = sac.td_target({"next_obs": s2, "reward": b["reward"], "discount": b["discount"],
+                           "terminated": b["terminated"]}, bounds,
+                          critic_target=lambda s_next, w_next: self.q_action_target.min_q(
+                              s_next, self.executed(self.decoder(b["next_obs"], w_next))))
         qa_loss = twin_q_step(self.q_action, self.q_action_opt, s, b["action"], y,
                               max_grad_norm=sac.cfg.max_grad_norm, critic_target=self.q_action_target, tau=sac.cfg.tau)
         # Q^W: distil Q^A(s, DP(s, w)) over w ~ N(0, I) clipped to the box (aliasing: any w whose
-        # chunk was never executed still gets the value of that chunk).
+        # chunk was never executed still gets the value of that chunk), clipped like the TD targets.
         with torch.no_grad():
             w = self.random_noise(s.shape[0])
             t1, t2 = self.q_action(s, self.executed(self.decoder(b["obs"], w)))
+            if bounds is not None:
+                t1, t2 = t1.clamp(*bounds), t2.clamp(*bounds)
         qw_loss = twin_q_step(sac.critic, sac.critic_opt, s, w, t1, t2, max_grad_norm=sac.cfg.max_grad_norm)
-        stats = {"critic_loss": qa_loss, "noise_critic_loss": qw_loss}
+        stats = {"critic_loss": qa_loss, "noise_critic_loss": qw_loss, "q_target_max": y.max().item()}
         sac.num_updates += 1
         if sac.num_updates % sac.cfg.actor_update_interval == 0:
             stats |= sac.update_actor_and_alpha(s)  # maximizes Q^W (sac.critic)
@@ -240,6 +282,7 @@ class DSRL:
     # ---- resume -----------------------------------------------------------------------------
     def state_dict(self) -> dict:
         state = {"sac": self.sac.state_dict(), "replay": self.replay.state_dict(), "obs": self.obs.copy(),
+                 "scaler": self.scaler.state_dict(),
                  "env": self.env.state_dict(), "iteration": self.iteration, "update_credit": self.update_credit,
                  "num_updates": self.num_updates, "decoder_passes": self.decoder.passes}
         if self.cfg.variant == "na":
@@ -250,6 +293,8 @@ class DSRL:
     def load_state_dict(self, state: dict) -> None:
         self.sac.load_state_dict(state["sac"])
         self.replay.load_state_dict(state["replay"])
+        if "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
         if state["env"] is None:
             raise ValueError(f"{type(self.env.env).__name__} cannot export its state, so a DSRL run on it cannot "
                              "resume exactly: use an env with state_dict() support")

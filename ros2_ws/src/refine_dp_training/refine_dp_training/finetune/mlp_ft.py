@@ -39,7 +39,7 @@ from torch.distributions import Normal
 
 from ..envs.chunked import ChunkedVecEnv
 from ..rl.actor_critic import mlp
-from .common import Pretrained, load_pretrained, make_chunked_env, run_finetune
+from .common import Pretrained, load_pretrained, planner_env, run_finetune
 from .ppo_gaussian import ChunkPPO, ChunkPPOConfig
 
 
@@ -131,7 +131,7 @@ class MLPFT(ChunkPPO):
             raise ValueError(f"mlp-ft fine-tunes the deterministic MLP baseline; {pre.path} is a {pre.kind!r} "
                              "policy: pretrain one with `refine-dp pretrain --model mlp` (or the pretrain config's MLP option)")
         act_steps = cfg.act_steps or pre.act_steps
-        env = env or make_chunked_env(cfg.env, cfg.num_envs, pre.obs_horizon, act_steps, discount=cfg.gamma)
+        env = planner_env(cfg, pre, act_steps, env)
         super().__init__(cfg, env)
         self.mlp_policy = pre.policy.eval().requires_grad_(True)  # eval: no dropout noise in the ratios
         self.action_normalizer = self.mlp_policy.action_normalizer

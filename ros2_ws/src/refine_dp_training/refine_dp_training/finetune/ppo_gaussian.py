@@ -32,7 +32,9 @@ from ..data.windows import WindowDataset
 from ..envs.chunked import ChunkedVecEnv
 from ..rl.actor_critic import ActorCritic, ActorCriticConfig
 from ..rl.ppo import PPO, PPOConfig
-from .common import FinetuneConfig, Pretrained, RunningReturnScaler, load_pretrained, make_chunked_env, run_finetune
+from ..rl.storage import RolloutStorage
+from .common import (FinetuneConfig, Pretrained, RunningReturnScaler, check_env_dims, chunk_steps_within, load_pretrained,
+                     make_chunked_env, run_finetune)
 
 
 @dataclass
@@ -114,11 +116,22 @@ class ChunkPPO:
         """Called before each rollout (MLP-FT updates its schedules here)."""
 
     # ---- training ---------------------------------------------------------------------------
-    def train_iteration(self) -> dict:
+    def train_iteration(self, max_env_steps: int | None = None) -> dict:
         self.before_iteration()
         alg, env = self.alg, self.env
+        T = chunk_steps_within(max_env_steps, self.cfg.steps_per_iter, env.num_envs, self.act_steps)
+        full = alg.storage
+        if T < full.num_steps:   # the budget's last, shorter rollout
+            alg.storage = RolloutStorage(T, env.num_envs, full.obs.shape[-1], full.actions.shape[-1])
+        try:
+            return self._iteration(T)
+        finally:
+            alg.storage = full
+
+    def _iteration(self, T: int) -> dict:
+        alg, env = self.alg, self.env
         with torch.no_grad():
-            for t in range(self.cfg.steps_per_iter):
+            for t in range(T):
                 x = self.policy_input(self.obs)
                 u, transition = alg.act(x)
                 chunk = self.to_chunk(u, self.obs)
@@ -133,7 +146,7 @@ class ChunkPPO:
                 self.after_step(u, done)
                 self.obs = obs
             last = alg.policy.value(alg.policy.normalize(self.policy_input(self.obs)))
-            alg.storage.compute_returns(last, self.discounts.clone(), self.cfg.lam, normalize_advantages=True)
+            alg.storage.compute_returns(last, self.discounts[:T].clone(), self.cfg.lam, normalize_advantages=True)
         warmup = self.iteration < self.cfg.critic_warmup_iters
         stats = self._critic_update() if warmup else alg.update()
         self.iteration += 1
@@ -236,12 +249,19 @@ class PPOGaussian(ChunkPPO):
         """episodes: demonstrations to clone (default: loaded from cfg.dataset / the DP's dataset)."""
         torch.manual_seed(cfg.seed)
         act_steps = cfg.act_steps or 1
-        env = env or make_chunked_env(cfg.env, cfg.num_envs, cfg.obs_horizon, act_steps, discount=cfg.gamma)
-        super().__init__(cfg, env)
-        self.dataset_meta: dict = {}   # layouts and control rate of the demos, for the deployable's contract
+        dataset_meta: dict = {}   # layouts and control rate of the demos, for the deployable's contract
+        what = "the demonstrations passed in"
         if episodes is None:
-            data = EpisodeDataset(resolve_dataset(cfg, pre))
-            episodes, self.dataset_meta = data.episodes, data.meta
+            path = resolve_dataset(cfg, pre)
+            data = EpisodeDataset(path)
+            episodes, dataset_meta, what = data.episodes, data.meta, f"dataset {path}"
+        dims = (episodes[0]["obs"].shape[1], episodes[0]["actions"].shape[1])
+        if env is None:
+            env = make_chunked_env(cfg.env, cfg.num_envs, cfg.obs_horizon, act_steps, cfg.gamma, cfg.env_kwargs,
+                                   (*dims, what))
+        check_env_dims(env, *dims, cfg.env, what)
+        super().__init__(cfg, env)
+        self.dataset_meta = dataset_meta
         hidden = (cfg.hidden_dim,) * cfg.hidden_layers
         self.policy = ActorCritic(env.obs_dim * env.obs_horizon, env.act_dim * env.act_steps,
                                   ActorCriticConfig(actor_hidden=hidden, critic_hidden=hidden, activation="elu",
@@ -260,8 +280,8 @@ class PPOGaussian(ChunkPPO):
     def act_deterministic(self, obs_hist: np.ndarray) -> np.ndarray:
         return self.to_chunk(self.policy.act_inference(self.policy_input(obs_hist)), obs_hist)
 
-    def train_iteration(self) -> dict:
-        return super().train_iteration() | ({"bc_loss": self.bc_loss} if self.iteration == 0 else {})
+    def train_iteration(self, max_env_steps: int | None = None) -> dict:
+        return super().train_iteration(max_env_steps) | ({"bc_loss": self.bc_loss} if self.iteration == 0 else {})
 
     def deployable(self):
         """The Gaussian's mean as a planner emitting act_steps actions; None when the demos' control

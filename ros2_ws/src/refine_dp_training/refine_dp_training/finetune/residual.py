@@ -21,7 +21,7 @@ import torch
 
 from ..envs.chunked import ChunkedVecEnv
 from ..rl.actor_critic import ActorCritic, ActorCriticConfig
-from .common import Pretrained, load_pretrained, make_chunked_env, run_finetune
+from .common import Pretrained, load_pretrained, planner_env, run_finetune
 from .ppo_gaussian import ChunkPPO, ChunkPPOConfig
 
 
@@ -42,14 +42,11 @@ class Residual(ChunkPPO):
         torch.manual_seed(cfg.seed)
         pre = pre or load_pretrained(cfg.pretrained, use_ema=cfg.use_ema)
         act_steps = cfg.act_steps or pre.act_steps
-        env = env or make_chunked_env(cfg.env, cfg.num_envs, pre.obs_horizon, act_steps, discount=cfg.gamma)
+        env = planner_env(cfg, pre, act_steps, env)
         super().__init__(cfg, env)
         self.kind = pre.kind
         self.base = pre.policy.eval().requires_grad_(False)
         c = self.base.config
-        if env.obs_dim != c.obs_dim or env.act_dim != c.action_dim:
-            raise ValueError(f"env {cfg.env} has obs/act dims {env.obs_dim}/{env.act_dim}, the base policy "
-                             f"{c.obs_dim}/{c.action_dim}: fine-tune on the env it was trained for")
         self.exec_dim = env.act_steps * c.action_dim
         hidden = (cfg.hidden_dim,) * cfg.hidden_layers
         self.policy = ActorCritic(c.obs_horizon * c.obs_dim + self.exec_dim, self.exec_dim,

@@ -7,6 +7,7 @@ SAC (Haarnoja et al. 2018, with the automatic temperature of the second paper), 
 
     a', logp' ~ pi(.|s')                                      (reparameterized, squashed)
     y        = r + discount * (1 - terminated) * (min_j Qbar_j(s', a') - alpha * logp')
+               (without "- alpha * logp'" when backup_entropy is False; clipped to `bounds` if given)
     L_Q      = sum_j E[(Q_j(s, a) - y)^2]
     L_pi     = E[alpha * logp(a~|s) - min_j Q_j(s, a~)]         a~ ~ pi(.|s)
     L_alpha  = -E[log_alpha * (logp(a~|s) + target_entropy)]    (pushes entropy toward the target)
@@ -202,6 +203,8 @@ class SACConfig:
     tau: float = 0.005
     actor_update_interval: int = 1        # actor/alpha step every k critic steps (high UTD: critic-heavy)
     max_grad_norm: float = 10.0
+    backup_entropy: bool = True           # the entropy bonus inside the TD target (soft Q); False: Q is the
+                                          # plain return of the policy, entropy only regularizes the actor
 
 
 class SAC:
@@ -224,10 +227,16 @@ class SAC:
         self.num_updates = 0
 
     @torch.no_grad()
-    def td_target(self, batch: dict) -> torch.Tensor:
+    def td_target(self, batch: dict, bounds: tuple[float, float] | None = None, critic_target=None) -> torch.Tensor:
+        """y of the module docstring; `bounds` (lo, hi): what the return can be, y is clipped into it.
+        critic_target: whose Qbar(s', pi(s')) to bootstrap from (default this SAC's; DSRL-NA passes a
+        function of (next_obs, next_action) that decodes the noise first)."""
         next_a, next_logp = self.actor.sample(batch["next_obs"])
-        next_v = self.critic_target.min_q(batch["next_obs"], next_a) - self.temperature.alpha * next_logp
-        return batch["reward"] + batch["discount"] * (1.0 - batch["terminated"]) * next_v
+        next_v = (critic_target or self.critic_target.min_q)(batch["next_obs"], next_a)
+        if self.cfg.backup_entropy:
+            next_v = next_v - self.temperature.alpha * next_logp
+        y = batch["reward"] + batch["discount"] * (1.0 - batch["terminated"]) * next_v
+        return y if bounds is None else y.clamp(*bounds)
 
     def update_critic(self, obs, action, target) -> float:
         return twin_q_step(self.critic, self.critic_opt, obs, action, target, max_grad_norm=self.cfg.max_grad_norm,
@@ -257,8 +266,10 @@ class SAC:
         return {"actor_loss": actor_loss.item(), "alpha": self.temperature.alpha.item(),
                 "entropy": -logp.mean().item(), "alpha_loss": alpha_loss.item()}
 
-    def update(self, batch: dict) -> dict:
-        stats = {"critic_loss": self.update_critic(batch["obs"], batch["action"], self.td_target(batch))}
+    def update(self, batch: dict, bounds: tuple[float, float] | None = None) -> dict:
+        target = self.td_target(batch, bounds)
+        stats = {"critic_loss": self.update_critic(batch["obs"], batch["action"], target),
+                 "q_target_mean": target.mean().item(), "q_target_max": target.max().item()}
         self.num_updates += 1
         if self.num_updates % self.cfg.actor_update_interval == 0:
             stats |= self.update_actor_and_alpha(batch["obs"])

@@ -1,10 +1,13 @@
-"""`refine-dp pretrain --data DIR --out DIR [--preset hopper|t1] [--resume] [options]`.
+"""`refine-dp pretrain --data DIR --out DIR [--preset hopper|reach|t1] [--resume] [options]`.
 
 Every PretrainConfig field is an option (--obs-horizon, --backbone mlp, --steps ...); --preset sets
-a group of them first (config.PRESETS; explicit options win). With --resume the options default to
+a group of them first (config.PRESETS; explicit options win). A preset never chooses the env the
+policy is evaluated in: --env (with --env-kwargs JSON) does, else the env the dataset records; its
+observation and action sizes are checked against the dataset's before training starts. With --resume the options default to
 the run's saved config.json, so `--out DIR --resume [--steps N]` continues (or extends) a run.
 
     refine-dp pretrain --preset hopper --data runs/hopper_demos --out runs/hopper_dp --steps 20000
+    refine-dp pretrain --preset reach --data runs/reach_demos --out runs/reach_dp
 """
 from __future__ import annotations
 
@@ -43,10 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     if known.resume:
         trainer.resume()
     summary = trainer.train()
+    from ..evalstats import describe
+    from .trainer import eval_result
     final = summary["final"]
+    res = eval_result(final)
     print(f"pretrain: {summary['step']} steps in {summary['train_wall_s']:.0f} s, val loss {final['val_loss']:.4f}"
-          + (f", eval return {final['eval_return_mean']:.1f} +- {final['eval_return_std']:.1f}"
-             if "eval_return_mean" in final else "") + f"; policy {summary['policy']}")
+          + (f"; evaluation ({res['episodes']} episodes): {describe(res)}" if res else "")
+          + f"; policy {summary['policy']}")
     return 0
 
 

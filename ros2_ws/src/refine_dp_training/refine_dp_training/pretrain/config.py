@@ -12,6 +12,10 @@ configs (cond_steps 1, horizon_steps 4, act_steps 4, 20 DDPM steps, MLP denoiser
   the last 10 steps trained by DPPO: DPPO's gym setting.
 - MLP denoiser (the planner's `mlp` backbone, residual 3x512): what DPPO uses on gym; the DiT is the
   T1 choice and works here too (`--backbone dit`), only slower per step on a CPU.
+A preset sets model and optimizer sizes only, never the evaluation env: that is the dataset's (the env
+its metadata records) or `--env`, and its sizes are checked against the dataset's before training.
+`PRESETS["reach"]` is the sparse-reward benchmark's (benchmarks/reach): the Hopper setting with a
+3x256 denoiser and 10 DDIM steps from 20 (DSRL-NA denoises two batches per update).
 """
 from __future__ import annotations
 
@@ -48,7 +52,9 @@ class PretrainConfig:
     val_fraction: float = 0.1            # episodes held out (split by episode)
     val_every: int = 1000
     val_batches: int = 8
-    env: str | None = None               # e.g. Hopper-v5: periodic rollout evaluation of the EMA policy
+    env: str | None = None               # rollout evaluation of the EMA policy in this env; None: the env the
+                                         # dataset records (metadata info.env_id), if any; --eval-episodes 0: none
+    env_kwargs: dict | None = None       # its keyword arguments (JSON); None: the dataset's info.env_kwargs
     eval_every: int = 5000
     eval_episodes: int = 10
     eval_seed: int = 10_000
@@ -73,6 +79,8 @@ class PretrainConfig:
 PRESETS: dict[str, dict] = {
     "t1": {},
     "hopper": {"obs_horizon": 2, "action_horizon": 4, "act_steps": 4, "backbone": "mlp",
-               "num_train_timesteps": 20, "ddim_steps": 20, "lr": 1e-3, "min_lr_ratio": 0.1,
-               "env": "Hopper-v5", "eval_every": 5000},
+               "num_train_timesteps": 20, "ddim_steps": 20, "lr": 1e-3, "min_lr_ratio": 0.1, "eval_every": 5000},
+    "reach": {"obs_horizon": 2, "action_horizon": 4, "act_steps": 4, "backbone": "mlp", "hidden_dims": [256, 256, 256],
+              "num_train_timesteps": 20, "ddim_steps": 10, "lr": 1e-3, "min_lr_ratio": 0.1, "steps": 6000,
+              "eval_every": 2000, "eval_episodes": 50},
 }

@@ -17,6 +17,7 @@ and at the end.
 """
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -67,6 +68,20 @@ def dataset_rate_hz(cfg: PretrainConfig, meta: dict) -> float:
     return float(recorded if recorded is not None else cfg.rate_hz)
 
 
+def eval_env_of(cfg: PretrainConfig, meta: dict) -> tuple[str | None, dict, str]:
+    """(env, env_kwargs, where they came from) of the rollout evaluation: --env, else the env the
+    dataset records (metadata info.env_id / info.env_kwargs), else none. Presets never set it."""
+    if cfg.eval_episodes <= 0:
+        return None, {}, "evaluation off"
+    info = meta.get("info") or {}
+    if cfg.env:
+        return cfg.env, dict(cfg.env_kwargs or {}), "--env"
+    if info.get("env_id"):
+        kwargs = info.get("env_kwargs") or {} if cfg.env_kwargs is None else cfg.env_kwargs
+        return info["env_id"], dict(kwargs), "recorded in the dataset's metadata.json"
+    return None, {}, "no --env and none recorded in the dataset"
+
+
 def cosine_with_warmup(warmup: int, total: int, min_ratio: float):
     def factor(step: int) -> float:
         if step < warmup:
@@ -74,6 +89,20 @@ def cosine_with_warmup(warmup: int, total: int, min_ratio: float):
         progress = min(1.0, (step - warmup) / max(1, total - warmup))
         return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
     return factor
+
+
+def eval_result(rec: dict) -> dict:
+    """The rollout evaluation inside a history record (its eval_* keys, prefix removed)."""
+    return {k[5:]: v for k, v in rec.items() if k.startswith("eval_")}
+
+
+def eval_postfix(rec: dict) -> dict:
+    from ..evalstats import fmt
+    res = eval_result(rec)
+    if not res:
+        return {}
+    return ({"success": fmt(res["success_mean"])} if res.get("success_defined") else {}) | \
+        {"ret": fmt(res["return_mean"])}
 
 
 class Pretrainer:
@@ -84,6 +113,14 @@ class Pretrainer:
         seed_everything(cfg.seed)
         data = EpisodeDataset(cfg.data)
         self.meta = data.meta
+        self.env_name, self.env_kwargs, env_source = eval_env_of(cfg, self.meta)
+        if self.env_name:  # sizes first: a dataset of another task must not train for minutes, then crash
+            from ..finetune.common import check_env_dims, make_vec_env
+            env = make_vec_env(self.env_name, 1, self.env_kwargs)
+            check_env_dims(env, data.obs_dim, data.act_dim, self.env_name, f"dataset {cfg.data}")
+            env.close()
+            print(f"pretrain: evaluating in {self.env_name}"
+                  + (f" {json.dumps(self.env_kwargs)}" if self.env_kwargs else "") + f" ({env_source})", flush=True)
         train_ids, val_ids = data.split(cfg.val_fraction, seed=cfg.seed)
         train_eps = [data[i] for i in train_ids]
         self.split = {"train": train_ids, "val": val_ids}
@@ -138,12 +175,13 @@ class Pretrainer:
 
     def rollout_eval(self) -> dict | None:
         cfg = self.cfg
-        if not cfg.env or cfg.eval_episodes <= 0:
+        if not self.env_name:
             return None
         from ..finetune.common import evaluate, make_chunked_env
 
         if getattr(self, "_eval_env", None) is None:
-            self._eval_env = make_chunked_env(cfg.env, cfg.eval_episodes, cfg.obs_horizon, cfg.act_steps)
+            self._eval_env = make_chunked_env(self.env_name, cfg.eval_episodes, cfg.obs_horizon, cfg.act_steps,
+                                              env_kwargs=self.env_kwargs)
         policy = self.ema.averaged.eval()
         if cfg.model == "mlp":
             act = lambda o: policy.sample(torch.as_tensor(o, dtype=torch.float32)).numpy()  # noqa: E731
@@ -181,7 +219,7 @@ class Pretrainer:
         return path
 
     def policy_extra(self) -> dict:
-        return {"env": self.cfg.env, "dataset": str(self.cfg.data), "step": self.step,
+        return {"env": self.env_name, "env_kwargs": self.env_kwargs, "dataset": str(self.cfg.data), "step": self.step,
                 "pretrain_config": self.cfg.to_dict()}
 
     def resume(self) -> None:
@@ -199,6 +237,8 @@ class Pretrainer:
             if res is not None:
                 rec |= {f"eval_{k}": v for k, v in res.items()}
                 self._scalar("eval/return_mean", res["return_mean"])
+                if res["success_defined"]:
+                    self._scalar("eval/success_mean", res["success_mean"])
         self.history.append(rec)
         return rec
 
@@ -224,7 +264,7 @@ class Pretrainer:
                     rec = self.record(eval_now)
                     if bar is not None:
                         bar.set_postfix(loss=f"{np.mean(losses[-100:]):.4f}", val=f"{rec['val_loss']:.4f}",
-                                        ret=f"{rec.get('eval_return_mean', float('nan')):.0f}")
+                                        **eval_postfix(rec))
                 if cfg.checkpoint_every > 0 and self.step % cfg.checkpoint_every == 0:
                     self.save()
                 if bar is not None:
@@ -233,7 +273,7 @@ class Pretrainer:
             if bar is not None:
                 bar.close()
         if not self.history or self.history[-1]["step"] != self.step or \
-                (cfg.env and "eval_return_mean" not in self.history[-1]):
+                (self.env_name and "eval_return_mean" not in self.history[-1]):
             self.record(with_eval=True)
         self.save()
         summary = {"step": self.step, "train_wall_s": self.wall_s, "final": self.history[-1],

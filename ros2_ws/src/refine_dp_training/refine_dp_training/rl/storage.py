@@ -81,15 +81,13 @@ class RolloutStorage:
             self.advantages = (self.advantages - self.advantages.mean()) / (self.advantages.std() + 1e-8)
 
     def minibatches(self, num_minibatches: int, num_epochs: int) -> Iterator[dict]:
-        """Shuffled minibatches over all T*N samples, `num_epochs` passes (torch global RNG)."""
+        """Shuffled minibatches over all T*N samples, `num_epochs` passes (torch global RNG); sizes differ
+        by at most one sample when num_minibatches does not divide T*N."""
         batch = self.num_steps * self.num_envs
-        if batch % num_minibatches:
-            raise ValueError(f"batch {batch} (steps x envs) is not divisible by num_minibatches={num_minibatches}")
-        size = batch // num_minibatches
         flat = {name: getattr(self, name).flatten(0, 1)
                 for name in ("obs", "actions", "values", "log_probs", "mu", "sigma", "advantages", "returns")}
         for _ in range(num_epochs):
             perm = torch.randperm(batch)
-            for i in range(num_minibatches):
-                idx = perm[i * size:(i + 1) * size]
+            # equal parts when batch divides evenly (a budget's last, shorter rollout may not)
+            for idx in torch.tensor_split(perm, min(num_minibatches, batch)):
                 yield {name: x[idx] for name, x in flat.items()}
