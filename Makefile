@@ -11,6 +11,7 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make test   - set up what is missing, then run the test suite"
+	@echo "             (make test PYTEST_ARGS='-m \"not slow\"' skips the real-time closed-loop walk)"
 	@echo "make demo   - set up what is missing, then run the whole stack in closed loop with the simulated T1"
 	@echo "make setup  - only the setup (.venv, dependencies, message packages, workspace packages)"
 	@echo "make bench  - benchmarks (figures printed with the machine noted)"
