@@ -83,24 +83,34 @@ class SimCore:
         mujoco.mj_forward(self.model, self.data)
         self.command, self.damping, self.parallel, self._ankle_cmd = None, True, False, None
 
-    def settle(self, max_time_s: float = 8.0, still_qvel: float = 2e-3) -> float:
-        """Stand the robot on the floor under the default-pose hold (the vendor's prepare pose)
-        until it is still, then restart the clock at 0 with the robot in damping mode.
+    def settle(self, contact_time_s: float = 0.3) -> float:
+        """Put the standing robot's weight on the floor before anything is served: the keyframe's
+        soles touch the floor with no contact force yet, so right after reset() the IMU reads free
+        fall (zero acceleration), while a robot standing there reads about 9.8 m/s^2 up.
 
-        The keyframe puts the soles on the floor with no contact force yet, so right after
-        reset() the IMU reads free fall (zero acceleration); a robot standing there reads about
-        9.8 m/s^2 up. Returns the simulated seconds it took."""
+        The robot stands `contact_time_s` under the default-pose hold (the vendor's prepare pose),
+        long enough for the contacts to carry it; then the joints, the trunk orientation and its
+        horizontal position go back to the keyframe's, the trunk keeps the height it settled to,
+        velocities are zeroed, and the clock restarts at 0 in damping mode. A longer hold would let
+        the robot lean on the ankles' PD (the default pose's centre of mass is slightly forward), and
+        the interface's start-up ramp, which starts from the measured pose, would then drop that
+        holding torque. Returns the simulated seconds of the hold."""
+        key = self.model.key("stand").id
         jt = self.jt
         zeros = np.zeros(len(jt.names))
         self.set_command(MotorCommand(jt.default_q.copy(), zeros, zeros, jt.kp.copy(), jt.kd.copy()))
-        still_steps = int(0.2 / self.model.opt.timestep)
-        quiet = 0
-        while self.data.time < max_time_s and quiet < still_steps:
+        steps = int(round(contact_time_s / self.model.opt.timestep))
+        for k in range(steps):
             self.step(1)
-            quiet = quiet + 1 if np.max(np.abs(self.data.qvel)) < still_qvel else 0
+            if k >= steps // 2:  # second half: the keyframe's posture, only the trunk height free
+                height, vz = float(self.data.qpos[2]), float(self.data.qvel[2])
+                self.data.qpos[:] = self.model.key_qpos[key]
+                self.data.qvel[:] = 0.0
+                self.data.qpos[2], self.data.qvel[2] = height, vz
+        self.data.qvel[:] = 0.0
         t = float(self.data.time)
         self.data.time = 0.0
-        mujoco.mj_forward(self.model, self.data)  # sensors of the settled state
+        mujoco.mj_forward(self.model, self.data)  # sensors of the loaded, still robot
         self.set_damping()
         return t
 
