@@ -4,59 +4,16 @@ The trunk is welded to the world so only the arm, the gripper and the box move: 
 between the open fingers at the hand site, the gripper closes, the hand holds it for 1 s, raises
 it forward and shakes it. With the gripper left open the same box falls: the grasp is physical.
 """
-import mujoco
 import numpy as np
 import pytest
 
-from t1_description.joint_table import load_joint_table
-from t1_description.model_paths import STAND_KEYFRAME, mjcf_path, robot_indices
-from t1_description.pd import apply_pd_command, make_pd_actuators
-
-
-class WeldedT1:
-    """table_box scene, trunk welded to the world, table moved away, arms on the joint table's PD."""
-
-    def __init__(self):
-        spec = mujoco.MjSpec.from_file(str(mjcf_path("table_box")))
-        weld = spec.add_equality()
-        weld.type, weld.objtype, weld.name1 = mujoco.mjtEq.mjEQ_WELD, mujoco.mjtObj.mjOBJ_BODY, "Trunk"
-        self.m = m = spec.compile()
-        self.d = mujoco.MjData(m)
-        self.jt = load_joint_table()
-        self.idx = robot_indices(m)
-        make_pd_actuators(m, self.idx.ctrl, self.jt.effort_limit)
-        mujoco.mj_resetDataKeyframe(m, self.d, mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_KEY, STAND_KEYFRAME))
-        m.body_pos[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, "table")] = [5.0, 0.0, 0.0]
-        self.box = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, "box")
-        joint = m.body_jntadr[self.box]
-        self.box_q, self.box_v = m.jnt_qposadr[joint], m.jnt_dofadr[joint]
-        self.q_des = self.jt.default_q.copy()
-        self.site = self.idx.hand_sites[0]  # left hand
-
-    def step(self, n: int, grip: float) -> None:
-        zeros = np.zeros(len(self.jt.names))
-        for _ in range(n):
-            apply_pd_command(self.m, self.d, self.idx.ctrl, self.q_des, zeros, self.jt.kp, self.jt.kd, zeros)
-            self.d.ctrl[self.idx.gripper_ctrl] = [grip, 0.0]
-            mujoco.mj_step(self.m, self.d)
-
-    def place_box_in_hand(self, grip: float, steps: int = 150) -> None:
-        """Hold the box at the hand site, aligned with the hand, while the gripper moves to `grip`."""
-        quat = np.zeros(4)
-        mujoco.mju_mat2Quat(quat, self.d.site_xmat[self.site])
-        pos = self.d.site_xpos[self.site].copy()
-        for _ in range(steps):
-            self.d.qpos[self.box_q:self.box_q + 3], self.d.qpos[self.box_q + 3:self.box_q + 7] = pos, quat
-            self.d.qvel[self.box_v:self.box_v + 6] = 0.0
-            self.step(1, grip)
-
-    def box_to_hand(self) -> float:
-        return float(np.linalg.norm(self.d.xpos[self.box] - self.d.site_xpos[self.site]))
+from welded_t1 import WeldedT1
 
 
 @pytest.fixture
 def t1():
-    sim = WeldedT1()
+    sim = WeldedT1("table_box")  # trunk welded, arms on the joint table's PD (tests/support)
+    sim.move_body("table", [5.0, 0.0, 0.0])
     sim.step(200, 0.0)  # arms settle at the default pose
     return sim
 
