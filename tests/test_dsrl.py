@@ -187,3 +187,58 @@ def test_resume_continues_exactly(tmp_path):
     curve_b = {r["env_steps"]: r["return_mean"] for r in b["curve"]}
     common = set(curve_a) & set(curve_b)
     assert len(common) >= 3 and all(curve_a[k] == curve_b[k] for k in common)
+
+
+# ---- defaults that hold on sparse rewards ---------------------------------------------------------
+def test_defaults_scale_rewards_learn_the_plain_return_and_set_the_entropy_target_for_the_box():
+    import math
+
+    cfg = DSRLConfig()
+    assert cfg.reward_scale and cfg.bound_targets and not cfg.backup_entropy and cfg.init_alpha == 0.01
+    method = DSRL(small_cfg(), tiny_dp(obs_dim=4, act_dim=2), ChunkedVecEnv(make_vec_env("toy-sparse-reach", 3), 2, 3))
+    assert method.sac.temperature.target_entropy == pytest.approx(8 * (math.log(1.5) - 1.0))   # w is 4 x 2
+    assert not method.sac.cfg.backup_entropy
+
+
+def test_td_targets_cannot_exceed_the_returns_seen():
+    method = DSRL(small_cfg(), tiny_dp(obs_dim=4, act_dim=2), ChunkedVecEnv(make_vec_env("toy-sparse-reach", 3), 2, 3))
+    # sparse returns seen: a success (reward 1) after two empty chunk steps, for env 0
+    for r, d in (([0, 0, 0], [0, 0, 0]), ([0, 0, 0], [0, 0, 0]), ([1, 0, 0], [1, 0, 0])):
+        method.scaler.update(np.array(r, float), np.array(d, bool))
+    lo, hi = method.value_bounds()
+    assert lo == 0.0 and hi == pytest.approx(method.scaler.scale)         # return 1, in scaled units
+    with torch.no_grad():                                                 # a critic that overestimates wildly
+        for q in (method.sac.critic_target.q1, method.sac.critic_target.q2):
+            q[-1].bias.fill_(50.0)
+    b = {"next_obs": torch.randn(32, method.obs_feat), "reward": torch.ones(32) * hi,
+         "discount": torch.full((32,), 0.97), "terminated": torch.zeros(32)}
+    assert float(method.sac.td_target(b, method.value_bounds()).max()) == pytest.approx(hi)
+    assert float(method.sac.td_target(b).max()) > 40                      # unclipped, bootstrapping inflates
+
+
+def _critic_values_after_training(cfg_overrides: dict) -> tuple[float, float]:
+    """(largest noise-critic value on the replay's states, the largest RAW return seen) after a short
+    DSRL-SAC run on the sparse toy task, the critic's values converted back to raw reward units."""
+    torch.set_num_threads(1)   # tiny networks: a second thread only adds contention
+    pre = tiny_dp(obs_dim=4, act_dim=2)
+    env = ChunkedVecEnv(make_vec_env("toy-sparse-reach", 4), 2, 3, discount=0.99)
+    # tau 0.2: values propagate through the target network in tens of updates, not thousands
+    method = DSRL(small_cfg(num_envs=4, batch_size=32, hidden_dim=16, utd=2.0, tau=0.2, seed=0, **cfg_overrides),
+                  pre, env)
+    for _ in range(50):
+        method.train_iteration()
+    n = len(method.replay)
+    obs = method.encode(torch.as_tensor(method.replay.data["obs"][:n]))
+    with torch.no_grad():
+        q = method.sac.critic.min_q(obs, method.sac.actor.deterministic(obs))
+    scale = method.scaler.scale if method.cfg.reward_scale else 1.0
+    return float(q.max()) / scale, method.scaler.ret_max
+
+
+def test_sparse_reward_values_stay_within_the_return_with_the_defaults_and_not_with_the_old_ones():
+    q_max, ret_max = _critic_values_after_training({})
+    assert ret_max == pytest.approx(1.0) and q_max <= 1.0 + 1e-4
+    old = {"init_alpha": 0.1, "backup_entropy": True, "reward_scale": False, "bound_targets": False,
+           "target_entropy": -8.0}   # the first defaults: soft-Q targets, unscaled, unclipped
+    q_old, _ = _critic_values_after_training(old)
+    assert q_old > 1.5   # the entropy bonus alone is worth more than any return of the task

@@ -14,7 +14,7 @@ from refine_dp_planner.models.mlp_policy import MLPPolicy, MLPPolicyConfig
 from refine_dp_planner.policy import DiffusionPolicy
 from refine_dp_training.envs.toy import PointMassVecEnv
 from refine_dp_training.finetune import mlp_ft, ppo_gaussian, residual
-from refine_dp_training.finetune.common import Pretrained, latest_checkpoint, load_checkpoint
+from refine_dp_training.finetune.common import Pretrained, latest_checkpoint, load_checkpoint, run_finetune
 
 To, Ta, ACT = 2, 4, 3
 PPO_SMALL = dict(env="toy-pointmass", num_envs=4, steps_per_iter=8, epochs=2, minibatches=2, hidden_dim=16,
@@ -158,9 +158,21 @@ def test_residual_resume_continues_exactly(tmp_path):
                                        budget_env_steps=budget, checkpoint_every=1, seed=2)
 
     full = residual.run(cfg(tmp_path / "full", 300), pre=pre)
-    part = residual.run(cfg(tmp_path / "part", 150), pre=pre)
+    # a run killed after its second iteration (a lower budget would shorten that iteration: a budget is a budget)
+    killed = residual.Residual(cfg(tmp_path / "part", 300), pre=pre)
+    step, done = killed.train_iteration, []
+
+    def train_iteration(*args):
+        if len(done) == 2:
+            raise KeyboardInterrupt
+        done.append(1)
+        return step(*args)
+
+    killed.train_iteration = train_iteration
+    with pytest.raises(KeyboardInterrupt):
+        run_finetune(killed, cfg(tmp_path / "part", 300), method_name="residual")
     resumed = residual.run(cfg(tmp_path / "part", 300), resume=True, pre=pre)
-    assert 1 <= part["iteration"] < full["iteration"]
+    assert 2 < full["iteration"]
     assert resumed["env_steps"] == full["env_steps"] and resumed["iteration"] == full["iteration"]
     a = load_checkpoint(latest_checkpoint(tmp_path / "full"))["method"]
     b = load_checkpoint(latest_checkpoint(tmp_path / "part"))["method"]

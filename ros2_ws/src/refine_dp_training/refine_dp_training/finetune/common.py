@@ -457,7 +457,8 @@ def write_policy_file(method: FinetuneMethod, path: Path, method_name: str, cfg:
     """policy.pt: the method's deterministic actor as a deployable planner (refine-dp export planner)."""
     from refine_dp_planner.deployable import save_deployable
 
-    planner = method.deployable() if hasattr(method, "deployable") else None
+    with torch.random.fork_rng(devices=[]):   # building the module draws initial weights: leave training's RNG alone,
+        planner = method.deployable() if hasattr(method, "deployable") else None   # or a killed run would not resume exactly
     if planner is None:
         return
     save_deployable(planner, path, extra={

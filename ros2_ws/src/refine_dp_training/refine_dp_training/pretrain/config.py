@@ -80,7 +80,7 @@ PRESETS: dict[str, dict] = {
     "t1": {},
     "hopper": {"obs_horizon": 2, "action_horizon": 4, "act_steps": 4, "backbone": "mlp",
                "num_train_timesteps": 20, "ddim_steps": 20, "lr": 1e-3, "min_lr_ratio": 0.1, "eval_every": 5000},
-    "reach": {"obs_horizon": 2, "action_horizon": 4, "act_steps": 4, "backbone": "mlp", "hidden_dims": [256, 256, 256],
+    "reach": {"obs_horizon": 2, "action_horizon": 4, "act_steps": 2, "backbone": "mlp", "hidden_dims": [256, 256, 256],
               "num_train_timesteps": 20, "ddim_steps": 10, "lr": 1e-3, "min_lr_ratio": 0.1, "steps": 6000,
               "eval_every": 2000, "eval_episodes": 50},
 }
