@@ -266,3 +266,25 @@ def test_stairs_box_has_a_grasp_pose_from_the_platform():
                                       restarts=8, q_start=t1.jt.default_q[joints])
     assert err_pos < 0.003 and err_rot < 0.03
     assert np.all(q > t1.jt.lower[joints] + 0.05) and np.all(q < t1.jt.upper[joints] - 0.05)
+
+
+# ---------------------------------------------------------------------------------- sim_t1
+@pytest.mark.parametrize("scene", ["pick_place", "door", "stairs"])
+def test_sim_t1_core_settles_the_robot_in_every_task_scene(scene):
+    """sim_t1's physics core loads the scene and stands the robot; the scene's objects stay put
+    (the node itself: `python -m t1_sim.sim_t1 --ros-args -p scene:=door`, checked by hand)."""
+    from t1_sim.sim_core import SimCore
+
+    facts = scene_facts(scene)
+    sim = SimCore(scene)
+    sim.settle()
+    m, d = sim.model, sim.data
+    assert sim.trunk_height() == pytest.approx(0.666, abs=0.01)
+    box = getattr(facts, "box", None)
+    if box is not None:
+        sim.step(500)
+        assert np.allclose(d.xpos[m.body(box.body).id], box.start_pos, atol=0.002)
+    if scene == "door":
+        sim.step(500)
+        for joint in (facts.hinge_joint, facts.handle_joint):
+            assert abs(d.qpos[m.jnt_qposadr[m.joint(joint).id]]) < 0.005
