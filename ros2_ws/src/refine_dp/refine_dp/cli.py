@@ -23,7 +23,7 @@ FORWARDS = {
     "hopper-demos": ("refine_dp_training.benchmarks.hopper.collect_demos",
                      "collect medium-quality Hopper demos from an expert checkpoint"),
     "record": ("refine_dp.recorder:cli", "record the planner's inputs and outputs into MCAP rosbag2 segments"),
-    "hopper-sweep": ("refine_dp_training.benchmarks.hopper.sweep",
+    "hopper-sweep": ("refine_dp_training.benchmarks.sweep:hopper_sweep",
                      "the Hopper fine-tuning benchmark (= sweep --benchmark hopper)"),
     "reach-demos": ("refine_dp_training.benchmarks.reach.demos",
                     "scripted demos of the sparse-reward SparseReach-v0 benchmark"),

@@ -350,5 +350,10 @@ def main(argv: list[str] | None = None, benchmark: str | None = None) -> int:
     return 0
 
 
+def hopper_sweep(argv: list[str] | None = None) -> int:
+    """`refine-dp hopper-sweep ...` = `refine-dp sweep --benchmark hopper ...`."""
+    return main(argv, benchmark="hopper")
+
+
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -131,15 +131,14 @@ class PointMassVecEnv(_ToyBase):
         self.episode_stats.load_state_dict(state["tracker"])
 
 
-class SparseReachVecEnv(_ToyBase):
+class SparseReachVecEnv(PointMassVecEnv):
     """obs = (x, y, goal x, goal y); action = velocity in [-1, 1]^2; reward 1 (and terminated) within
     `radius` of the goal, else 0; truncated after `max_steps`."""
 
     def __init__(self, num_envs: int = 8, max_steps: int = 20, dt: float = 0.1, radius: float = 0.15):
-        super().__init__(num_envs, 4, 2)
-        self.max_steps, self.dt, self.radius = max_steps, dt, radius
-        self.pos, self.goal = np.zeros((num_envs, 2)), np.zeros((num_envs, 2))
-        self.t = np.zeros(num_envs, np.int64)
+        super().__init__(num_envs, max_steps, dt, arena=np.inf)
+        self.obs_dim, self.radius = 4, radius
+        self.goal = np.zeros((num_envs, 2))
 
     def _obs(self):
         return np.concatenate([self.pos, self.goal], 1).astype(np.float32)
@@ -148,14 +147,6 @@ class SparseReachVecEnv(_ToyBase):
         self.pos[i], self.goal[i] = self.rng.uniform(-1, 1, 2), self.rng.uniform(-1, 1, 2)
         self.t[i] = 0
         return self._obs()[i]
-
-    def reset(self, seed=None):
-        if seed is not None:
-            self.rng = np.random.default_rng(seed)
-        self.episode_stats.reset_all()
-        for i in range(self.num_envs):
-            self._reset_one(i)
-        return self._obs()
 
     def step(self, actions, active=None):
         a = self.clip_actions(self._check_actions(actions))
@@ -168,13 +159,11 @@ class SparseReachVecEnv(_ToyBase):
         return self._finish(self._obs(), success.astype(np.float64), success.copy(), truncated, active, success)
 
     def state_dict(self):
-        return {"rng": self.rng.bit_generator.state, "pos": self.pos.copy(), "goal": self.goal.copy(),
-                "t": self.t.copy(), "tracker": self.episode_stats.state_dict()}
+        return super().state_dict() | {"goal": self.goal.copy()}
 
     def load_state_dict(self, state):
-        self.rng.bit_generator.state = state["rng"]
-        self.pos, self.goal, self.t = state["pos"].copy(), state["goal"].copy(), state["t"].copy()
-        self.episode_stats.load_state_dict(state["tracker"])
+        super().load_state_dict(state)
+        self.goal = state["goal"].copy()
 
 
 class CounterVecEnv(_ToyBase):

@@ -15,7 +15,9 @@ configs (cond_steps 1, horizon_steps 4, act_steps 4, 20 DDPM steps, MLP denoiser
 A preset sets model and optimizer sizes only, never the evaluation env: that is the dataset's (the env
 its metadata records) or `--env`, and its sizes are checked against the dataset's before training.
 `PRESETS["reach"]` is the sparse-reward benchmark's (benchmarks/reach): the Hopper setting with a
-3x256 denoiser and 10 DDIM steps from 20 (DSRL-NA denoises two batches per update).
+3x256 denoiser, 10 DDIM steps from 20 (DSRL-NA denoises two batches per update) and 2 of the 4
+actions of a chunk executed: the reacher's PD demonstrator, held open-loop for 4 steps (80 ms),
+succeeds in 17 % of the episodes against 100 % when it replans every 1 or 2 steps.
 """
 from __future__ import annotations
 
@@ -81,6 +83,6 @@ PRESETS: dict[str, dict] = {
     "hopper": {"obs_horizon": 2, "action_horizon": 4, "act_steps": 4, "backbone": "mlp",
                "num_train_timesteps": 20, "ddim_steps": 20, "lr": 1e-3, "min_lr_ratio": 0.1, "eval_every": 5000},
     "reach": {"obs_horizon": 2, "action_horizon": 4, "act_steps": 2, "backbone": "mlp", "hidden_dims": [256, 256, 256],
-              "num_train_timesteps": 20, "ddim_steps": 10, "lr": 1e-3, "min_lr_ratio": 0.1, "steps": 6000,
+              "num_train_timesteps": 20, "ddim_steps": 10, "lr": 1e-3, "min_lr_ratio": 0.1, "steps": 8000,
               "eval_every": 2000, "eval_episodes": 50},
 }

@@ -1,4 +1,4 @@
-"""The Hopper fine-tuning benchmark's plan (`refine-dp hopper-sweep` = `refine-dp sweep --benchmark hopper`).
+"""The Hopper fine-tuning benchmark's plan (`refine-dp sweep --benchmark hopper`, or `refine-dp hopper-sweep`).
 
 Budgets keep each run well under 60 CPU-minutes on the 2-core VM; raising a budget and running
 again extends finished runs. Success on Hopper = reaching the 1000-step limit without falling;
@@ -6,7 +6,7 @@ the table is about return (2800: ~80 % of the expert's best, 3484). See ../sweep
 """
 from __future__ import annotations
 
-from ..sweep import Benchmark, main as sweep_main
+from ..sweep import Benchmark
 
 BENCHMARK = Benchmark(
     name="hopper", env="Hopper-v5", dp="runs/hopper_dp/policy.pt", demos="runs/hopper_demos",
@@ -24,10 +24,3 @@ BENCHMARK = Benchmark(
            ("success_mean", "success (reaches the 1000-step limit)")),
     title="Fine-tuning one pretrained DP on Hopper-v5: mean over seeds, band = min..max")
 
-
-def main(argv: list[str] | None = None) -> int:
-    return sweep_main(argv, benchmark="hopper")
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -2,13 +2,15 @@
 
 The demonstrator computes the joint angles that put the fingertip on its AIMED point (two-link
 inverse kinematics, the elbow on the side it already bends to) and drives them with a PD law,
-torque = clip(kp * angle error - kd * joint velocity, -1, 1), plus Gaussian action noise. Its aim is
-the target plus an error drawn once per episode, N(0, aim_std^2) per axis: with the default 2 cm it
-ends inside the 1.5 cm success radius in about half of the episodes and stops just beside the
-target in the others. Every episode is kept, successful or not (a user's demonstrations are rarely
-all good), so the policy cloned from them is a moderate one that RL can improve.
+torque = clip(kp * angle error - kd * joint velocity, -1, 1), plus N(0, 0.1^2) action noise. Its
+aim is the target plus an error drawn once per episode, N(0, aim_std^2) per axis: with the default
+1 cm it stops inside the 1.5 cm success radius in 81 % of the episodes and just beside the target
+in the others. Every episode is kept, successful or not (a user's demonstrations are rarely all
+good), so the policy cloned from them is a moderate one that RL can improve: the aim error is not
+in the observation, so the clone cannot tell a good aim from a bad one, and its chunks carry the
+demonstrator's spread of aims.
 
-    refine-dp reach-demos --out runs/reach_demos --episodes 100
+    refine-dp reach-demos --out runs/reach_demos          # 200 episodes, 1 cm aim error, 0.1 action noise
 
 The dataset records the env it was collected in (`info.env_id`, `info.env_kwargs`): pretraining
 evaluates there unless told otherwise.
@@ -77,10 +79,10 @@ def collect(writer: EpisodeWriter, episodes: int, seed: int, aim_std: float, act
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="refine-dp reach-demos", description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True, help="dataset directory to create")
-    p.add_argument("--episodes", type=int, default=100)
+    p.add_argument("--episodes", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--aim-std", type=float, default=0.02, help="per-episode aim error, std per axis [m]")
-    p.add_argument("--action-noise", type=float, default=0.3, help="Gaussian noise on each torque (action units)")
+    p.add_argument("--aim-std", type=float, default=0.01, help="per-episode aim error, std per axis [m]")
+    p.add_argument("--action-noise", type=float, default=0.1, help="Gaussian noise on each torque (action units)")
     p.add_argument("--env-kwargs", type=json.loads, default={}, help="JSON keyword arguments of SparseReach-v0")
     p.add_argument("--overwrite", action="store_true")
     args = p.parse_args(argv)

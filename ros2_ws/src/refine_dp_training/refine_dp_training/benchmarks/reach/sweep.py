@@ -5,7 +5,7 @@ so "env steps to 90 % success" (the DSRL-vs-DPPO question) is read at a resoluti
 """
 from __future__ import annotations
 
-from ..sweep import Benchmark, main as sweep_main
+from ..sweep import Benchmark
 
 BENCHMARK = Benchmark(
     name="reach", env="SparseReach-v0", dp="runs/reach_dp/policy.pt", demos="runs/reach_demos",
@@ -23,10 +23,3 @@ BENCHMARK = Benchmark(
            ("length_mean", "episode length [steps] (50 = time limit)")),
     title="Fine-tuning one pretrained DP on SparseReach-v0 (sparse reward): mean over seeds, band = min..max")
 
-
-def main(argv: list[str] | None = None) -> int:
-    return sweep_main(argv, benchmark="reach")
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
