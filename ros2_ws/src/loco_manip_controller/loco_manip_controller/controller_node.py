@@ -12,9 +12,18 @@ models/ directory (`legs.onnx`). The control rate is the policies' own (their me
 control_hz); `rate_hz` 0 takes it, any other value must equal it. Under `refine-dp bringup` the node leaves a report
 (RUN/reports/loco_manip_controller.json, rewritten every 5 s and at exit): loop period and
 jitter percentiles, inference time, deadline misses, and its own tracking errors (tracking.py).
+
+Timing (t1_description.ros_runtime): the control loop runs in its own thread on the node's clock:
+wall (monotonic) on the robot, simulated time with use_sim_time (sim_t1's /clock), so a slow
+simulation slows the loop with it. `inference_ms` is LowLevelController.step (policies and the
+Python around them); `cycle_ms` the whole cycle (inputs, step, tracking, JointCommand published).
+`realtime_priority` > 0 asks for SCHED_FIFO for the process (nice -10 where refused); `ort_threads`
+is ONNX Runtime's intra-op thread count (1: measured to give the lowest p99 on the 2-core
+reference machine, docs/architecture.md). Both are in the report.
 """
 from __future__ import annotations
 
+import array
 import threading
 import time
 
@@ -30,6 +39,7 @@ from loco_manip_controller.footstep_planner import Footstep
 from loco_manip_controller.policy_runtime import ARM_TARGET_ALPHA, LowLevelController, OnnxPolicy, resolve_model
 from loco_manip_controller.tracking import TrackingStats
 from t1_description.kinematics import arm_kinematics
+from t1_description.ros_runtime import LoopClock, request_realtime, spin
 from t1_description.run_report import write_node_report
 
 ACCEPTING = ("READY", "ACTIVE", "HOLD")  # RobotState.SAFETY_* in which the interface follows commands
@@ -45,9 +55,11 @@ class ControllerNode(Node):
         rate = p("rate_hz", 0.0)  # 0: the policies' control_hz
         self.state_timeout = p("robot_state_timeout_s", 0.1)
         self.footstep_timeout = p("footstep_timeout_s", 0.2)
+        self.realtime_priority = p("realtime_priority", 0)
+        self.ort_threads = p("ort_threads", 1)
         legs, arms = (str(resolve_model(v)) if v else "" for v in (legs, arms))
-        self.ctrl = LowLevelController(OnnxPolicy(legs, "legs") if legs else None,
-                                       OnnxPolicy(arms, "arms") if arms else None,
+        self.ctrl = LowLevelController(OnnxPolicy(legs, "legs", threads=self.ort_threads) if legs else None,
+                                       OnnxPolicy(arms, "arms", threads=self.ort_threads) if arms else None,
                                        arm_target_alpha=p("arm_target_alpha", ARM_TARGET_ALPHA),
                                        control_hz=rate or None)  # refuses a rate_hz the policies contradict
         self.rate = self.ctrl.control_hz
@@ -69,6 +81,9 @@ class ControllerNode(Node):
         self._was_active = False
         self._report_t = time.monotonic()
         self.stats = {"deadline_misses": 0, "steps": 0, "active_steps": 0}
+        self.cycle_ms: list[float] = []  # whole-cycle compute times (the last 3000)
+        self.clock = LoopClock(self)
+        self.scheduling = {"requested": "none", "got": "not yet", "detail": ""}
         self.tracking = TrackingStats(jt, 1.0 / self.rate)
         best_effort = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
         reliable = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
@@ -77,17 +92,20 @@ class ControllerNode(Node):
         self.create_subscription(HighLevelCommand, "high_level_command", self._on_high_level, reliable)
         self.cmd_pub = self.create_publisher(JointCommand, "joint_command", reliable)
         self.status_pub = self.create_publisher(ControllerStatus, "controller_status", 10)
+        self._cmd = JointCommand(name=self.names, kp=self.kp.tolist(), kd=self.kd.tolist())  # reused: names once
         self.get_logger().info(f"legs: {legs or 'default pose (no policy)'}; arms: {arms or 'default pose'}; "
-                               f"{self.rate:g} Hz")
+                               f"{self.rate:g} Hz on {self.clock.kind} time; ONNX Runtime {self.ort_threads} thread(s)")
 
     # ---- inputs (executor thread) -----------------------------------------------------------------
     def _on_state(self, msg) -> None:
+        now = self.clock.now()
         with self._lock:
-            self._state, self._state_t = msg, time.monotonic()
+            self._state, self._state_t = msg, now
 
     def _on_footstep(self, msg) -> None:
+        now = self.clock.now()
         with self._lock:
-            self._footstep, self._footstep_t = msg, time.monotonic()
+            self._footstep, self._footstep_t = msg, now
 
     def _on_high_level(self, msg) -> None:
         pos, rot = np.zeros((1, 2, 3)), np.zeros((1, 2, 3, 3))
@@ -122,33 +140,42 @@ class ControllerNode(Node):
         fresh = foot is not None and now - foot_t <= self.footstep_timeout
         footstep = Footstep.from_msg(foot) if fresh else Footstep.standing(1)  # stale footsteps: stand
         t0 = time.perf_counter()
-        q_des = self.ctrl.step(np.asarray(state.position)[None], np.asarray(state.velocity)[None], gravity,
+        q = np.asarray(state.position, dtype=np.float64)  # array.array: a view, not a Python list
+        q_des = self.ctrl.step(q[None], np.asarray(state.velocity, dtype=np.float64)[None], gravity,
                                np.array([[w.x, w.y, w.z]]), footstep, hand_pos, hand_rot)[0]
         inference_ms = (time.perf_counter() - t0) * 1e3
-        self.tracking.on_control_step(state.position, gravity[0], footstep, hand_pos, hand_rot)
-        self.stats["active_steps"] += 1
-        cmd = self.JointCommand(name=self.names, position=q_des.tolist(), kp=self.kp.tolist(), kd=self.kd.tolist())
-        cmd.header.stamp = self.get_clock().now().to_msg()
+        cmd = self._cmd
+        cmd.position = array.array("d", q_des.tobytes())  # no per-element type checks
+        cmd.header.stamp = self.get_clock().now().to_msg()  # simulated time in simulation: sim_t1 syncs on it
         self.cmd_pub.publish(cmd)
+        self.tracking.on_control_step(q, gravity[0], footstep, hand_pos, hand_rot, self.ctrl.last_hand_error)
+        self.stats["active_steps"] += 1
         return True, inference_ms, "ok"
 
     def run(self, stop: threading.Event) -> None:
-        period = 1.0 / self.rate
-        next_t = last = time.monotonic()
+        self.scheduling = request_realtime(self.realtime_priority)  # this thread and every other one
+        self.get_logger().info(f"scheduling: {self.scheduling['got']} ({self.scheduling['detail']})")
+        period, clock = 1.0 / self.rate, self.clock
+        next_t = last = clock.now()
         while not stop.is_set() and rclpy.ok():
             next_t += period
-            delay = next_t - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
+            if clock.now() < next_t:
+                if not clock.sleep_until(next_t, stop, max_wall_s=1.0):
+                    next_t -= period  # stopping, or the simulation stalled: wait again
+                    continue
             else:
                 self.stats["deadline_misses"] += 1
-                if delay < -period:
-                    next_t = time.monotonic()
-            now = time.monotonic()
+                if clock.now() - next_t > period:
+                    next_t = clock.now()
+            now = clock.now()
+            t_cycle = time.perf_counter()
             try:
                 active, inference_ms, message = self.step(now)
+                if active:
+                    self.cycle_ms.append((time.perf_counter() - t_cycle) * 1e3)
+                    del self.cycle_ms[:-3000]
                 self.tracking.on_timing(now - last, inference_ms if active else None)
-                if now - self._report_t >= 5.0:
+                if time.monotonic() - self._report_t >= 5.0:
                     self.write_report()
                 self.stats["steps"] += 1
                 status = self.ControllerStatus(loop_period_ms=(now - last) * 1e3, inference_ms=inference_ms,
@@ -164,7 +191,14 @@ class ControllerNode(Node):
             last = now
 
     def report(self) -> dict:
-        return {"rate_hz": self.rate, "policies": self.policies, **self.stats, **self.tracking.summary()}
+        cycle = np.array(self.cycle_ms)
+        cycle_ms = {"n": int(cycle.size)} if cycle.size == 0 else {
+            "n": int(cycle.size), "median": round(float(np.median(cycle)), 3),
+            "p90": round(float(np.percentile(cycle, 90)), 3), "p99": round(float(np.percentile(cycle, 99)), 3),
+            "max": round(float(cycle.max()), 3)}
+        return {"rate_hz": self.rate, "policies": self.policies, "clock": self.clock.kind,
+                "scheduling": self.scheduling, "ort_threads": self.ort_threads, **self.stats,
+                "cycle_ms": cycle_ms, **self.tracking.summary()}
 
     def write_report(self) -> None:
         self._report_t = time.monotonic()
@@ -178,11 +212,12 @@ def main(args=None) -> None:
     worker = threading.Thread(target=node.run, args=(stop,), daemon=True)
     worker.start()
     try:
-        rclpy.spin(node)
+        spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         stop.set()
+        node.clock.notify()
         worker.join(timeout=1.0)
         node.write_report()
         node.destroy_node()

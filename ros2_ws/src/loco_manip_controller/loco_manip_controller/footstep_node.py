@@ -8,6 +8,8 @@ training environments run batched:
 A command older than `command_timeout_s` counts as zero, so the robot finishes its step,
 closes its feet and stands if the planner node dies. The planner clock advances by the
 measured time between ticks (capped), so countdowns stay in real time when a tick is late.
+Time is the node's clock (t1_description.ros_runtime.LoopClock): monotonic on the robot, simulated
+time with use_sim_time (the timer and the countdowns then follow sim_t1's /clock).
 
 The planner runs the FootstepPlannerConfig the legs policy was trained with, read from its metadata
 (`legs_policy`, the controller's file: contract.py); a planner parameter set explicitly must agree
@@ -26,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
@@ -40,6 +41,7 @@ from loco_manip_controller import contract
 from loco_manip_controller.footstep_planner import FootstepPlannerConfig, SingleFootstepPlanner
 from loco_manip_controller.policy_io import CONTROL_HZ
 from loco_manip_controller.policy_runtime import check_metadata, read_metadata, resolve_model
+from t1_description.ros_runtime import LoopClock, spin
 
 NODE_PARAMETERS = {  # name: (default, description); FootstepPlannerConfig fields are declared beside these
     "legs_policy": ("", "legs policy (path or shipped model name) whose footstep planner config is run; "
@@ -80,6 +82,7 @@ class FootstepNode(Node):
         self.planner.reset()
         self.timeout = float(p["command_timeout_s"])
         self.max_tick = float(p["max_tick_s"])
+        self.clock = LoopClock(self)
         self._cmd = (0.0, 0.0, 0.0)
         self._cmd_time = -math.inf
         self._last_tick = None
@@ -97,10 +100,10 @@ class FootstepNode(Node):
             self.get_logger().error(f"HighLevelCommand velocity {cmd} is not finite; ignored "
                                     "(the last valid command times out into a stop)", throttle_duration_sec=1.0)
             return
-        self._cmd, self._cmd_time = cmd, time.monotonic()
+        self._cmd, self._cmd_time = cmd, self.clock.now()
 
     def _tick(self) -> None:
-        now = time.monotonic()
+        now = self.clock.now()
         dt = 0.0 if self._last_tick is None else min(now - self._last_tick, self.max_tick)
         self._last_tick = now
         if dt <= 0.0:
@@ -127,7 +130,7 @@ def main(args=None) -> None:
     rclpy.init(args=args)
     node = FootstepNode()
     try:
-        rclpy.spin(node)
+        spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

@@ -117,6 +117,9 @@ class ObsSpec:
         return obs
 
 
+_INDICES: dict = {}  # (joint names, id(table)) -> (table, indices); the table is kept so its id stays its own
+
+
 @dataclass(frozen=True)
 class ActionSpec:
     """Which joints a policy drives and how its action maps to position targets."""
@@ -132,8 +135,15 @@ class ActionSpec:
         return len(self.joint_names)
 
     def indices(self, table: JointTable | None = None) -> np.ndarray:
+        """Table indices of the driven joints (read-only; cached per table: the 50 Hz controller asks often)."""
         table = table or load_joint_table()
-        return np.array([table.index(n) for n in self.joint_names], dtype=np.int64)
+        hit = _INDICES.get((self.joint_names, id(table)))
+        if hit is not None and hit[0] is table:
+            return hit[1]
+        idx = np.array([table.index(n) for n in self.joint_names], dtype=np.int64)
+        idx.flags.writeable = False
+        _INDICES[(self.joint_names, id(table))] = (table, idx)
+        return idx
 
     def to_dict(self) -> dict:
         d = {"name": self.name, "joint_names": list(self.joint_names), "scale": self.scale, "clip": self.clip}

@@ -172,6 +172,8 @@ class OnnxPolicy:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+        # a pool (threads > 1) must not spin between the 50 Hz calls: it would burn a core
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         inp, out = self.session.get_inputs()[0], self.session.get_outputs()[0]
         if inp.shape[-1] != self.obs_spec.dim or out.shape[-1] != self.action_spec.dim:
@@ -287,6 +289,7 @@ class LowLevelController:
             control_hz = p.control_hz
         self.control_hz = control_hz if control_hz is not None else pio.CONTROL_HZ
         self.footstep_config = self.leg_reference = None
+        self.last_hand_error = None  # (position, rotation-vector) error of the hands at the last step (arms)
         if self.legs is not None:
             self.footstep_config = contract.footstep_config(self.legs.meta, str(self.legs.path))
             if self.legs.action_spec.base == "reference":
@@ -324,8 +327,11 @@ class LowLevelController:
             self.leg_action = self.legs(obs)
             q_des[:, self.leg_idx] = pio.action_to_targets(self.legs.action_spec, self.leg_action, self.table, ref)
         if self.arms is not None:
-            obs = pio.build_arm_obs(gravity, q, dq, self.arm_action, hand_target_pos, hand_target_rot, table=self.table)
-            self.arm_action = self.arms(obs)
+            values = pio.arm_observation_values(gravity, q, dq, self.arm_action, hand_target_pos, hand_target_rot,
+                                                table=self.table)
+            error = values["hand_error"].reshape(-1, 2, 6)
+            self.last_hand_error = (error[..., :3], error[..., 3:])  # (dp, drot): for tracking, not recomputed
+            self.arm_action = self.arms(pio.ARM_OBS.build(values))
             raw = pio.action_to_targets(self.arms.action_spec, self.arm_action, self.table)
             a = self.arm_target_alpha
             smooth = np.where(self.arm_fresh[:, None], raw, a * raw + (1.0 - a) * self.arm_target)

@@ -81,20 +81,26 @@ class TrackingStats:
         if inference_ms is not None:
             self.inference.append(inference_ms)
 
-    def on_control_step(self, q29: np.ndarray, gravity, footstep: Footstep, hand_pos, hand_rot) -> None:
+    def on_control_step(self, q29: np.ndarray, gravity, footstep: Footstep, hand_pos, hand_rot,
+                        hand_error: tuple | None = None) -> None:
         """q29 measured joints, gravity the projected gravity [3] (trunk frame); footstep (N = 1) the
         footstep command the step ran on; hand_pos [2, 3], hand_rot [2, 3, 3] the commanded hand poses
-        (root frame)."""
+        (root frame). hand_error: (dp [1, 2, 3], drot [1, 2, 3]) = pose_errors(commanded, FK of q29) when
+        the caller has them already (the arm policy's observation does), else computed here."""
         q29 = np.asarray(q29, float)
-        if self._step is not None:
-            feet = feet_planar(q29[None, self.leg_idx], level_rotation(gravity))
-            td = score_touchdowns(self._step, footstep, feet)
+        prev = self._step
+        if prev is not None and prev.swing_foot[0] != SWING_NONE and (
+                footstep.step_index[0] != prev.step_index[0] or footstep.swing_foot[0] == SWING_NONE):
+            feet = feet_planar(q29[None, self.leg_idx], level_rotation(gravity))  # only when a step ended
+            td = score_touchdowns(prev, footstep, feet)
             if td.ended[0]:
                 self.footstep_err.append(float(td.error[0]))
                 self.footstep_yaw_err.append(abs(float(td.yaw_error[0])))
         self._step = footstep
-        hp, hr = arm_kinematics().fk(q29[self.arm_idx][None])
-        dp, drot = pose_errors(np.reshape(hand_pos, (1, 2, 3)), np.reshape(hand_rot, (1, 2, 3, 3)), hp, hr)
+        if hand_error is None:
+            hp, hr = arm_kinematics().fk(q29[self.arm_idx][None])
+            hand_error = pose_errors(np.reshape(hand_pos, (1, 2, 3)), np.reshape(hand_rot, (1, 2, 3, 3)), hp, hr)
+        dp, drot = hand_error
         pos_err = float(np.linalg.norm(dp, axis=-1).mean())
         (self.hand_pos_stand if footstep.swing_foot[0] == SWING_NONE else self.hand_pos_walk).append(pos_err)
         self.hand_rot.append(float(np.degrees(np.linalg.norm(drot, axis=-1)).mean()))

@@ -22,6 +22,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from mocap_bridge.client import NatNetClient, NatNetClientConfig
 from mocap_bridge.tracker import ObjectTracker, load_tracker_config
+from t1_description.ros_runtime import spin
 from refine_dp_msgs.msg import ObjectState, ObjectStateArray
 
 PARAMETERS = {  # name: (default, description)
@@ -174,7 +175,7 @@ def main(args=None) -> None:
     rclpy.init(args=args if args is not None else sys.argv)
     node = MocapBridgeNode()
     try:
-        rclpy.spin(node)
+        spin(node)  # events executor: the client thread publishes, the executor only serves the timer
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
     finally:

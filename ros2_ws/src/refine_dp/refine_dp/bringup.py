@@ -13,13 +13,15 @@ import os
 import platform
 from pathlib import Path
 
-from refine_dp.graph import DEFAULT_GRAPH, load_graph, recorder_node
+from refine_dp.cpu import ROBOT_SIDE, format_table
+from refine_dp.graph import DEFAULT_GRAPH, graph_uses_sim_time, load_graph, recorder_node
 from refine_dp.runner import GraphRunner, write_json_atomic
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sim", action="store_true", help="start the simulated T1 (sim_t1) instead of a robot")
-    parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    parser.add_argument("--duration", type=float, default=None,
+                        help="stop after this many seconds (with --sim: of simulated time, at most 4x + 120 s wall)")
     parser.add_argument("--out", type=Path, default=None, help="run directory (default runs/bringup-<time>)")
     parser.add_argument("--graph", type=Path, default=DEFAULT_GRAPH, help="node graph file")
     parser.add_argument("--quiet", action="store_true", help="do not forward node logs to the terminal")
@@ -56,6 +58,7 @@ def summarize(result, monitor_summary: dict, reports: dict, target: str) -> dict
         "fell": sim.get("fell"),
         "final_trunk_height_m": sim.get("final_trunk_height_m"),
         "safety_events": hw.get("safety_transitions", []),
+        "cpu": result.cpu,
         "walk": walk_summary(monitor_summary, reports),
         "monitor": monitor_summary,
         "reports": reports,
@@ -80,10 +83,19 @@ def run(args: argparse.Namespace) -> int:
         os.environ.update(env)
     rclpy.init()
     try:
-        node = rclpy.create_node("refine_dp_bringup_monitor")
+        from rclpy.parameter import Parameter
+
+        from t1_description.ros_runtime import make_events_spinner
+        sim_time = graph_uses_sim_time(target, args.graph)  # the monitor follows the graph's clock
+        node = rclpy.create_node("refine_dp_bringup_monitor",
+                                 parameter_overrides=[Parameter("use_sim_time", value=sim_time)])
         monitor = GraphMonitor(node)
         runner = GraphRunner(nodes, out, env=env, echo=not args.quiet)
-        result = runner.run(args.duration, tick=lambda: rclpy.spin_once(node, timeout_sec=0.02))
+        # simulated time: --duration counts simulated seconds (from the first step of physics), so the
+        # scripted sequence completes however slowly the machine runs it (bounded by a wall limit)
+        clock = (lambda: node.get_clock().now().nanoseconds * 1e-9) if sim_time else None
+        wall_limit = 4 * args.duration + 120 if sim_time and args.duration else None
+        result = runner.run(args.duration, tick=make_events_spinner(node), clock=clock, wall_limit=wall_limit)
         summary = summarize(result, monitor.summary(), runner.reports(), target)
     finally:
         rclpy.try_shutdown()
@@ -99,4 +111,6 @@ def run(args: argparse.Namespace) -> int:
     foot = walk.get("footstep_error_m")
     if foot:
         print(f"[bringup]   footstep_error_m: median {foot['median']} p90 {foot['p90']} ({foot['n']} steps)")
+    for line in format_table(summary["cpu"], {"robot-side nodes": ROBOT_SIDE}):
+        print(f"[bringup] {line}")
     return result.exit_code

@@ -64,6 +64,7 @@ def load_graph(target: str, path: Path | str = DEFAULT_GRAPH, overrides: dict[st
         raise GraphError(f"bringup graph {path} not found") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("nodes"), list):
         raise GraphError(f"{path}: expected a mapping with a 'nodes' list")
+    clock_node = sim_clock_node(raw) if target == "sim" else None
     nodes, seen = [], set()
     for i, entry in enumerate(raw["nodes"]):
         where = f"{path}: nodes[{i}]"
@@ -80,12 +81,25 @@ def load_graph(target: str, path: Path | str = DEFAULT_GRAPH, overrides: dict[st
         if when not in ("always", target):
             continue
         params = dict(entry.get("parameters") or {})
+        if clock_node is not None and name != clock_node:
+            params["use_sim_time"] = True  # the ROS convention: follow the simulator's /clock
         params.update(entry.get(f"{target}_parameters") or {})
         params.update((overrides or {}).get(name, {}))
         nodes.append(NodeSpec(name=name, package=entry["package"], executable=entry["executable"],
                               module=entry["module"], when=when, required=bool(entry.get("required", True)),
                               parameters=params, remappings=dict(entry.get("remappings") or {})))
     return nodes
+
+
+def sim_clock_node(raw: dict) -> str | None:
+    """The node that publishes /clock in simulation (`sim_time: {clock: NAME}`), or None."""
+    sim_time = raw.get("sim_time") or {}
+    return sim_time.get("clock") if isinstance(sim_time, dict) else None
+
+
+def graph_uses_sim_time(target: str, path: Path | str = DEFAULT_GRAPH) -> bool:
+    """Whether the graph's nodes run on simulated time for `target` (the monitor then does too)."""
+    return target == "sim" and sim_clock_node(yaml.safe_load(Path(path).read_text()) or {}) is not None
 
 
 def recorder_node(bag_dir: Path | str) -> NodeSpec:

@@ -8,11 +8,12 @@ Velocity tracking, as an observer with a MoCap would judge it: the trunk body's 
 (ObjectStateArray, world frame) gives the walked velocity, averaged over 1 s (the gait's sway
 averages out) and turned into the heading frame; it is compared with the HighLevelCommand
 velocity of the same instant (no lag allowance: the footstep gait reacts within a step).
+Times are the monitor node's clock: simulated time when the graph runs on sim_t1's /clock
+(`refine-dp bringup --sim`), so rates are per simulated second.
 """
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -59,8 +60,11 @@ class GraphMonitor:
         node.create_subscription(ObjectStateArray, "objects", self._on_objects, best_effort)
         node.create_subscription(HighLevelCommand, "high_level_command", self._on_command, reliable)
 
+    def _now(self) -> float:
+        return self.node.get_clock().now().nanoseconds * 1e-9
+
     def _on_objects(self, msg) -> None:
-        now = time.monotonic()
+        now = self._now()
         self.rates["objects"].tick(now)
         self.last_objects = msg
         for o in msg.objects:
@@ -70,7 +74,7 @@ class GraphMonitor:
                 self.trunk.append((now, o.pose.position.x, o.pose.position.y, yaw))
 
     def _on_command(self, msg) -> None:
-        now = time.monotonic()
+        now = self._now()
         self.rates["high_level_command"].tick(now)
         self.commands.append((now, msg.vx, msg.vy, msg.wz))
 

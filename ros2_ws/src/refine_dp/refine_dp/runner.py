@@ -22,6 +22,7 @@ from typing import Callable, TextIO
 
 import yaml
 
+from refine_dp.cpu import CpuSampler
 from refine_dp.graph import NodeSpec, params_file_content
 
 STOP_GRACE_S = 5.0
@@ -46,6 +47,7 @@ class RunResult:
     stop_reason: str
     wall_time_s: float
     nodes: list[dict] = field(default_factory=list)
+    cpu: dict = field(default_factory=dict)  # CpuSampler.table(): cores per node over the steady run
 
 
 def _forward(node: NodeProcess, echo: bool, lock: threading.Lock) -> None:
@@ -61,8 +63,10 @@ def _forward(node: NodeProcess, echo: bool, lock: threading.Lock) -> None:
 
 class GraphRunner:
     def __init__(self, nodes: list[NodeSpec], run_dir: Path, env: dict[str, str] | None = None,
-                 echo: bool = True) -> None:
+                 echo: bool = True, cpu_warmup_s: float = 10.0, runner_name: str = "bringup_runner") -> None:
         self.nodes = nodes
+        self.cpu = CpuSampler(warmup_s=cpu_warmup_s)
+        self.cpu.add(runner_name, os.getpid())  # this process: the runner and whatever `tick` spins
         self.run_dir = Path(run_dir)
         self.env = dict(os.environ, **(env or {}))
         self.echo = echo
@@ -72,6 +76,7 @@ class GraphRunner:
 
     # ------------------------------------------------------------------ start/stop
     def start(self) -> None:
+        self.cpu.t0 = time.monotonic()  # the warm-up counts from the start of the nodes
         (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
         (self.run_dir / "reports").mkdir(parents=True, exist_ok=True)
         params_file = self.run_dir / "params.yaml"
@@ -87,6 +92,7 @@ class GraphRunner:
             node.reader = threading.Thread(target=_forward, args=(node, self.echo, self._lock), daemon=True)
             node.reader.start()
             self.procs.append(node)
+            self.cpu.add(spec.name, proc.pid)
             self._say(f"started {spec.name} (pid {proc.pid}): python -m {spec.module}")
 
     def request_stop(self, reason: str) -> None:
@@ -116,8 +122,12 @@ class GraphRunner:
             n.log.close()
 
     # ------------------------------------------------------------------ main loop
-    def run(self, duration: float | None, tick: Callable[[], None] | None = None) -> RunResult:
-        """Start, supervise until a stop condition, stop. `tick` is called often (e.g. to spin a monitor)."""
+    def run(self, duration: float | None, tick: Callable[[], None] | None = None,
+            clock: Callable[[], float] | None = None, wall_limit: float | None = None) -> RunResult:
+        """Start, supervise until a stop condition, stop. `tick` is called often (e.g. to spin a monitor).
+
+        `duration` counts wall seconds, or with `clock` (e.g. the graph's simulated time) that clock's
+        seconds; `wall_limit` then bounds the wall time (a simulation that slows to a crawl ends too)."""
         t0 = time.monotonic()
         previous = {s: signal.signal(s, lambda signum, _f: self.request_stop(signal.Signals(signum).name))
                     for s in (signal.SIGINT, signal.SIGTERM)}
@@ -135,9 +145,15 @@ class GraphRunner:
                         self.request_stop(f"node {n.name} exited with status {code}")
                         exit_code = 1
                         break
-                if duration is not None and time.monotonic() - t0 >= duration:
+                if duration is not None and clock is None and time.monotonic() - t0 >= duration:
                     self.request_stop(f"duration {duration:g} s reached")
+                if duration is not None and clock is not None and clock() >= duration:
+                    self.request_stop(f"duration {duration:g} s of simulated time reached")
+                if wall_limit is not None and time.monotonic() - t0 >= wall_limit:
+                    self.request_stop(f"wall-clock limit {wall_limit:g} s reached")
+                self.cpu.sample()
         finally:
+            self.cpu.sample(force=True)
             reason = self._stop_requested or "runner error"
             self._say(f"stopping: {reason}")
             self.stop()
@@ -147,7 +163,7 @@ class GraphRunner:
             exit_code = 130 if reason == "SIGINT" else 143
         nodes = [{"name": n.name, "module": n.spec.module, "pid": n.proc.pid,
                   "exit_code": n.proc.returncode, "required": n.spec.required} for n in self.procs]
-        return RunResult(exit_code, reason, time.monotonic() - t0, nodes)
+        return RunResult(exit_code, reason, time.monotonic() - t0, nodes, self.cpu.table())
 
     def reports(self) -> dict[str, dict]:
         """Reports the nodes left in RUN/reports/*.json (unreadable ones are named, not dropped)."""

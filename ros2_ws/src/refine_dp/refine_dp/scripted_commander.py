@@ -5,10 +5,9 @@ hands are commanded at their default-pose positions (FK of the default arm joint
 The default script turns ~180 degrees in place (away from the table of the default table_box scene,
 whose near edge is 0.5 m in front of the robot), walks 1 m forward at 0.2 m/s, turns ~90 degrees
 and stops. Turns go at 0.25 rad/s, the footstep planner's limit (max_turn / (2 step_period)).
+The script runs on the node's clock from its first tick: simulated time with use_sim_time.
 """
 from __future__ import annotations
-
-import time
 
 import numpy as np
 import rclpy
@@ -17,6 +16,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from refine_dp_planner.messages import high_level_command
 from refine_dp_planner.planner_io import PlannerAction
+from t1_description.ros_runtime import LoopClock, spin
 
 DEFAULT_SCRIPT = [3.0, 0.0, 0.0, 0.0,      # stand (let the ramp finish)
                   12.6, 0.0, 0.0, 0.25,    # turn ~180 degrees: the table is straight ahead
@@ -55,13 +55,17 @@ class ScriptedCommander(Node):
         self.hands = PlannerAction(np.zeros(3), pos[0], rot[0], np.zeros(2))
         self.pub = self.create_publisher(HighLevelCommand, "high_level_command",
                                          QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
-        self.t0 = time.monotonic() + self.start_delay
+        self.clock = LoopClock(self)
+        self.t0: float | None = None  # the script starts at the first tick (+ start_delay_s)
         self.create_timer(0.1, self._tick)
         total = sum(s[0] for s in self.script)
         self.get_logger().info(f"script of {len(self.script)} segments, {total:g} s")
 
     def _tick(self) -> None:
-        t = time.monotonic() - self.t0
+        now = self.clock.now()
+        if self.t0 is None:
+            self.t0 = now + self.start_delay
+        t = now - self.t0
         velocity = command_at(self.script, t) if t >= 0 else (0.0, 0.0, 0.0)
         action = PlannerAction(np.array(velocity), self.hands.hand_pos, self.hands.hand_rot, self.hands.grippers)
         self.pub.publish(high_level_command(action, self.get_clock().now().to_msg()))
@@ -70,7 +74,7 @@ class ScriptedCommander(Node):
 def main(args=None) -> None:
     rclpy.init(args=args)
     try:
-        rclpy.spin(ScriptedCommander())
+        spin(ScriptedCommander())
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

@@ -285,15 +285,12 @@ def _ik_seed(pos: np.ndarray, rot: np.ndarray, side: int, kin: T1LegKinematics,
     positions depend on the hip pitch and ankle roll (the offsets): they are placed with the
     given guesses, so calling this again with its own output shrinks the error quadratically.
     """
-    v = kin.side_vectors(side)
+    v, k = _ik_constants(kin, side)
     hip = v["hip"] + _mv(rot_y(hip_pitch), v["pitch_to_roll"])
     ankle = pos - _mv(rot @ rot_x(-np.asarray(ankle_roll)), v["ankle_pitch_to_roll"])
-    thigh = v["roll_to_yaw"] + v["yaw_to_knee"]  # hip roll -> knee in the hip-yaw frame (knee straight)
-    l1 = np.hypot(thigh[..., 0], thigh[..., 2])
-    l2 = -v["knee_to_ankle"][..., 2]
-    beta = np.arctan2(-thigh[..., 0], -thigh[..., 2])  # the thigh leans back by beta: virtual thigh = R_y(beta) e_-z
+    l1, l2, beta = k["l1"], k["l2"], k["beta"]
     r = np.einsum("...ji,...j->...i", rot, hip - ankle)  # hip seen from the ankle, foot frame
-    c = np.clip(np.linalg.norm(r, axis=-1), abs(l1 - l2) + 1e-9, l1 + l2 - 1e-9)
+    c = np.clip(np.linalg.norm(r, axis=-1), k["reach_min"], k["reach_max"])
     knee_v = np.pi - np.arccos(np.clip((l1 * l1 + l2 * l2 - c * c) / (2 * l1 * l2), -1.0, 1.0))
     alpha = np.arcsin(np.clip(l1 * np.sin(np.pi - knee_v) / c, -1.0, 1.0))
     ankle_pitch = -np.arctan2(r[..., 0], np.sign(r[..., 2]) * np.hypot(r[..., 1], r[..., 2])) - alpha
@@ -305,6 +302,21 @@ def _ik_seed(pos: np.ndarray, rot: np.ndarray, side: int, kin: T1LegKinematics,
     hip_pitch = np.arctan2(r_hip[..., 0, 2], r_hip[..., 2, 2])
     hip_yaw = np.arctan2(r_hip[..., 1, 0], r_hip[..., 1, 1])
     return np.stack([hip_pitch, hip_roll, hip_yaw, knee, ankle_pitch, ankle_roll], axis=-1)
+
+
+def _ik_constants(kin: T1LegKinematics, side: int) -> tuple[dict, dict]:
+    """side_vectors and the idealised leg's lengths and thigh lean, cached on the (frozen) kinematics object:
+    the reference motion solves the seed three times per control step."""
+    cache = kin.__dict__.setdefault("_ik_constants_cache", {})
+    if side not in cache:
+        v = kin.side_vectors(side)
+        thigh = v["roll_to_yaw"] + v["yaw_to_knee"]  # hip roll -> knee in the hip-yaw frame (knee straight)
+        l1 = np.hypot(thigh[..., 0], thigh[..., 2])
+        l2 = -v["knee_to_ankle"][..., 2]
+        beta = np.arctan2(-thigh[..., 0], -thigh[..., 2])  # the thigh leans back by beta: virtual thigh = R_y(beta) e_-z
+        cache[side] = (v, {"l1": l1, "l2": l2, "beta": beta,
+                           "reach_min": abs(l1 - l2) + 1e-9, "reach_max": l1 + l2 - 1e-9})
+    return cache[side]
 
 
 def leg_ik(pos, rot, side: int, kin: T1LegKinematics | None = None, iterations: int = 2,
@@ -424,6 +436,30 @@ class ArmKinematics:
                 else:
                     raise ValueError(f"unsupported joint type {j.type!r} ({j.name}) in the arm chain")
             self.chains.append(steps)
+        self._both = self._fold_chains()
+
+    def _fold_chains(self):
+        """Both arms as one batch, if their chains have the same shape (the T1's do): per joint the fixed
+        transform before it (consecutive fixed joints folded into one 4x4) and Rodrigues' K, K^2 of its
+        axis, stacked over the arms, and the fixed transform after the last joint. None: chains differ."""
+        folded = []
+        for steps in self.chains:
+            pre, joints = np.eye(4), []
+            for origin, axis, k in steps:
+                pre = pre @ origin
+                if axis is not None:
+                    kx, ky, kz = axis
+                    skew = np.array([[0.0, -kz, ky], [kz, 0.0, -kx], [-ky, kx, 0.0]])
+                    joints.append((pre, skew, k))
+                    pre = np.eye(4)
+            folded.append((joints, pre))
+        if len({len(j) for j, _ in folded}) != 1 or len({tuple(k for _, _, k in j) for j, _ in folded}) != 1:
+            return None
+        pre = np.array([[p for p, _, _ in j] for j, _ in folded])        # [2, J, 4, 4]
+        skew = np.array([[sk for _, sk, _ in j] for j, _ in folded])     # [2, J, 3, 3]
+        return {"pre_rot": np.ascontiguousarray(pre[..., :3, :3]), "pre_pos": np.ascontiguousarray(pre[..., :3, 3]),
+                "skew": skew, "skew2": skew @ skew, "k": [k for _, _, k in folded[0][0]],
+                "post_rot": np.array([p[:3, :3] for _, p in folded]), "post_pos": np.array([p[:3, 3] for _, p in folded])}
 
     def fk(self, q_arm) -> tuple[np.ndarray, np.ndarray]:
         q = np.asarray(q_arm, dtype=np.float64)
@@ -431,6 +467,8 @@ class ArmKinematics:
             q = q[None]
         if q.shape[-1] != 14:
             raise ValueError(f"ArmKinematics.fk expects [N, 14] arm joints (table order), got {q.shape}")
+        if self._both is not None:
+            return self._fk_both(q)
         n = q.shape[0]
         pos_out, rot_out = np.zeros((n, 2, 3)), np.zeros((n, 2, 3, 3))
         for h, steps in enumerate(self.chains):
@@ -444,6 +482,20 @@ class ArmKinematics:
                     rot = rot @ _axis_rotation(axis, qa[:, k])
             pos_out[:, h], rot_out[:, h] = pos, rot
         return pos_out, rot_out
+
+    def _fk_both(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """fk() with both arms in one batch [N, 2]: the same products, half the numpy calls."""
+        b, n = self._both, q.shape[0]
+        qa = q.reshape(n, 2, 7)
+        rot = np.broadcast_to(np.eye(3), (n, 2, 3, 3))
+        pos = np.zeros((n, 2, 3))
+        for j, k in enumerate(b["k"]):
+            pos = pos + np.einsum("nhij,hj->nhi", rot, b["pre_pos"][:, j])
+            angle = qa[:, :, k][..., None, None]
+            rodrigues = np.eye(3) + np.sin(angle) * b["skew"][:, j] + (1.0 - np.cos(angle)) * b["skew2"][:, j]
+            rot = rot @ b["pre_rot"][:, j] @ rodrigues
+        pos = pos + np.einsum("nhij,hj->nhi", rot, b["post_pos"])
+        return pos, rot @ b["post_rot"]
 
 
 def _axis_rotation(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:

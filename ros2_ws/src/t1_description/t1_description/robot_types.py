@@ -6,11 +6,13 @@ table) order. One definition, so the driver, the safety state machine and sim_t1
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
-from transforms3d.euler import euler2mat, euler2quat
+from transforms3d.euler import euler2quat
 
 _DOWN = np.array([0.0, 0.0, -1.0])
 
@@ -25,17 +27,22 @@ def rpy_to_quat_wxyz(rpy: Sequence[float]) -> np.ndarray:
 
 
 def projected_gravity(rpy: Sequence[float]) -> np.ndarray:
-    """Unit gravity direction in the trunk frame: (0, 0, -1) upright, z > -0.5 when tilted > 60 deg."""
-    roll, pitch, yaw = (float(a) for a in rpy)
-    return euler2mat(yaw, pitch, roll, "rzyx").T @ _DOWN
+    """Unit gravity direction in the trunk frame: (0, 0, -1) upright, z > -0.5 when tilted > 60 deg.
+
+    = (Rz(yaw) Ry(pitch) Rx(roll))^T (0, 0, -1): minus the third row of that matrix, written out (the
+    hardware interface computes it for every LowState, 500 Hz; tests compare with transforms3d)."""
+    roll, pitch = float(rpy[0]), float(rpy[1])
+    cp = math.cos(pitch)
+    return np.array([math.sin(pitch), -cp * math.sin(roll), -cp * math.cos(roll)])
 
 
 @dataclass(frozen=True)
 class MeasuredState:
     """One LowState as numpy arrays (joints in model order) with the time it was received.
 
-    `stamp` is the receiver's monotonic clock in seconds: the safety watchdogs compare it with
-    the `now` they are given, so both must come from the same clock.
+    `stamp` is the receiver's clock in seconds (monotonic on the robot, simulated time in
+    simulation): the safety watchdogs compare it with the `now` they are given, so both must come
+    from the same clock.
     """
 
     q: np.ndarray          # rad

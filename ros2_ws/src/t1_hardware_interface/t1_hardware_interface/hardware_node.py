@@ -9,6 +9,15 @@ Wiring only; the logic is in safety.py (state machine, clamps) and low_state.py 
          hold 500 Hz, and the loop must not wait behind subscription callbacks.
   `joint_command` (JointCommand, reliable depth 1) -> SafetyController.on_command
   services `~/estop`, `~/reset` (std_srvs/Trigger)
+Time (t1_description.ros_runtime.LoopClock): on the robot, wall time: the loop runs on the monotonic
+clock at `send_rate_hz` and every safety time (watchdogs, ramp, LowState age) is monotonic. In
+simulation (use_sim_time, sim_t1's /clock) every safety time is simulated time, and the loop runs
+one cycle per LowState (sim_t1 publishes one per 2 ms of simulated time), or per `send_rate_hz` of
+simulated time if LowStates stop, so the watchdogs still see a silent link. The vendor SDK itself
+knows no ROS time: its LowState stream is the simulated robot's own tick, which is what the loop
+follows; the SDK path (B1LowCmdPublisher, B1LowStateSubscriber) is the robot's, unchanged.
+Scheduling: `realtime_priority` > 0 asks for SCHED_FIFO at that priority for the whole process
+(nice -10 where refused); what it got is logged and in the report (`scheduling`).
 On exit: with use_loco_client and a standing robot, ChangeMode(prepare) (the robot's own
 controller holds it); otherwise a burst of damping LowCmds (then ChangeMode(damping) with the loco client).
 Variants: the robot must be the joint table's (29 motors). A LowState of another motor count (the
@@ -30,7 +39,7 @@ import time
 import numpy as np
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from refine_dp_msgs.msg import JointCommand, RobotState
@@ -38,6 +47,7 @@ from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 
 from t1_description.joint_table import load_joint_table
+from t1_description.ros_runtime import LoopClock, request_realtime, spin
 from t1_hardware_interface.low_state import (LowCmdWriter, VariantMismatch, joint_state_msg,
                                              measured_from_low_state, request_from_joint_command,
                                              robot_state_msg)
@@ -53,6 +63,7 @@ NODE_PARAMETERS = {  # name: (default, description); SafetyConfig fields are dec
     "robot_state_decimation": (1, "publish RobotState on every Nth LowState"),
     "joint_state_decimation": (10, "publish sensor_msgs/JointState on every Nth LowState"),
     "stats_period_s": (5.0, "period of the send-rate/jitter log line"),
+    "realtime_priority": (0, "SCHED_FIFO priority (1-99) of the process where permitted (else nice -10); 0: none"),
 }
 _POSE_STATES = (Safety.RAMPING, Safety.READY, Safety.ACTIVE, Safety.HOLD)
 
@@ -93,12 +104,18 @@ class HardwareNode(Node):
         self._latest = None       # (MeasuredState, ROS stamp), the newest LowState
         self._seq = 0             # LowStates received
         self._stop = threading.Event()
-        self._sent_intervals: list[float] = []
+        self._sent_intervals: list[float] = []   # wall s between LowCmds, for the stats line
+        self._gaps: collections.deque = collections.deque(maxlen=30000)  # wall s between LowCmds, report
+        self._cmd_latency: collections.deque = collections.deque(maxlen=5000)  # JointCommand -> LowCmd, wall s
+        self._cmd_received_wall: float | None = None  # receipt of a JointCommand no LowCmd carried yet
+        self.loop_clock = LoopClock(self)
+        self._now = self.loop_clock.now  # monotonic (robot) or simulated (use_sim_time) seconds
         self._low_state_times: collections.deque = collections.deque(maxlen=5000)  # for the run report
         self._transitions: list[dict] = []
         self._low_cmd_sent = 0
         self._t0 = time.monotonic()
         self.fatal: str | None = None  # set when the robot is another variant: main() exits 1
+        self.fatal_event = threading.Event()
 
         sdk = self.sdk = _import_sdk()
         domain = p["domain_id"] if p["domain_id"] >= 0 else int(os.environ.get("ROS_DOMAIN_ID", "0"))
@@ -111,6 +128,7 @@ class HardwareNode(Node):
 
         best_effort = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
         self._robot_state_pub = self.create_publisher(RobotState, "robot_state", best_effort)
+        self._robot_state_msg = None
         self._joint_state_pub = self.create_publisher(JointState, "joint_states", best_effort)
         self.create_subscription(JointCommand, "joint_command", self._on_joint_command,
                                  QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
@@ -127,30 +145,38 @@ class HardwareNode(Node):
             self._loco.ChangeMode(sdk.RobotMode.kCustom)
         self._thread = threading.Thread(target=self._loop, name="lowcmd_loop", daemon=True)
         self._thread.start()
+        self.scheduling = request_realtime(int(p["realtime_priority"]))  # every thread, the SDK's too
         self.get_logger().info(f"SDK on domain {domain} '{p['network_interface']}', LowCmd at "
-                               f"{p['send_rate_hz']:g} Hz; waiting for LowState")
+                               f"{p['send_rate_hz']:g} Hz on {self.loop_clock.kind} time; scheduling "
+                               f"{self.scheduling['got']} ({self.scheduling['detail']}); waiting for LowState")
 
     # ---- callbacks ----------------------------------------------------------------------------
     def _on_low_state(self, msg) -> None:  # SDK thread: never let an exception escape into C++
         try:
-            s = measured_from_low_state(msg, self.table, time.monotonic())
+            s = measured_from_low_state(msg, self.table, self._now())
             stamp = self.get_clock().now().to_msg()
             with self._lock:
                 self.safety.on_state(s)
                 self._latest = (s, stamp)
                 self._seq += 1
                 self._low_state_times.append(s.stamp)
+            if self.loop_clock.sim:
+                self.loop_clock.notify()  # the simulated robot's tick: one LowCmd cycle
         except VariantMismatch as exc:
             if self.fatal is None:
                 self.fatal = str(exc)
+                self.fatal_event.set()
                 self.get_logger().fatal(f"{exc} The hardware interface stops.")
         except Exception as exc:  # noqa: BLE001
             self.get_logger().error(f"bad LowState: {exc}", throttle_duration_sec=1.0)
 
     def _on_joint_command(self, msg: JointCommand) -> None:
+        received = time.monotonic()
         with self._lock:
-            verdict = self.safety.on_command(request_from_joint_command(msg), time.monotonic())
+            verdict = self.safety.on_command(request_from_joint_command(msg), self._now())
             counts = dict(self.safety.counts)
+            if verdict.accepted:
+                self._cmd_received_wall = received
         if verdict.ignored:
             self.get_logger().info(f"{verdict.reason} ({counts['ignored']} so far)", throttle_duration_sec=1.0)
         elif not verdict.accepted:
@@ -158,28 +184,39 @@ class HardwareNode(Node):
 
     def _on_estop(self, _req, resp):
         with self._lock:
-            self.safety.estop(time.monotonic(), "e-stop service")
+            self.safety.estop(self._now(), "e-stop service")
             resp.success, resp.message = True, f"safety state {self.safety.state.name}"
         return resp
 
     def _on_reset(self, _req, resp):
         with self._lock:
-            resp.success, resp.message = self.safety.reset(time.monotonic())
+            resp.success, resp.message = self.safety.reset(self._now())
         return resp
 
     # ---- the send loop ------------------------------------------------------------------------
     def _loop(self) -> None:
         period = 1.0 / self.p["send_rate_hz"]
-        next_t = self._last_send = time.monotonic()
+        next_t = self._now()
+        self._last_send = time.monotonic()
         last_stats, self._published_seq, self._last_publish, overruns = next_t, 0, next_t, 0
+        cycle_seq, tick = -1, next_t
         while not self._stop.is_set() and self.context.ok():  # Ctrl-C: shutdown() sends the damping
-            next_t += period
-            delay = next_t - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            elif delay < -period:  # more than a period late: resynchronise instead of bursting
-                next_t, overruns = time.monotonic(), overruns + 1
-            now = time.monotonic()
+            if self.loop_clock.sim:  # one cycle per LowState, or per period of simulated time without
+                self.loop_clock.wait_for(lambda: self._seq != cycle_seq or self._now() >= next_t or
+                                         self._stop.is_set(), max_wall_s=0.1)
+                cycle_seq, clock = self._seq, self._now()
+                # /clock comes at ~100 Hz: between its messages each cycle advances one period, so the
+                # ramp and the step limit see 2 ms steps, not 10 ms jumps (never more than 10 ms ahead)
+                tick = now = max(clock, min(tick + period, clock + 0.01))
+                next_t = clock + period
+            else:
+                next_t += period
+                delay = next_t - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                elif delay < -period:  # more than a period late: resynchronise instead of bursting
+                    next_t, overruns = time.monotonic(), overruns + 1
+                now = self._now()
             try:
                 self._cycle(now)
                 if now - last_stats >= self.p["stats_period_s"]:
@@ -195,11 +232,16 @@ class HardwareNode(Node):
             out = self.safety.step(now)
             transitions = self.safety.drain_transitions()
             state, reason, seq, latest = self.safety.state, self.safety.reason, self._seq, self._latest
+            received, self._cmd_received_wall = self._cmd_received_wall, None
         if out is not None:
             self._cmd_pub.Write(self._writer.build(out))
+            wall = time.monotonic()
             self._low_cmd_sent += 1
-            self._sent_intervals.append(now - self._last_send)
-            self._last_send = now
+            self._sent_intervals.append(wall - self._last_send)
+            self._gaps.append(wall - self._last_send)
+            self._last_send = wall
+            if received is not None:  # the first LowCmd that carries the newest JointCommand
+                self._cmd_latency.append(wall - received)
         for tr in transitions:
             self._log_transition(tr)
         # on each new LowState; and at 10 Hz while NO_STATE, so that consumers see why it stopped
@@ -210,7 +252,8 @@ class HardwareNode(Node):
 
     def _log_transition(self, tr) -> None:
         text = f"safety {tr.old.name} -> {tr.new.name}: {tr.reason}"
-        self._transitions.append({"t": round(time.monotonic() - self._t0, 3), "from": tr.old.name.lower(),
+        self._transitions.append({"t": round(time.monotonic() - self._t0, 3), "t_clock": round(tr.time, 3),
+                                  "from": tr.old.name.lower(),
                                   "to": tr.new.name.lower(), "reason": tr.reason})
         if tr.new in (Safety.DAMPING, Safety.FALLEN, Safety.NO_STATE):  # rclpy: one severity per call site
             self.get_logger().warning(text)
@@ -222,7 +265,9 @@ class HardwareNode(Node):
         if force or seq % self.p["robot_state_decimation"] == 0:
             self._last_publish = now
             mode = RobotState.MODE_DAMPING if state in (Safety.DAMPING, Safety.FALLEN) else RobotState.MODE_CUSTOM
-            self._robot_state_pub.publish(robot_state_msg(s, self.table.names, stamp, mode, state, reason))
+            self._robot_state_msg = robot_state_msg(s, self.table.names, stamp, mode, state, reason,
+                                                    self._robot_state_msg)  # one message, refilled
+            self._robot_state_pub.publish(self._robot_state_msg)
         if not force and seq % self.p["joint_state_decimation"] == 0:
             self._joint_state_pub.publish(joint_state_msg(s, self.table.names, stamp))
 
@@ -241,8 +286,14 @@ class HardwareNode(Node):
         times = np.array(self._low_state_times)
         rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
         wall = time.monotonic() - self._t0
-        return {"low_state_received": self._seq, "low_state_rate_hz": round(float(rate), 1),
+        gaps = np.array(self._gaps) * 1e3
+        latency = np.array(self._cmd_latency) * 1e3
+        watchdog = collections.Counter(t["to"] for t in self._transitions if t["to"] in ("hold", "damping", "no_state"))
+        return {"clock": self.loop_clock.kind, "scheduling": self.scheduling,
+                "low_state_received": self._seq, "low_state_rate_hz": round(float(rate), 1),
                 "low_cmd_sent": self._low_cmd_sent, "low_cmd_rate_hz": round(self._low_cmd_sent / wall, 1),
+                "low_cmd_gap_ms": _percentiles(gaps), "joint_command_to_low_cmd_ms": _percentiles(latency),
+                "watchdog_events": dict(watchdog),
                 "final_safety_state": self.safety.state.name.lower(), "safety_transitions": self._transitions,
                 "command_counts": dict(self.safety.counts), "clamp_counts": dict(self.safety.clamp_counts)}
 
@@ -265,17 +316,21 @@ class HardwareNode(Node):
         self._cmd_pub.CloseChannel()
 
 
+def _percentiles(ms: np.ndarray) -> dict:
+    if ms.size == 0:
+        return {"n": 0}
+    return {"n": int(ms.size), "p50": round(float(np.percentile(ms, 50)), 3),
+            "p99": round(float(np.percentile(ms, 99)), 3), "max": round(float(ms.max()), 3)}
+
+
 def main(args=None) -> None:
     # A 500 Hz loop shares the GIL with the executor thread: with Python's default 5 ms switch
     # interval it can wait a whole period for the GIL. 0.5 ms keeps it on time.
     sys.setswitchinterval(0.0005)
     rclpy.init(args=args)
     node = HardwareNode()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
     try:
-        while node.fatal is None:  # spin until Ctrl-C, or until the robot turns out another variant
-            executor.spin_once(timeout_sec=0.1)
+        spin(node, node.fatal_event)  # until Ctrl-C, or until the robot turns out another variant
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

@@ -10,12 +10,14 @@ ROS and SDK modules are imported inside the functions that need them. The types 
 """
 from __future__ import annotations
 
+import array
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from t1_description.robot_types import JointCommandRequest, MeasuredState, MotorCommand, rpy_to_quat_wxyz
+from t1_description.robot_types import (JointCommandRequest, MeasuredState, MotorCommand, projected_gravity,
+                                        rpy_to_quat_wxyz)
 
 if TYPE_CHECKING:
     from t1_description.joint_table import JointTable
@@ -33,10 +35,11 @@ def measured_from_low_state(msg: Any, table: "JointTable", stamp: float) -> Meas
     if len(motors) != len(table.names):
         raise VariantMismatch(variant_mismatch_message(len(motors), table, "the robot's LowState"))
     raw = np.array([(m.q, m.dq, m.tau_est) for m in motors], dtype=np.float64)
-    q, dq, tau = (table.sdk_to_model(raw[:, k]) for k in range(3))
+    q, dq, tau = table.sdk_to_model(raw.T)  # [3, n], one reorder
     imu = msg.imu_state
-    return MeasuredState.from_arrays(q, dq, tau, rpy=list(imu.rpy), gyro=list(imu.gyro),
-                                     acc=list(imu.acc), stamp=stamp)
+    rpy = np.array(imu.rpy, dtype=np.float64)
+    return MeasuredState(q=q, dq=dq, tau=tau, rpy=rpy, gyro=np.array(imu.gyro, dtype=np.float64),
+                         acc=np.array(imu.acc, dtype=np.float64), gravity=projected_gravity(rpy), stamp=stamp)
 
 
 class LowCmdWriter:
@@ -52,11 +55,21 @@ class LowCmdWriter:
         for m in self._motors:
             m.mode = 0
             m.weight = 1.0
+        self._last: np.ndarray | None = None  # [5, n] SDK-order values last written
+
+    FIELDS = ("q", "dq", "tau", "kp", "kd")
 
     def build(self, cmd: "MotorCommand") -> Any:
-        cols = [self._table.model_to_sdk(a).tolist() for a in (cmd.q, cmd.dq, cmd.tau, cmd.kp, cmd.kd)]
-        for m, q, dq, tau, kp, kd in zip(self._motors, *cols):
-            m.q, m.dq, m.tau, m.kp, m.kd = q, dq, tau, kp, kd
+        # 500 Hz: set only the entries that changed since the last LowCmd (gains, velocities and
+        # torques rarely do), each a call into the binding
+        cols = self._table.model_to_sdk(np.stack((cmd.q, cmd.dq, cmd.tau, cmd.kp, cmd.kd)))
+        changed = np.ones(cols.shape, bool) if self._last is None else cols != self._last
+        for name, row, values in zip(self.FIELDS, changed, cols):
+            if row.any():
+                values = values.tolist()
+                for i in np.flatnonzero(row).tolist():
+                    setattr(self._motors[i], name, values[i])
+        self._last = cols
         self._msg.motor_cmd = self._motors  # the binding copies the list into the C++ vector
         return self._msg
 
@@ -69,20 +82,28 @@ def request_from_joint_command(msg: Any) -> "JointCommandRequest":
         kp=np.asarray(msg.kp, dtype=np.float64), kd=np.asarray(msg.kd, dtype=np.float64))
 
 
+def _doubles(x: np.ndarray) -> array.array:
+    """A float64[] message field's value without the generated setter's per-element checks."""
+    return array.array("d", np.ascontiguousarray(x, dtype=np.float64).tobytes())
+
+
 def robot_state_msg(s: MeasuredState, names: Sequence[str], stamp_msg: Any, mode: int,
-                    safety_state: int, safety_reason: str) -> Any:
+                    safety_state: int, safety_reason: str, msg: Any = None) -> Any:
     """MeasuredState -> refine_dp_msgs/RobotState (imu_orientation in geometry_msgs order x, y, z, w).
 
     The hardware measures no root pose, twist or foot contact: root_pose_valid stays false and the
-    contacts false; the simulator or a MoCap-aware node fills them.
+    contacts false; the simulator or a MoCap-aware node fills them. `msg`: a RobotState to fill
+    (a publisher may reuse one: publish() serializes it at once); its names are kept if set.
     """
     from refine_dp_msgs.msg import RobotState
 
-    msg = RobotState()
+    if msg is None:
+        msg = RobotState()
     msg.header.stamp = stamp_msg
     msg.header.frame_id = "base_link"
-    msg.name = list(names)
-    msg.position, msg.velocity, msg.effort = s.q.tolist(), s.dq.tolist(), s.tau.tolist()
+    if len(msg.name) != len(names):
+        msg.name = list(names)
+    msg.position, msg.velocity, msg.effort = _doubles(s.q), _doubles(s.dq), _doubles(s.tau)
     w, x, y, z = rpy_to_quat_wxyz(s.rpy)  # transforms3d order w, x, y, z -> geometry_msgs x, y, z, w
     o = msg.imu_orientation
     o.x, o.y, o.z, o.w = float(x), float(y), float(z), float(w)
@@ -102,5 +123,5 @@ def joint_state_msg(s: MeasuredState, names: Sequence[str], stamp_msg: Any) -> A
     msg = JointState()
     msg.header.stamp = stamp_msg
     msg.name = list(names)
-    msg.position, msg.velocity, msg.effort = s.q.tolist(), s.dq.tolist(), s.tau.tolist()
+    msg.position, msg.velocity, msg.effort = _doubles(s.q), _doubles(s.dq), _doubles(s.tau)
     return msg

@@ -85,6 +85,7 @@ class NatNetServer:
         natnet_version: Sequence[int] = (4, 1, 0, 0),
         client_timeout_s: float = 10.0,
         up_axis: str = "z_up",
+        paced_externally: bool = False,
     ):
         if rate_hz <= 0:
             raise ValueError(f"NatNetServer rate_hz must be > 0, got {rate_hz}")
@@ -107,6 +108,10 @@ class NatNetServer:
         self.natnet_version = tuple(natnet_version)
         self.client_timeout_s = float(client_timeout_s)
         self.up_axis = check_up_axis(up_axis)
+        # paced_externally: frames are sent when the owner calls send_frame() (sim_t1 on simulated
+        # time, so a slowed simulation sends 90 frames per simulated second); the thread only answers
+        self.paced_externally = bool(paced_externally)
+        self._send_lock = threading.Lock()
         self._stream_version = nn.version_tuple(natnet_version)  # multicast stream's version
         self.clock_frequency_hz = 1_000_000_000  # frame stamps are time.monotonic_ns() ticks
         self._rng = np.random.default_rng(seed)
@@ -190,9 +195,28 @@ class NatNetServer:
 
     # -- loop ------------------------------------------------------------------------------
 
+    def send_frame(self) -> None:
+        """Send one frame now (to be called at rate_hz by the owner of a paced_externally server)."""
+        if self._thread is None or self._stop.is_set():
+            return
+        try:
+            with self._send_lock:
+                self._send_frame()
+        except Exception:  # a simulator glitch must not kill the caller's loop
+            log.exception("NatNetServer send error")
+
     def _run(self) -> None:
         period = 1.0 / self.rate_hz
         next_t = time.monotonic()
+        while not self._stop.is_set() and self.paced_externally:  # only requests to answer
+            try:
+                if select.select([self._cmd_sock], [], [], 0.1)[0]:
+                    self._handle_commands()
+            except Exception:
+                if self._stop.is_set():
+                    break
+                log.exception("NatNetServer loop error")
+                time.sleep(period)
         while not self._stop.is_set():
             now = time.monotonic()
             timeout = max(0.0, next_t - now)
@@ -201,7 +225,8 @@ class NatNetServer:
                 if ready:
                     self._handle_commands()
                 if time.monotonic() >= next_t:
-                    self._send_frame()
+                    with self._send_lock:
+                        self._send_frame()
                     next_t += period
                     if time.monotonic() - next_t > 5 * period:  # fell behind: do not burst
                         next_t = time.monotonic() + period

@@ -13,7 +13,15 @@ counted in the report (`commands_rejected`), never dropped silently.
 Start-up: the robot is settled on the floor under the default-pose hold (the IMU then reads
 gravity, ~9.8 m/s^2 up) before the first LowState. With wait_for_command (default) physics then
 waits for the first LowCmd, as a robot held in the vendor's prepare mode.
-It paces itself against the wall clock, logs its real-time factor, and serves MoCap over NatNet
+Time: it paces physics against the wall clock (real-time factor <= 1; slower when the machine is
+too slow) and publishes the simulated time on /clock (rosgraph_msgs/Clock, `clock_rate_hz`), which
+the other nodes follow with use_sim_time (`refine-dp bringup --sim` sets it), so a slow machine runs
+the world slower instead of starving the controller. Optionally the world also waits for its
+controllers (`sync_low_cmd_lead_s`, `sync_joint_command_lead_s`, 0 = off): physics does not run
+more than that far (simulated s) ahead of the newest LowCmd / JointCommand (its header stamp),
+for at most `sync_timeout_s` of wall time per wait (a dead controller then meets the interface's
+watchdog as on the robot). The command timeout counts simulated time.
+It logs its real-time factor, and serves MoCap over NatNet
 (trunk + the scene's tracked objects, parameter mocap_bodies) as a lab's Motive would: unicast
 or multicast (natnet_transport, natnet_multicast_group), on natnet_bind_address, Z-up or Y-up
 (natnet_up_axis). Sim-only tools (not on the robot): ~/push (geometry_msgs/Wrench on the trunk
@@ -25,9 +33,11 @@ commands by type, NatNet frames/clients/drops) and a PNG snapshot of the scene.
 """
 from __future__ import annotations
 
+import collections
 import math
 import os
 import signal
+import struct
 import sys
 import threading
 import time
@@ -37,13 +47,14 @@ os.environ.setdefault("MUJOCO_GL", "egl")  # headless snapshots; must precede th
 
 import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor  # noqa: E402
+from rclpy.executors import ExternalShutdownException  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from rclpy.signals import SignalHandlerOptions  # noqa: E402
 
 from t1_sim.natnet_server import NatNetServer, ServedBody  # noqa: E402
 from t1_description.joint_table import variant_mismatch_message  # noqa: E402
+from t1_description.ros_runtime import spin  # noqa: E402
 from t1_description.run_report import run_dir, write_node_report  # noqa: E402
 from t1_description.robot_types import MotorCommand  # noqa: E402
 from t1_sim.sim_core import SimCore  # noqa: E402
@@ -70,7 +81,12 @@ class SimT1Node(Node):
         self.rate_hz = p("low_state_rate_hz", 500.0)
         # The vendor does not document how long the motor drivers keep the last LowCmd; sim_t1 holds
         # it for command_timeout, then damps. The interface's own watchdog is the real protection.
-        self.command_timeout = p("command_timeout", 0.5)
+        self.command_timeout = p("command_timeout", 0.5)  # simulated s
+        self.publish_clock = p("publish_clock", True)
+        self.clock_rate_hz = p("clock_rate_hz", 100.0)
+        self.sync_low_cmd_lead = p("sync_low_cmd_lead_s", 0.0)
+        self.sync_joint_command_lead = p("sync_joint_command_lead_s", 0.0)
+        self.sync_timeout = p("sync_timeout_s", 0.5)
         self.push_duration = p("push_duration", 0.2)
         self.snapshot = p("snapshot", True)
         # as a robot held in the vendor's prepare mode: physics waits for the first LowCmd
@@ -94,25 +110,42 @@ class SimT1Node(Node):
         self.physics_per_state = max(1, round(1.0 / (self.rate_hz * self.sim.model.opt.timestep)))
         self._lock = threading.Lock()
         self._pending_cmd: tuple[MotorCommand, bool] | None = None  # (command, PARALLEL)
-        self._last_cmd_time = -1.0
+        self._last_cmd_time = -1.0     # simulated time of the newest LowCmd (-1: none yet)
+        self._last_joint_command_stamp = -1.0  # header stamp (simulated s) of the newest JointCommand
+        self._last_joint_command_wall = -1.0
+        self._last_low_cmd_wall = -1.0
+        self._inputs = threading.Condition(self._lock)  # notified by LowCmd / JointCommand
+        self._low_cmd_gaps: collections.deque = collections.deque(maxlen=20000)  # wall s between LowCmds
         self._bodies: list[ServedBody] = []
         self.path: list[tuple] = []  # trunk (t, x, y, yaw), every PATH_PERIOD_S of simulated time
         self._next_path_t = 0.0
         self.stats = {"commands": 0, "commands_parallel": 0, "commands_serial": 0, "commands_rejected": {},
                       "settle_time_s": round(settle_s, 3), "min_trunk_height_m": self.sim.trunk_height(),
                       "fell": False, "pushes": 0, "late_cycles": 0, "low_state_published": 0,
-                      "low_state_published_while_running": 0}
+                      "low_state_published_while_running": 0, "sync_waits": 0, "sync_wait_s": 0.0,
+                      "sync_timeouts": 0}
 
         self.state_pub = self.create_publisher(
             LowState, "low_state", QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
         # raw: LowState/LowCmd go to and from CDR bytes with numpy (wire.py), not 58 Python objects per message
         self.create_subscription(LowCmd, "joint_ctrl", self._on_low_cmd,
                                  QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT), raw=True)
+        if self.publish_clock:  # sim_t1 is the clock of the simulated graph
+            from rosgraph_msgs.msg import Clock
+            self.clock_pub = self.create_publisher(Clock, "/clock", QoSProfile(depth=1))
+            self._clock_every = max(1, round(self.rate_hz / self.clock_rate_hz))
+            self._clock_buf = bytearray(b"\x00\x01\x00\x00" + bytes(8))  # CDR of builtin_interfaces/Time
+        if self.sync_joint_command_lead > 0:  # raw: only the header stamp is read
+            from refine_dp_msgs.msg import JointCommand
+            self.create_subscription(JointCommand, "joint_command", self._on_joint_command,
+                                     QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE), raw=True)
         self.create_subscription(Wrench, "~/push", self._on_push, 10)
         self.create_subscription(PoseStamped, "~/set_object_pose", self._on_set_pose, 10)
         self._writer = LowStateWriter(len(self.sim.jt.names))
         self._update_bodies()
-        self.natnet = NatNetServer(self._bodies_snapshot, time_provider=lambda: self.sim.data.time, **natnet)
+        self._natnet_every = max(1, round(self.rate_hz / natnet["rate_hz"]))  # on simulated time, with /clock
+        self.natnet = NatNetServer(self._bodies_snapshot, time_provider=lambda: self.sim.data.time,
+                                   paced_externally=self.publish_clock, **natnet)
         self.natnet.start()
         nn = self.natnet
         where = f"multicast {nn.multicast}:{nn.data_port}" if nn.multicast else "unicast"
@@ -150,11 +183,26 @@ class SimT1Node(Node):
             return
         parallel = cmd_type == CMD_TYPE_PARALLEL
         command = MotorCommand(*(jt.sdk_to_model(motors[f].astype(float)) for f in ("q", "dq", "tau", "kp", "kd")))
+        wall = time.perf_counter()
         with self._lock:
             self._pending_cmd = (command, parallel)
-            self._last_cmd_time = time.monotonic()
+            self._last_cmd_time = self.sim.data.time
+            if self._last_low_cmd_wall >= 0:
+                self._low_cmd_gaps.append(wall - self._last_low_cmd_wall)
+            self._last_low_cmd_wall = wall
             self.stats["commands"] += 1
             self.stats["commands_parallel" if parallel else "commands_serial"] += 1
+            self._inputs.notify_all()
+
+    def _on_joint_command(self, data: bytes) -> None:
+        """JointCommand's header stamp (the controller's simulated time), for sync_joint_command_lead_s."""
+        if len(data) < 12:
+            return
+        sec, nanosec = struct.unpack_from("<iI", data, 4)
+        with self._lock:
+            self._last_joint_command_stamp = sec + nanosec * 1e-9
+            self._last_joint_command_wall = time.perf_counter()
+            self._inputs.notify_all()
 
     def _on_push(self, msg) -> None:
         with self._lock:
@@ -185,6 +233,42 @@ class SimT1Node(Node):
     def _bodies_snapshot(self) -> list[ServedBody]:
         return self._bodies
 
+    def _publish_clock(self) -> None:
+        t = self.sim.data.time
+        sec = int(t)
+        struct.pack_into("<iI", self._clock_buf, 4, sec, min(999_999_999, int(round((t - sec) * 1e9))))
+        self.clock_pub.publish(bytes(self._clock_buf))
+
+    def _behind(self, now_wall: float) -> str | None:
+        """Which controller physics must wait for (caller holds the lock), or None."""
+        t = self.sim.data.time
+        fresh = lambda wall: wall >= 0 and now_wall - wall < self.sync_timeout  # noqa: E731
+        if self.sync_low_cmd_lead > 0 and fresh(self._last_low_cmd_wall) \
+                and t - self._last_cmd_time > self.sync_low_cmd_lead:
+            return "LowCmd"
+        if self.sync_joint_command_lead > 0 and fresh(self._last_joint_command_wall) \
+                and t - self._last_joint_command_stamp > self.sync_joint_command_lead:
+            return "JointCommand"
+        return None
+
+    def _wait_for_controllers(self, stop: threading.Event) -> bool:
+        """Hold physics while a controller is behind (at most sync_timeout_s of wall time). Caller holds
+        the lock. True if it waited."""
+        start = time.perf_counter()
+        if self._behind(start) is None:
+            return False
+        while not stop.is_set():
+            now = time.perf_counter()
+            if now - start > self.sync_timeout:
+                self.stats["sync_timeouts"] += 1
+                break
+            if self._behind(now) is None:
+                break
+            self._inputs.wait(0.002)
+        self.stats["sync_waits"] += 1
+        self.stats["sync_wait_s"] += time.perf_counter() - start
+        return True
+
     # ---------------------------------------------------------------- main loop (main thread)
     def run(self, stop: threading.Event) -> None:
         period = 1.0 / self.rate_hz
@@ -204,9 +288,10 @@ class SimT1Node(Node):
                 if self._pending_cmd is not None:
                     self.sim.set_command(*self._pending_cmd)
                     self._pending_cmd = None
-                if self._last_cmd_time < 0 or time.monotonic() - self._last_cmd_time > self.command_timeout:
+                if self._last_cmd_time < 0 or self.sim.data.time - self._last_cmd_time > self.command_timeout:
                     self.sim.set_damping()
                 running = not (self.wait_for_command and self._last_cmd_time < 0)
+                waited = running and self._wait_for_controllers(stop)
                 if running:
                     self.sim.step(self.physics_per_state)
                 height = self.sim.trunk_height()
@@ -217,6 +302,11 @@ class SimT1Node(Node):
             self.stats["min_trunk_height_m"] = min(self.stats["min_trunk_height_m"], height)
             self.stats["fell"] |= self.sim.has_fallen()
             self._publish_state()
+            if self.publish_clock:
+                if cycles % self._clock_every == 0:
+                    self._publish_clock()
+                if cycles % self._natnet_every == 0:  # also while physics waits (a static world)
+                    self.natnet.send_frame()
             self.stats["low_state_published"] += 1
             self.stats["low_state_published_while_running"] += running
             cycles += 1
@@ -227,6 +317,8 @@ class SimT1Node(Node):
                                        f"late cycles {self.stats['late_cycles']}")
                 rtf_t, rtf_sim = now, self.sim.data.time
             if self.realtime:
+                if waited:  # a controller held the world: restart the pacing, no catch-up burst
+                    next_tick = time.perf_counter()
                 next_tick += period
                 delay = next_tick - time.perf_counter()
                 if delay > 0:
@@ -256,9 +348,19 @@ class SimT1Node(Node):
                 "yaw_change_deg": round(float(np.degrees(np.unwrap(p[:, 3])[-1] - p[0, 3])), 2),
                 "path": [[round(v, 4) for v in row] for row in self.path]}
 
+    def low_cmd_timing(self) -> dict:
+        """LowCmds as the robot's side of the wire sees them: wall-clock gaps between receipts."""
+        gaps = np.array(self._low_cmd_gaps) * 1e3
+        if gaps.size < 2:
+            return {"n": int(gaps.size)}
+        return {"n": int(gaps.size), "rate_hz": round(float(1e3 / gaps.mean()), 1),
+                "gap_p50_ms": round(float(np.percentile(gaps, 50)), 3),
+                "gap_p99_ms": round(float(np.percentile(gaps, 99)), 3), "gap_max_ms": round(float(gaps.max()), 3)}
+
     def report(self, run_dir: Path | None) -> dict:
         pos, quat = self.sim.trunk_pose()
-        report = dict(self.stats, scene=self.scene, final_trunk_height_m=round(float(pos[2]), 4),
+        self.stats["sync_wait_s"] = round(self.stats["sync_wait_s"], 3)
+        report = dict(self.stats, low_cmd_timing=self.low_cmd_timing(), scene=self.scene, final_trunk_height_m=round(float(pos[2]), 4),
                       final_trunk_position_m=[round(float(v), 4) for v in pos],
                       final_trunk_quat_wxyz=[round(float(v), 5) for v in quat],
                       natnet=self.natnet.stats(), fatal=self.fatal,
@@ -272,9 +374,9 @@ class SimT1Node(Node):
         return report
 
 
-def _spin_quietly(executor) -> None:
+def _spin_quietly(node, stop: threading.Event) -> None:
     try:
-        executor.spin()
+        spin(node, stop)  # events executor (t1_description.ros_runtime)
     except (ExternalShutdownException, KeyboardInterrupt):
         pass  # shutdown is handled by main()
     except Exception:
@@ -299,10 +401,8 @@ def main(args=None) -> None:
         print(f"sim_t1: {e}", file=sys.stderr, flush=True)
         rclpy.try_shutdown()
         sys.exit(1)
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    spin = threading.Thread(target=_spin_quietly, args=(executor,), daemon=True)
-    spin.start()
+    spinner = threading.Thread(target=_spin_quietly, args=(node, stop), daemon=True)
+    spinner.start()
     try:
         node.run(stop)
     finally:
@@ -312,8 +412,7 @@ def main(args=None) -> None:
         write_node_report("sim_t1", report)
         print(f"sim_t1 report: fell={report['fell']} final trunk height {report['final_trunk_height_m']} m, "
               f"real-time factor {report.get('real_time_factor')}", flush=True)
-        executor.shutdown()
-        spin.join(timeout=2.0)
+        spinner.join(timeout=2.0)
         node.destroy_node()
         rclpy.try_shutdown()
     if node.fatal:
