@@ -226,6 +226,67 @@ def test_measured_stance_foot_reanchors_the_world_target():
     np.testing.assert_allclose(out.feet_world[0, RIGHT], slipped[0])
 
 
+def _walk_short(planner, cmd, ticks, shortfall=0.5, yaw_shortfall=0.5):
+    """Drive the planner with feet that land only `shortfall` of each step's advance (and yaw) from the
+    stance foot: returns the outputs and the landed feet [2, 3] of env 0."""
+    feet = planner.output().feet_world[0].copy()
+    outs = []
+    for _ in range(ticks):
+        prev = planner.output()
+        if prev.footstep.swing_foot[0] != SWING_NONE and prev.footstep.countdown[0] - DT <= 1e-9:
+            sw = 0 if prev.footstep.swing_foot[0] == SWING_LEFT else 1  # touches down in this tick: short
+            rel = prev.footstep.target[0].copy()
+            nominal = np.array([0.0, rel[1], 0.0])
+            landed_rel = nominal + np.array([shortfall, 1.0, yaw_shortfall]) * (rel - nominal)
+            feet[sw] = planar_compose(feet[1 - sw], landed_rel)
+        outs.append(planner.update(DT, np.array([cmd]), feet_pose=feet[None]))
+    return outs, feet
+
+
+def test_the_commanded_path_keeps_the_footholds_the_command_asks_for_while_feet_land_short():
+    """Re-anchoring on the measured stance foot hides a short step from the relative targets; the path does not:
+    the landed feet fall behind it step by step, and the default targets stay the command's (shipped behaviour)."""
+    planner = FootstepPlanner(1)
+    outs, feet = _walk_short(planner, [0.2, 0.0, 0.0], int(5.0 / DT))
+    for o in outs:
+        if o.footstep.swing_foot[0] != SWING_NONE:
+            np.testing.assert_allclose(o.footstep.target[0, 0], 0.1, atol=1e-12)  # exactly the command's
+    gaps = [o.path_feet[0, :, 0].mean() - o.feet_world[0, :, 0].mean() for o in outs]
+    assert max(gaps) > 0.15  # 5 cm more behind at every step ...
+    assert max(gaps) < CFG.path_reset_distance + 0.1  # ... until the path restarts on the feet
+
+
+def test_catch_up_places_targets_along_the_path_within_the_bound():
+    cfg = FootstepPlannerConfig(catch_up=0.03, catch_up_yaw=0.1, max_turn=0.5)
+    planner = FootstepPlanner(1, cfg)
+    outs, feet = _walk_short(planner, [0.2, 0.0, 0.0], int(5.0 / DT), shortfall=0.8)
+    xs = [o.footstep.target[0, 0] for o in outs if o.new_step[0]]
+    assert max(xs) <= 0.1 + 0.03 + 1e-9 and max(xs) > 0.1 + 0.01  # longer than the command's, by at most 3 cm
+    # a full-length walker is never asked for more than the command
+    planner = FootstepPlanner(1, cfg)
+    outs, _ = _walk_short(planner, [0.2, 0.0, 0.0], int(3.0 / DT), shortfall=1.0)
+    np.testing.assert_allclose([o.footstep.target[0, 0] for o in outs if o.new_step[0]], 0.1, atol=1e-9)
+    # turning: a foot that turns only half its target is asked for more yaw on the next turning step
+    planner = FootstepPlanner(1, cfg)
+    outs, _ = _walk_short(planner, [0.0, 0.0, 0.25], int(4.0 / DT), yaw_shortfall=0.5)
+    yaws = [o.footstep.target[0, 2] for o in outs if o.new_step[0] and o.footstep.swing_foot[0] == SWING_LEFT]
+    assert yaws[0] == pytest.approx(0.25) and max(yaws) > 0.3 and max(yaws) <= 0.5 + 1e-9
+
+
+def test_reanchor_path_restarts_the_path_on_the_feet():
+    planner = FootstepPlanner(2)
+    for _ in range(60):
+        planner.update(DT, np.array([[0.2, 0.0, 0.0], [0.2, 0.0, 0.0]]),
+                       feet_pose=np.array([[[0.0, 0.1, 0.0], [0.0, -0.1, 0.0]]] * 2))  # feet that never move
+    out = planner.output()
+    assert np.abs(out.path_feet[0] - out.feet_world[0]).max() > 0.05
+    planner.reanchor_path([0])
+    out = planner.output()
+    np.testing.assert_allclose(out.path_feet[0], out.feet_world[0])
+    np.testing.assert_allclose(out.path_target_world[0], out.target_world[0])
+    assert np.abs(out.path_feet[1] - out.feet_world[1]).max() > 0.05
+
+
 def test_reset_places_feet_beside_the_root_and_accepts_masks():
     planner = FootstepPlanner(3)
     run(schedule(40, [0.2, 0.0, 0.1], 3), planner)

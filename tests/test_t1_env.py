@@ -154,15 +154,18 @@ def test_controller_evaluation_writes_the_summary(tmp_path):
 
     from refine_dp_training.lowlevel import evaluate
     rc = evaluate.main(["--episodes", "2", "--seconds", "1.5", "--out", str(tmp_path), "--legs", str(tmp_path / "no.onnx"),
-                        "--arms", str(tmp_path / "no.onnx"), "--pd-fallback", "--no-video", "--physics-dt", "0.005"])
+                        "--arms", str(tmp_path / "no.onnx"), "--pd-fallback", "--no-video", "--physics-dt", "0.005",
+                        "--drift-episodes", "0", "--push-episodes", "0"])
     assert rc == 0
     s = json.loads((tmp_path / "summary.json").read_text())
     for key in ("fall_rate", "footstep_error_median_m", "footstep_error_p90_m", "hand_pos_error_median_m",
                 "hand_rot_error_median_deg", "base_velocity_tracking_error", "episodes", "seconds_simulated"):
         assert key in s, key
     assert s["episodes"] == 2 and abs(s["seconds_simulated"] - 3.0) < 1e-6
-    assert set(s["diagnostics"]) == {"step_advance_target_mean_m", "step_advance_landed_mean_m", "speed_ratio",
-                                     "turn_ratio"}
+    assert {"step_advance_target_mean_m", "step_advance_landed_mean_m", "speed_ratio", "turn_ratio",
+            "turn_ratio_commanded", "step_yaw_ratio"} <= set(s["diagnostics"])
+    for key in ("footstep_error_path_median_m", "footstep_yaw_error_median_deg", "fall_rate_per_seed"):
+        assert key in s, key
     assert (tmp_path / "episode0.png").stat().st_size > 0
     assert evaluate.main(["--episodes", "1", "--out", str(tmp_path), "--legs", str(tmp_path / "no.onnx")]) == 2
 

@@ -52,12 +52,32 @@ def require_contract(meta: dict, source: str) -> None:
                                   f"before policies carried their contract); {FIX.replace('PART', str(part))}")
 
 
+# Fields added to a contract config after policies were shipped with it: a file without them was trained
+# with their default, which reproduces the behaviour from before the field existed (so the file runs as it did).
+ADDED_LATER = {
+    "FootstepPlannerConfig": {"catch_up", "catch_up_yaw", "path_reset_distance"},
+}
+
+
+def without_defaulted_later_fields(wanted: dict, meta: dict) -> dict:
+    """`wanted` (contract fields) less the ADDED_LATER fields that `meta` lacks and `wanted` sets to their
+    default: a file from before such a field agrees with a config that leaves it at the default."""
+    out = dict(wanted)
+    for key, cls in (("footstep_planner", FootstepPlannerConfig), ("reference_motion", ReferenceMotionConfig)):
+        if isinstance(out.get(key), dict) and isinstance(meta.get(key), dict):
+            default = asdict(cls())
+            out[key] = {k: v for k, v in out[key].items()
+                        if not (k in ADDED_LATER.get(cls.__name__, ()) and k not in meta[key] and v == default[k])}
+    return out
+
+
 def _typed(cls, meta: dict, key: str, source: str):
     values = meta.get(key)
     if not isinstance(values, dict):
         raise PolicyMetadataError(f"{source}: metadata {key} is {values!r}, expected the {cls.__name__} fields; {FIX}")
     names = {f.name for f in fields(cls)}
-    unknown, missing = sorted(set(values) - names), sorted(names - set(values))
+    unknown = sorted(set(values) - names)
+    missing = sorted(names - set(values) - ADDED_LATER.get(cls.__name__, set()))
     if unknown or missing:
         raise PolicyMetadataError(f"{source}: metadata {key} does not match this code's {cls.__name__} (unknown "
                                   f"fields {unknown}, missing fields {missing}): re-export the policy with this code")

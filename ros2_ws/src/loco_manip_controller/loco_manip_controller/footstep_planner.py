@@ -33,6 +33,17 @@ its target); pass the measured stance-foot pose to `update` (training, or a robo
 foot state estimation) to anchor the plan to reality: targets are re-expressed on the
 measured stance foot, so tracking errors never accumulate into the relative commands.
 
+The commanded path: beside the footholds the planner keeps `path_feet`, the footholds the command
+alone asks for (each step's command target composed on the previous *path* foothold, never on a
+measured one), restarted on the feet when walking starts from standing or when `reanchor_path` is
+called (the evaluation and the training env call it when a new command is sampled). A step that
+lands short leaves the path ahead of the feet, so the path measures what re-anchoring hides
+(`FootstepCommands.path_target_world`, scored by `refine-dp eval controller`).
+With `catch_up` > 0 (and/or `catch_up_yaw`) the targets are placed along that path with bounded
+catch-up: each step's target moves from the command's relative target towards the path's foothold
+by at most `catch_up` m (xy) and `catch_up_yaw` rad, then the placement limits apply. With both at
+0 (the default, the shipped legs' contract) the targets are exactly the command's, as before.
+
 Poses are (x, y, yaw) in the world frame (REP-103, z up), foot index 0 = left, 1 = right.
 """
 
@@ -42,7 +53,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from t1_description.kinematics import LEFT, RIGHT, planar_compose, planar_relative
+from t1_description.kinematics import LEFT, RIGHT, planar_compose, planar_relative, wrap_angle
 
 from .gait import SWING_LEFT, SWING_NONE, SWING_RIGHT, stance_foot_index, swing_foot_index, swing_phase
 
@@ -65,6 +76,10 @@ class FootstepPlannerConfig:
     side_by_side_tol: float = 0.01  # m, feet count as side by side within this of the nominal pose
     side_by_side_tol_yaw: float = 0.02  # rad
     first_swing_foot: int = SWING_LEFT  # first foot for a pure forward/backward start
+    # placement along the commanded path (module docstring); 0: anchored on the stance foot alone (as before)
+    catch_up: float = 0.0  # m, the most a target moves from the command's towards the path's foothold (xy)
+    catch_up_yaw: float = 0.0  # rad, the same for the yaw
+    path_reset_distance: float = 0.3  # m (or 1 rad of yaw): a path farther than this from the feet restarts on them
 
     def achievable_velocity(self, cmd: np.ndarray) -> np.ndarray:
         """(vx, vy, wz) [..., 3] clipped to what the placement limits can realize: forward v_x T <=
@@ -82,7 +97,7 @@ class FootstepPlannerConfig:
             if not getattr(self, name) > 0.0:
                 raise ValueError(f"FootstepPlannerConfig.{name} must be > 0, got {getattr(self, name)}")
         for name in ("max_lateral", "max_step_back", "max_inward_turn", "stand_delay",
-                     "stand_threshold_lin", "stand_threshold_ang"):
+                     "stand_threshold_lin", "stand_threshold_ang", "catch_up", "catch_up_yaw"):
             if getattr(self, name) < 0.0:
                 raise ValueError(f"FootstepPlannerConfig.{name} must be >= 0, got {getattr(self, name)}")
         if self.min_step_width > self.step_width:
@@ -90,6 +105,8 @@ class FootstepPlannerConfig:
                 f"FootstepPlannerConfig.min_step_width ({self.min_step_width}) must not exceed "
                 f"step_width ({self.step_width}): the closing step could never reach the nominal width"
             )
+        if not self.path_reset_distance > 0.0:
+            raise ValueError(f"FootstepPlannerConfig.path_reset_distance must be > 0, got {self.path_reset_distance}")
         if self.first_swing_foot not in (SWING_LEFT, SWING_RIGHT):
             raise ValueError("FootstepPlannerConfig.first_swing_foot must be SWING_LEFT (1) or SWING_RIGHT (2)")
 
@@ -153,6 +170,8 @@ class FootstepCommands:
     feet_world: np.ndarray  # [N, 2, 3] planned (x, y, yaw) of left/right; the swing foot at its lift-off pose
     target_world: np.ndarray  # [N, 3] touchdown pose of the swing foot (where standing: the left foot)
     new_step: np.ndarray  # bool, a step started in this update
+    path_target_world: np.ndarray | None = None  # [N, 3] the commanded path's foothold for this step
+    path_feet: np.ndarray | None = None  # [N, 2, 3] the commanded path's footholds (swing foot: at lift-off)
 
 
 class FootstepPlanner:
@@ -170,6 +189,8 @@ class FootstepPlanner:
         self.rel_target = np.zeros((n, 3))  # swing target in the stance-foot frame
         self.step_index = np.zeros(n, dtype=np.uint32)
         self.idle_time = np.zeros(n)  # s the command has been below the standing threshold
+        self.path_feet = np.zeros((n, 2, 3))  # the commanded path's footholds (module docstring)
+        self.path_target = np.zeros((n, 3))  # the path's foothold of the step in progress (world)
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -218,6 +239,8 @@ class FootstepPlanner:
             feet = np.stack([planar_compose(root, np.array([0.0, half, 0.0])),
                              planar_compose(root, np.array([0.0, -half, 0.0]))], axis=1)
         self.feet[mask] = feet
+        self.path_feet[mask] = feet
+        self.path_target[mask] = feet[:, LEFT]
         self.swing_foot[mask] = SWING_NONE
         self.countdown[mask] = 0.0
         self.step_duration[mask] = 0.0
@@ -246,6 +269,30 @@ class FootstepPlanner:
         ty = sigma * np.clip(sigma * ty, cfg.min_step_width, width + cfg.max_lateral)
         return np.stack([tx, ty, dyaw], axis=-1)
 
+    def reanchor_path(self, mask=None) -> None:
+        """Restart the commanded path of the masked envs (all when None) on the feet: the planned footholds,
+        the step in progress on its current target (a new command is a new path from where the robot is)."""
+        mask = self._mask(mask)
+        self.path_feet[mask] = self.feet[mask]
+        self.path_target[mask] = self._target_world()[mask]
+
+    def _place_on_path(self, cmd_rel: np.ndarray, sigma: np.ndarray, stance: np.ndarray) -> np.ndarray:
+        """Targets (stance-foot frame) moved from the command's `cmd_rel` towards the path's foothold
+        self.path_target by at most catch_up / catch_up_yaw, within the placement limits."""
+        cfg = self.cfg
+        env = np.arange(len(stance))
+        desired = planar_relative(self.feet[env, stance], self.path_target)
+        corr = desired - cmd_rel
+        corr[:, 2] = wrap_angle(corr[:, 2])
+        norm = np.linalg.norm(corr[:, :2], axis=-1, keepdims=True)
+        corr[:, :2] *= np.minimum(1.0, cfg.catch_up / np.maximum(norm, 1e-12))
+        corr[:, 2] = np.clip(corr[:, 2], -cfg.catch_up_yaw, cfg.catch_up_yaw)
+        rel = cmd_rel + corr
+        tx = np.clip(rel[:, 0], -cfg.max_step_back, cfg.max_step_length)
+        ty = sigma * np.clip(sigma * rel[:, 1], cfg.min_step_width, cfg.step_width + cfg.max_lateral)
+        tyaw = sigma * np.clip(sigma * rel[:, 2], -cfg.max_inward_turn, cfg.max_turn)
+        return np.stack([tx, ty, tyaw], axis=-1)
+
     def _side_by_side(self) -> np.ndarray:
         """Right foot at (0, -width, 0) in the left foot's frame, within tolerance."""
         rel = planar_relative(self.feet[:, LEFT], self.feet[:, RIGHT])
@@ -260,11 +307,14 @@ class FootstepPlanner:
         target = planar_compose(self.feet[env, np.maximum(stance, 0)], self.rel_target)
         return np.where((stance >= 0)[:, None], target, self.feet[:, LEFT])
 
-    def update(self, dt: float, cmd_vel, stance_foot_pose=None) -> FootstepCommands:
+    def update(self, dt: float, cmd_vel, stance_foot_pose=None, feet_pose=None) -> FootstepCommands:
         """Advance all envs by dt with base velocity commands cmd_vel [N, 3] (vx, vy, wz).
 
         cmd_vel is in the yaw-aligned base frame (m/s, m/s, rad/s). stance_foot_pose [N, 3]
         (world x, y, yaw), optional: the measured stance foot, used where a foot swings.
+        feet_pose [N, 2, 3], optional instead: both feet measured (left, right); the stance foot as
+        stance_foot_pose, and a swing foot that touches down is held where it landed, not at its
+        target, so the next step's placement along the path (catch_up) sees that landing.
         """
         cfg = self.cfg
         n = self.num_envs
@@ -277,6 +327,12 @@ class FootstepPlanner:
             raise ValueError("cmd_vel contains NaN or inf; refusing to plan footsteps from it")
         env = np.arange(n)
         walking = self.swing_foot != SWING_NONE
+        feet_measured = None
+        if feet_pose is not None:
+            if stance_foot_pose is not None:
+                raise ValueError("pass stance_foot_pose or feet_pose, not both")
+            feet_measured = self._rows(np.ones(n, dtype=bool), feet_pose, (2, 3), "feet_pose")
+            stance_foot_pose = feet_measured[env, np.maximum(stance_foot_index(self.swing_foot), 0)]
         if stance_foot_pose is not None:
             measured = self._rows(np.ones(n, dtype=bool), stance_foot_pose, (3,), "stance_foot_pose")
             stance = stance_foot_index(self.swing_foot)
@@ -291,9 +347,10 @@ class FootstepPlanner:
         self.countdown = np.where(walking, self.countdown - dt, 0.0)
         touchdown = walking & (self.countdown <= 1e-9)
         if touchdown.any():
-            landed = self._target_world()
             swing = swing_foot_index(self.swing_foot)
+            landed = self._target_world() if feet_measured is None else feet_measured[env, np.maximum(swing, 0)]
             self.feet[env[touchdown], swing[touchdown]] = landed[touchdown]
+            self.path_feet[env[touchdown], swing[touchdown]] = self.path_target[touchdown]
         leftover = np.where(touchdown, self.countdown, 0.0)  # <= 0: keeps the clock exact
 
         wants_to_stand = ~moving & (self.idle_time >= cfg.stand_delay - 1e-9)
@@ -316,8 +373,22 @@ class FootstepPlanner:
         self.step_duration = np.where(new_step, cfg.step_period, np.where(stop, 0.0, self.step_duration))
         self.step_index = (self.step_index + new_step).astype(np.uint32)
         sigma = np.where(self.swing_foot == SWING_LEFT, 1.0, -1.0)
-        self.rel_target = np.where(new_step[:, None], self._relative_target(cmd, sigma),
-                                   np.where(stop[:, None], 0.0, self.rel_target))
+        cmd_rel = self._relative_target(cmd, sigma)
+        rel = cmd_rel
+        if new_step.any():
+            self.path_feet[start] = self.feet[start]  # walking starts: the path starts on the feet
+            st = np.maximum(stance_foot_index(self.swing_foot), 0)
+            gap = planar_relative(self.feet[env, st], self.path_feet[env, st])
+            lost = new_step & ((np.hypot(gap[:, 0], gap[:, 1]) > cfg.path_reset_distance) | (np.abs(gap[:, 2]) > 1.0))
+            self.path_feet[lost] = self.feet[lost]  # pushed far off (or a stop the path missed): start again
+            self.path_target = np.where(new_step[:, None], planar_compose(self.path_feet[env, st], cmd_rel),
+                                        self.path_target)
+            if cfg.catch_up > 0.0 or cfg.catch_up_yaw > 0.0:
+                rel = self._place_on_path(cmd_rel, sigma, st)
+        self.rel_target = np.where(new_step[:, None], rel, np.where(stop[:, None], 0.0, self.rel_target))
+        if stop.any():  # standing: the path is the feet
+            self.path_feet[stop] = self.feet[stop]
+            self.path_target[stop] = self.feet[stop, LEFT]
         return self.output(new_step)
 
     def output(self, new_step: np.ndarray | None = None) -> FootstepCommands:
@@ -328,6 +399,8 @@ class FootstepPlanner:
             feet_world=self.feet.copy(),
             target_world=self._target_world(),
             new_step=np.zeros(self.num_envs, dtype=bool) if new_step is None else new_step.copy(),
+            path_target_world=self.path_target.copy(),
+            path_feet=self.path_feet.copy(),
         )
 
 

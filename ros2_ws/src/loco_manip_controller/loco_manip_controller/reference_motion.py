@@ -259,6 +259,12 @@ class StanceFrameReference:
         rows: optional env indices [M]; then the inputs are those envs' [M] rows, only their
         segments are updated, and [M, 12] is returned (the training env re-observes just the envs
         it reset)."""
+        return self.update_frame(q12, gravity, footstep, rows).joint_pos
+
+    def update_frame(self, q12, gravity, footstep: Footstep, rows=None) -> ReferenceFrame:
+        """`update`'s whole ReferenceFrame, in the frame of the segment's base foot (the stance foot; the left
+        foot while standing) as measured at the segment's start: the training env turns it into the world frame
+        for its rewards (`to_world`), so the rewards imitate the very reference the action is added to."""
         sel = np.arange(self.num_envs) if rows is None else np.asarray(rows)
         swing_foot = np.asarray(footstep.swing_foot).astype(np.uint8)
         countdown = np.asarray(footstep.countdown, dtype=np.float64)
@@ -272,4 +278,32 @@ class StanceFrameReference:
             self.valid[sel[new]] = True
         self.last_swing[sel], self.last_countdown[sel] = swing_foot, countdown
         return self.motion.compute(swing_foot, footstep.phase, footstep.step_duration, self.feet_local[sel],
-                                   np.asarray(footstep.target, np.float64)).joint_pos
+                                   np.asarray(footstep.target, np.float64))
+
+    @staticmethod
+    def base_foot(swing_foot) -> np.ndarray:
+        """Index (LEFT/RIGHT) of the foot whose frame a segment's reference is expressed in."""
+        return np.where(np.asarray(swing_foot) == SWING_LEFT, RIGHT, LEFT)
+
+    @staticmethod
+    def to_world(frame: ReferenceFrame, base_pose) -> ReferenceFrame:
+        """A base-foot-frame ReferenceFrame placed on the base foot's world planar pose base_pose [N, 3]
+        (x, y, yaw; flat ground): positions and yaws move, joint angles and heights stay."""
+        base_pose = np.asarray(base_pose, dtype=np.float64)
+        c, s = np.cos(base_pose[:, 2]), np.sin(base_pose[:, 2])
+
+        def move(p):  # [N, ..., 3]
+            shape = (-1,) + (1,) * (p.ndim - 2)
+            cc, ss = c.reshape(shape), s.reshape(shape)
+            x, y = p[..., 0], p[..., 1]
+            return np.stack([base_pose[:, 0].reshape(shape) + cc * x - ss * y,
+                             base_pose[:, 1].reshape(shape) + ss * x + cc * y, p[..., 2]], axis=-1)
+
+        half = 0.5 * base_pose[:, 2]
+        qz = np.stack([np.cos(half), np.zeros_like(half), np.zeros_like(half), np.sin(half)], -1)
+        w1, x1, y1, z1 = qz.T
+        w2, x2, y2, z2 = frame.trunk_quat.T
+        quat = np.stack([w1 * w2 - z1 * z2, w1 * x2 - z1 * y2, w1 * y2 + z1 * x2, w1 * z2 + z1 * w2], -1)
+        return ReferenceFrame(joint_pos=frame.joint_pos, trunk_pos=move(frame.trunk_pos), trunk_quat=quat,
+                              trunk_yaw=wrap_angle(frame.trunk_yaw + base_pose[:, 2]), foot_pos=move(frame.foot_pos),
+                              foot_yaw=wrap_angle(frame.foot_yaw + base_pose[:, 2, None]), com_pos=move(frame.com_pos))

@@ -68,7 +68,8 @@ def replay(sim, calls, keep: bool = True) -> list[np.ndarray]:
 
 
 def benchmark(num_envs=(16, 64, 256), seconds: float = 5.0, task: str = "legs", physics_dt: float = 0.005,
-              decimation: int = 4, nthread: int = 2, variant: str = "residual") -> list[dict]:
+              decimation: int = 4, nthread: int = 2, variant: str = "residual",
+              reward_reference: str = "action") -> list[dict]:
     """Rows of {num_envs, env_steps_per_s, ceiling_env_steps_per_s, fraction, ...}.
 
     The ceiling replays the very rollout calls (same states, targets, per-env models, threads) that
@@ -87,8 +88,8 @@ def benchmark(num_envs=(16, 64, 256), seconds: float = 5.0, task: str = "legs", 
     rows = []
     for n in num_envs:
         env = T1LowLevelEnv(EnvConfig(task=task, num_envs=n, physics_dt=physics_dt, decimation=decimation,
-                                      nthread=nthread, policy_variant=variant if task == "legs" else "absolute"),
-                            seed=0)
+                                      nthread=nthread, policy_variant=variant if task == "legs" else "absolute",
+                                      reward_reference=reward_reference), seed=0)
         policy = ActorCritic(env.obs_dim, env.act_dim)
         state = {"obs": torch.as_tensor(env.reset(0))}
         sim = env.sim
@@ -117,7 +118,8 @@ def benchmark(num_envs=(16, 64, 256), seconds: float = 5.0, task: str = "legs", 
         rows.append({"num_envs": n, "env_steps_per_s": full, "ceiling_env_steps_per_s": ceiling_phys / decimation,
                      "physics_steps_per_s": ceiling_phys, "fraction": full / (ceiling_phys / decimation),
                      "standing_ceiling_env_steps_per_s": c2 * n / el2, "physics_dt": physics_dt,
-                     "decimation": decimation, "nthread": nthread, "task": task, "variant": env.cfg.policy_variant})
+                     "decimation": decimation, "nthread": nthread, "task": task, "variant": env.cfg.policy_variant,
+                     "reward_reference": reward_reference})
     return rows
 
 
@@ -132,11 +134,20 @@ def main(argv=None) -> int:
     p.add_argument("--variant", choices=("absolute", "residual"), default="residual",
                    help="legs: the policy variant whose env is measured (residual: that of the shipped legs, "
                         "which computes the reference twice per step; absolute: actions from the default pose)")
+    p.add_argument("--reward-reference", choices=("action", "planner"), default="action",
+                   help="legs, residual: the rewards' reference (EnvConfig.reward_reference; planner: the env before "
+                        "the reference was computed once per step)")
+    p.add_argument("--compare", action="store_true",
+                   help="legs, residual: measure both reward references, alternating per N, in this one run")
     args = p.parse_args(argv)
-    rows = benchmark(args.num_envs, args.seconds, args.task, args.physics_dt, args.decimation, args.nthread,
-                     args.variant)
+    refs = ("planner", "action") if args.compare else (args.reward_reference,)
+    rows = []
+    for n in args.num_envs:
+        for ref in refs:
+            rows += benchmark([n], args.seconds, args.task, args.physics_dt, args.decimation, args.nthread,
+                              args.variant, ref)
     for r in rows:
-        print(f"N={r['num_envs']:4d}  ceiling {r['ceiling_env_steps_per_s']:7.0f} env steps/s "
+        print(f"N={r['num_envs']:4d} [{r['reward_reference']}] ceiling {r['ceiling_env_steps_per_s']:7.0f} env steps/s "
               f"({r['physics_steps_per_s']:.0f} physics steps/s)  full env {r['env_steps_per_s']:7.0f}  "
               f"fraction {r['fraction']:.2f}  (standing-robot ceiling {r['standing_ceiling_env_steps_per_s']:.0f})")
     print(json.dumps(rows))

@@ -70,6 +70,11 @@ class EnvConfig:
     #                                         else this arm policy tracks the paths' hand poses (FK), as in use
     arm_policy_fraction: float = 1.0        # legs task with arm_policy_onnx: share of envs (the first ones) whose
     #                                         arms the policy drives; the rest are PD-driven along the paths
+    # legs, residual: the reference the rewards imitate. "action": the one the action is added to (computed once
+    # per step in the base foot's frame, placed on the measured foot); "planner": a second one from the planner's
+    # world footholds (the env before the two were shared; `refine-dp bench env --compare` measures both)
+    reward_reference: str = "action"
+    command_path_tau_s: float = 2.0         # s, leak of the integrated command (terms command_position/_heading)
     ankle_kp: float = 0.0                   # 0: joint table value
     target_rate_limit_scale: float = 1.0    # x joint velocity limit: the safety layer's step clamp (0: off)
     # the footstep planner and reference motion of the legs task: written into the exported policy (its
@@ -85,6 +90,10 @@ class EnvConfig:
     def __post_init__(self):
         if self.task not in ("legs", "arms"):
             raise ValueError(f"EnvConfig.task must be 'legs' or 'arms', got {self.task!r}")
+        if self.reward_reference not in ("action", "planner"):
+            raise ValueError(f"EnvConfig.reward_reference must be 'action' or 'planner', got {self.reward_reference!r}")
+        if not self.command_path_tau_s > 0.0:
+            raise ValueError(f"EnvConfig.command_path_tau_s must be > 0, got {self.command_path_tau_s}")
         if not 0.0 <= self.arm_policy_fraction <= 1.0:
             raise ValueError(f"EnvConfig.arm_policy_fraction must be in [0, 1], got {self.arm_policy_fraction}")
         if not self.rewards:

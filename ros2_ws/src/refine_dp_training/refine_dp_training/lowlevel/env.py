@@ -24,10 +24,19 @@ import numpy as np
 
 from loco_manip_controller import policy_io as pio
 from loco_manip_controller.footstep_planner import Footstep, FootstepPlanner
-from loco_manip_controller.gait import SWING_NONE, SWING_RIGHT, swing_foot_index, swing_masks
+from loco_manip_controller.gait import SWING_NONE, swing_foot_index, swing_masks
 from loco_manip_controller.reference_motion import ReferenceMotion, StanceFrameReference
 from loco_manip_controller.tracking import score_touchdowns
-from t1_description.kinematics import arm_kinematics, feet_planar, pose_errors, quat_wxyz_to_matrix, yaw_of_quat
+from t1_description.kinematics import (
+    arm_kinematics,
+    feet_planar,
+    planar_compose,
+    planar_relative,
+    pose_errors,
+    quat_wxyz_to_matrix,
+    wrap_angle,
+    yaw_of_quat,
+)
 from t1_description.pd import set_pd_gains
 
 from ..envs.vec_env import EpisodeTracker, VecEnv
@@ -37,6 +46,13 @@ from .config import EnvConfig
 from .sim import BatchedT1
 
 CONTACT_FORCE_N = 20.0
+
+
+def _integrate_pose(pose: np.ndarray, cmd: np.ndarray, dt: float) -> np.ndarray:
+    """World (x, y, yaw) [N, 3] advanced by body-frame (vx, vy, wz) [N, 3] over dt (midpoint heading)."""
+    yaw = pose[:, 2] + 0.5 * cmd[:, 2] * dt
+    c, s = np.cos(yaw), np.sin(yaw)
+    return pose + dt * np.stack([c * cmd[:, 0] - s * cmd[:, 1], s * cmd[:, 0] + c * cmd[:, 1], cmd[:, 2]], -1)
 
 
 class T1LowLevelEnv(VecEnv):
@@ -97,6 +113,9 @@ class T1LowLevelEnv(VecEnv):
         self.push_timer = np.zeros(n)
         self.steps = np.zeros(n, np.int64)
         self.prev_foot_xy = np.zeros((n, 2, 2))
+        self.prev_foot_yaw = np.zeros((n, 2))
+        self.cmd_pose = np.zeros((n, 3))  # the command integrated from the trunk pose, leaking back to it (terms)
+        self._ref_fresh = False  # ref_q holds the reference of the current state (set in step, used by _observe)
         self.last_terms: dict = {}
         self.term_sums: dict = {}
         self.term_count = 0
@@ -182,6 +201,8 @@ class T1LowLevelEnv(VecEnv):
         feet = self._feet_planar_fk()[mask]
         self.planner.reset(mask, feet_pose=feet)
         self.prev_foot_xy[mask] = feet[:, :, :2]
+        self.prev_foot_yaw[mask] = feet[:, :, 2]
+        self.cmd_pose[mask] = self._trunk_pose()[mask]
         self.vel_cmd.resample(mask)
         if cfg.task == "arms":
             self.vel_cmd.cmd[mask] = 0.0
@@ -203,6 +224,12 @@ class T1LowLevelEnv(VecEnv):
         offset = s.base_model.site_pos[s.idx.foot_sites[0]]
         return pos - rot @ offset, yaw_of_quat(quat)
 
+    def _trunk_pose(self) -> np.ndarray:
+        """(x, y, yaw) [N, 3] of the trunk, world frame."""
+        L = self.sim.layout
+        st = self.sim.state
+        return np.concatenate([st[:, L.root_pos[:2]], yaw_of_quat(st[:, L.root_quat])[:, None]], -1)
+
     def _state_arrays(self):
         s, L = self.sim, self.sim.layout
         st = s.state
@@ -218,7 +245,9 @@ class T1LowLevelEnv(VecEnv):
         if self.cfg.task == "legs":
             footstep = self._cmds.footstep.rows(sel)
             ref = None
-            if self.residual:
+            if self.residual and rows is None and self._ref_fresh:
+                ref = self.ref_q  # step() computed it at this state for the rewards (one reference per step)
+            elif self.residual:
                 ref = self.leg_reference.update(q[:, self.leg_idx], gravity, footstep, rows=rows)
                 self.ref_q[sel] = ref
             return pio.build_leg_obs(gravity, gyro, q, dq, self.action[sel], footstep, table=self.table,
@@ -253,14 +282,19 @@ class T1LowLevelEnv(VecEnv):
 
         # commands advance to the time of the new state
         self.arm_paths.update(self.dt)
+        cmd_before = self.vel_cmd.cmd.copy()
         self.vel_cmd.update(self.dt)
         if cfg.task == "arms":
             self.vel_cmd.cmd[:] = 0.0
         prev_cmds = self._cmds
         foot_pos, foot_yaw = self._foot_links()
         feet_planar = np.concatenate([foot_pos[..., :2], foot_yaw[..., None]], -1)
-        stance = np.where((prev_cmds.footstep.swing_foot == SWING_RIGHT)[:, None], feet_planar[:, 0], feet_planar[:, 1])
-        self._cmds = cmds = self.planner.update(self.dt, self.vel_cmd.cmd, stance_foot_pose=stance)
+        self._cmds = cmds = self.planner.update(self.dt, self.vel_cmd.cmd, feet_pose=feet_planar)
+        changed = np.any(self.vel_cmd.cmd != cmd_before, axis=-1)
+        if changed.any():
+            self.planner.reanchor_path(changed)  # a new command: a new commanded path from where the robot is
+            self._cmds = cmds = self.planner.output(cmds.new_step)
+        self._ref_fresh = False
 
         q, dq, root_pos, quat, _ = self._state_arrays()
         gravity = pio.projected_gravity(quat)
@@ -309,12 +343,21 @@ class T1LowLevelEnv(VecEnv):
         """Observation when some rows blew up (NaN state): zero those rows instead of raising."""
         bad = ~np.isfinite(self.sim.state).all(axis=-1)
         self.sim.state[bad] = self.sim.keyframe_state
+        self._ref_fresh = False
         obs = self._observe()
         obs[bad] = 0.0
         return obs
 
     def _leg_context(self, ctx, prev_cmds, cmds, foot_pos, feet_planar) -> None:
-        ref = self.reference.from_commands(cmds)
+        if self.residual and self.cfg.reward_reference == "action":
+            # the reference the next action is added to (base-foot frame), placed on the measured base foot
+            q, _, _, quat, _ = self._state_arrays()
+            local = self.leg_reference.update_frame(q[:, self.leg_idx], ctx.gravity, cmds.footstep)
+            self.ref_q, self._ref_fresh = local.joint_pos, True
+            base = StanceFrameReference.base_foot(cmds.footstep.swing_foot)
+            ref = StanceFrameReference.to_world(local, feet_planar[np.arange(self.num_envs), base])
+        else:  # "planner": a second reference from the planner's world footholds (the env before one was shared)
+            ref = self.reference.from_commands(cmds)
         ctx.ref_joint_pos = ref.joint_pos
         ctx.ref_trunk_pos = ref.trunk_pos
         ctx.ref_gravity = pio.projected_gravity(ref.trunk_quat)
@@ -325,7 +368,9 @@ class T1LowLevelEnv(VecEnv):
         ctx.contact = force > CONTACT_FORCE_N
         ctx.expected_contact = ~swing_masks(cmds.footstep.swing_foot)
         ctx.foot_vel_xy = (feet_planar[..., :2] - self.prev_foot_xy) / self.dt
+        ctx.foot_yaw_rate = wrap_angle(feet_planar[..., 2] - self.prev_foot_yaw) / self.dt
         self.prev_foot_xy = feet_planar[..., :2].copy()
+        self.prev_foot_yaw = feet_planar[..., 2].copy()
         # touchdown: the step that was running ended (a new one started or the robot stopped); scored as the
         # node and the evaluation score it (tracking.score_touchdowns)
         td = score_touchdowns(prev_cmds.footstep, cmds.footstep, feet_planar)
@@ -345,6 +390,16 @@ class T1LowLevelEnv(VecEnv):
         ctx.base_vel = np.stack([c * v[:, 0] + sn * v[:, 1], -sn * v[:, 0] + c * v[:, 1], wz], -1)
         standing = cmds.footstep.swing_foot == SWING_NONE  # the planner stands (below threshold, or stopping)
         ctx.cmd_vel = np.where(standing[:, None], 0.0, self.planner.cfg.achievable_velocity(self.vel_cmd.cmd))
+        # where the robot should be: the walkable command integrated from the trunk pose, leaking back to the
+        # measured pose with time constant command_path_tau_s (an error-weighted window of the last seconds)
+        pose = self._trunk_pose()
+        cmd_pose = _integrate_pose(self.cmd_pose, ctx.cmd_vel, self.dt)
+        gap = planar_relative(cmd_pose, pose)
+        leak = min(1.0, self.dt / self.cfg.command_path_tau_s)
+        self.cmd_pose = planar_compose(cmd_pose, leak * gap)
+        err = planar_relative(self.cmd_pose, pose)  # the trunk in the commanded pose's frame
+        ctx.command_position_error = np.hypot(err[:, 0], err[:, 1])
+        ctx.command_heading_error = err[:, 2]
         self.last_reference = ref
 
     def _leg_policy_targets(self) -> np.ndarray:
@@ -382,9 +437,10 @@ class T1LowLevelEnv(VecEnv):
 
     # ------------------------------------------------------------------ exact resume
     _ARRAYS = ("action", "prev_action", "leg_action", "arm_action", "q_des", "delay", "push_timer", "steps",
-               "prev_foot_xy", "ref_q")
+               "prev_foot_xy", "ref_q", "prev_foot_yaw", "cmd_pose")
     _LEG_REFERENCE = ("valid", "last_swing", "last_countdown", "feet_local")
-    _PLANNER = ("feet", "swing_foot", "countdown", "step_duration", "rel_target", "step_index", "idle_time")
+    _PLANNER = ("feet", "swing_foot", "countdown", "step_duration", "rel_target", "step_index", "idle_time",
+                "path_feet", "path_target")
     _ARM_PATHS = ("start", "goal", "t", "move_T", "hold_T")
 
     def state_dict(self) -> dict:
@@ -450,6 +506,7 @@ class T1LowLevelEnv(VecEnv):
         self.episode_stats.load_state_dict(state["episode_stats"])
         self._cmds = self.planner.output()
         self._obs = None
+        self._ref_fresh = False
 
     def drain_term_means(self) -> dict:
         out = {k: v / max(self.term_count, 1) for k, v in self.term_sums.items()}

@@ -35,6 +35,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")  # the evaluation video renders offscr
 
 import torch  # noqa: E402
 
+from loco_manip_controller import contract  # noqa: E402
 from loco_manip_controller.policy_runtime import (  # noqa: E402
     MODELS_DIR,
     PolicyMetadataError,
@@ -135,6 +136,7 @@ def fill_contract(models: Path) -> dict[str, list[str]]:
         if env_cfg.task != part:
             raise SystemExit(f"{config} is the config of a {env_cfg.task!r} run, not of the {part} policy")
         wanted, meta = env_cfg.policy_contract(), read_metadata(policy)
+        wanted = contract.without_defaulted_later_fields(wanted, meta)
         check_metadata(meta, {k: v for k, v in wanted.items() if k in meta}, str(policy), holder="policy",
                        error=PolicyMetadataError, fix=f"the file and {config.name} disagree: re-ship the part")
         added[part] = [k for k in wanted if k not in meta]

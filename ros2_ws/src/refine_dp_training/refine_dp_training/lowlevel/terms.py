@@ -44,6 +44,9 @@ class StepContext:
     touchdown_yaw_error: np.ndarray | None = None  # [N] rad, landed foot's yaw vs its target's (wrapped)
     swing_target_dist: np.ndarray | None = None  # [N] m, swing foot (xy) to its touchdown target (0 standing)
     swing_phase: np.ndarray | None = None        # [N] in [0, 1] (0 standing)
+    foot_yaw_rate: np.ndarray | None = None   # [N, 2] rad/s, feet yaw rates (measured)
+    command_position_error: np.ndarray | None = None  # [N] m, trunk vs the integrated command (leaky, env)
+    command_heading_error: np.ndarray | None = None   # [N] rad, likewise for the heading
     cmd_vel: np.ndarray | None = None         # [N, 3] achievable commanded (vx, vy) heading frame, wz
     base_vel: np.ndarray | None = None        # [N, 3] measured trunk (vx, vy) heading frame, wz world
     # arms
@@ -131,6 +134,21 @@ def foot_slip(c: StepContext):
     return np.sum(c.contact * np.sum(c.foot_vel_xy ** 2, axis=-1), axis=-1)
 
 
+def foot_yaw_slip(c: StepContext):  # a foot pivoting on the ground: foot_slip sees no xy motion of its centre
+    return np.sum(c.contact * c.foot_yaw_rate ** 2, axis=-1)
+
+
+# Where the robot ends up, not its instantaneous velocity (lost in the stepping sway): the trunk against the
+# walkable command integrated from the trunk pose, leaking back to it over command_path_tau_s (env.py), so
+# an error made over the last seconds - a step short, a heading drifting - stays visible until walked back.
+def command_position(c: StepContext):  # sigma 15 cm
+    return _kernel(c.command_position_error ** 2, 0.15)
+
+
+def command_heading(c: StepContext):  # sigma 0.2 rad
+    return _kernel(c.command_heading_error ** 2, 0.2)
+
+
 # ---------------------------------------------------------------------- arms
 def hand_position(c: StepContext):  # sigma 10 cm
     return np.mean(_kernel(c.hand_pos_error ** 2, 0.1), axis=-1)
@@ -151,7 +169,8 @@ def arm_joint_velocity(c: StepContext):
 REWARD_TERMS: dict[str, Callable[[StepContext], np.ndarray]] = {
     f.__name__: f for f in (alive, termination, action_rate, joint_velocity, torque, joint_limits,
                             joint_imitation, foot_tracking, foot_placement, foot_yaw_placement, trunk_height, trunk_orientation,
-                            trunk_position, contact_schedule, swing_target, base_velocity, yaw_rate, foot_slip, hand_position, hand_position_fine,
+                            trunk_position, contact_schedule, swing_target, base_velocity, yaw_rate, foot_slip,
+                            foot_yaw_slip, command_position, command_heading, hand_position, hand_position_fine,
                             hand_orientation, arm_joint_velocity)
 }
 

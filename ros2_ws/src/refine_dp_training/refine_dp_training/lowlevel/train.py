@@ -135,7 +135,11 @@ def main(argv=None) -> int:
     p.add_argument("--critic-warmup", type=int, default=0,
                    help="new runs: PPO updates that train only the critic first (use with --init-from a clone)")
     p.add_argument("--init-from", default="", help="warm start: policy, critic, normalizer and optimizer of "
-                   "this checkpoint (same part and network), fresh counters and the current task config")
+                   "this checkpoint (same part and network), fresh counters and the current task config; or an "
+                   "exported policy (.onnx, e.g. the shipped legs): its actor and normalizer only (lowlevel/"
+                   "warm_start.py; new observation fields enter with zero weights), so use --critic-warmup")
+    p.add_argument("--init-log-std", type=float, default=None,
+                   help="new runs: the policy's initial log-std (default -1.0; a warm start from .onnx keeps this)")
     p.add_argument("--env-set", action="append", default=[], metavar="KEY=VALUE",
                    help="new runs: override one EnvConfig field, dotted for nested ones, value as JSON "
                         "(e.g. commands.max_vx=0.3, rewards.base_velocity=5); repeatable; recorded in config.json")
@@ -172,6 +176,8 @@ def main(argv=None) -> int:
             return 2
         train_cfg = ppo_config(args.num_envs, args.save_interval, args.eval_interval, args.seed, args.steps_per_env)
         train_cfg.ppo.critic_warmup_updates = args.critic_warmup
+        if args.init_log_std is not None:
+            train_cfg.policy.init_log_std = args.init_log_std
         if args.lr is not None:
             train_cfg.ppo.learning_rate = args.lr
         out.mkdir(parents=True, exist_ok=True)
@@ -191,6 +197,18 @@ def main(argv=None) -> int:
     if ckpt is not None:
         runner.load(ckpt)
         print(f"resumed from {ckpt} (iteration {runner.iteration}, {runner.env_steps} env steps)")
+    elif args.init_from and args.init_from.endswith(".onnx"):
+        import shutil
+
+        from .warm_start import load_actor_from_onnx
+        meta = load_actor_from_onnx(runner.policy, args.init_from, env.obs_spec)
+        shutil.copy2(args.init_from, out / "init_from.onnx")
+        beside = Path(args.init_from).with_name("lineage.json")  # a shipped file: its lineage goes on with the run
+        if beside.is_file():
+            (out / "init_from_lineage.json").write_text(json.dumps(json.loads(beside.read_text()).get(args.part),
+                                                                   indent=2))
+        print(f"warm start from {args.init_from} (actor + normalizer; its iteration {meta.get('iteration')}, "
+              f"{meta.get('env_steps')} env steps); critic and optimizer fresh")
     elif args.init_from:
         import torch
         warm = torch.load(args.init_from, map_location="cpu", weights_only=False)
