@@ -28,7 +28,7 @@ def _publish_episode(node, seconds: float, rate_hz: float = 10.0) -> list:
         "the recorder's subscriptions never matched"
     time.sleep(0.2)
     sent, t0, k = [], time.monotonic(), 0
-    while time.monotonic() - t0 < seconds:
+    while k * 0.02 < seconds:
         state = RobotState(name=list(jt.names), position=list(jt.default_q + 0.01 * np.sin(0.1 * k)))
         state.projected_gravity.z = -1.0
         pubs["robot_state"].publish(state)
@@ -37,12 +37,13 @@ def _publish_episode(node, seconds: float, rate_hz: float = 10.0) -> list:
         pubs["objects"].publish(ObjectStateArray(objects=[box]))
         if k % int(50 / rate_hz) == 0:
             cmd = HighLevelCommand(vx=0.1 + 0.001 * k, left_gripper=float(k > 50))
+            cmd.header.stamp.sec, cmd.header.stamp.nanosec = 1000 + k // 50, (k % 50) * 20_000_000  # 10 Hz stamps
             cmd.left_hand_pose.position.x, cmd.left_hand_pose.orientation.w = 0.3, 1.0
             cmd.right_hand_pose.position.x, cmd.right_hand_pose.orientation.w = 0.3, 1.0
             pubs["high_level_command"].publish(cmd)
             sent.append(cmd)
         k += 1
-        time.sleep(0.02)
+        time.sleep(max(0.0, t0 + k * 0.02 - time.monotonic()))
     time.sleep(0.3)
     return sent
 
@@ -88,7 +89,7 @@ def test_recorder_writes_segments_that_rosbags_and_mcap_read_and_from_bags_conve
     # the recorded commands are the published ones, in order (the first may precede the first RobotState)
     offset = next(i for i in range(len(sent)) if np.allclose(expected[i], ep["actions"][0], atol=1e-6))
     np.testing.assert_allclose(ep["actions"], expected[offset:offset + n], atol=1e-6)
-    assert abs(data.meta["control_rate_hz"] - 10.0) < 1.5
+    assert abs(data.meta["control_rate_hz"] - 10.0) < 0.01  # from the commands' header stamps
     grip = data.field_slice("grippers")
     # observation grippers are the previous command's: 0 until the step after the first closing command
     first_closed = int(np.argmax(ep["actions"][:, 21] > 0.5))

@@ -37,7 +37,8 @@ def recordings(paths) -> list[list[Path]]:
 
 
 def planner_steps(bags: list[Path], object_names: tuple[str, ...], max_gap_s: float = 1.0) -> list[dict]:
-    """The planner steps of one recording, as episodes [{"obs", "actions", "t"}] (t: receive time, s)."""
+    """The planner steps of one recording, as episodes [{"obs", "actions", "t"}]; t (s) is the command's
+    header stamp (when the planner computed it), or its receive time when the stamp is unset."""
     from rosbags.highlevel import AnyReader
 
     table = load_joint_table()
@@ -57,7 +58,8 @@ def planner_steps(bags: list[Path], object_names: tuple[str, ...], max_gap_s: fl
             elif conn.topic == "/objects":
                 objects = objects_from_msg(msg)
             elif robot is not None:
-                t = t_ns * 1e-9
+                stamp = msg.header.stamp
+                t = stamp.sec + stamp.nanosec * 1e-9 if stamp.sec or stamp.nanosec else t_ns * 1e-9
                 if stamps and t - stamps[-1] > max_gap_s:
                     episodes.append((obs, actions, stamps))
                     obs, actions, stamps = [], [], []
