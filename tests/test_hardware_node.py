@@ -145,6 +145,7 @@ def test_node_ramps_follows_commands_then_holds_and_damps():
 
             # 1. ramp from the measured pose to the default pose
             assert wait_for(lambda: robot.first_time("RAMPING") is not None, 30), log()
+            assert wait_for(lambda: len(robot.cmds) > 0, 10), "RAMPING reported but no LowCmd arrived\n" + log()
             t_ramp = robot.first_time("RAMPING")
             with robot.lock:
                 first_q = robot.cmds[0][1]
