@@ -23,6 +23,7 @@ from typing import Callable, TextIO
 import yaml
 
 from refine_dp.cpu import CpuSampler
+from refine_dp_planner.utils import atomic_write_json
 from refine_dp.graph import NodeSpec, params_file_content
 
 STOP_GRACE_S = 5.0
@@ -180,8 +181,4 @@ class GraphRunner:
             print(f"[bringup] {text}", flush=True)
 
 
-def write_json_atomic(path: Path, data: dict) -> None:
-    """Write JSON so that a kill leaves either the old or the new file, never half of one."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=float))
-    os.replace(tmp, path)
+write_json_atomic = atomic_write_json  # a kill leaves either the old or the new file, never half of one

@@ -32,15 +32,16 @@ def git_revision(path: str | Path | None = None) -> str:
         return "unknown"
 
 
-def atomic_torch_save(obj, path: str | Path) -> Path:
-    """torch.save to a temp file in the same folder, fsync, then rename: a kill never leaves a torn
-    file (the previous complete one or the new complete one). Returns the path."""
+def atomic_write(path: str | Path, write) -> Path:
+    """The project's one way to write a file: `write(f)` into a temp file (binary) in the same folder,
+    fsync, then rename: a kill never leaves a torn file (the previous complete one or the new
+    complete one). Returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -48,6 +49,21 @@ def atomic_torch_save(obj, path: str | Path) -> Path:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def atomic_write_json(path: str | Path, obj) -> Path:
+    import json
+
+    return atomic_write_text(path, json.dumps(obj, indent=2, default=float))
+
+
+def atomic_torch_save(obj, path: str | Path) -> Path:
+    """torch.save, atomically (atomic_write)."""
+    return atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def dict_diff(expected: dict, actual: dict, prefix: str = "") -> list[str]:

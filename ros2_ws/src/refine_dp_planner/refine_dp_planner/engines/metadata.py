@@ -10,10 +10,9 @@ planner node) expects, and refuses any mismatch with a message naming the fields
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
+from refine_dp_planner.utils import atomic_write_json
 from t1_description.contract import ContractMismatchError
 from t1_description.contract import check_metadata as check_contract
 
@@ -27,12 +26,7 @@ class MetadataMismatchError(ContractMismatchError):
 
 def write_metadata(metadata: dict, out_dir: str | Path) -> Path:
     """Write metadata.json atomically (temp file + rename)."""
-    path = Path(out_dir) / METADATA_FILE
-    fd, tmp = tempfile.mkstemp(prefix=METADATA_FILE, suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(metadata, f, indent=2)
-    os.replace(tmp, path)
-    return path
+    return atomic_write_json(Path(out_dir) / METADATA_FILE, metadata)
 
 
 def load_metadata(path: str | Path) -> tuple[dict, Path]:

@@ -34,12 +34,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from refine_dp_planner.utils import atomic_write
 
 FORMAT = "refine_dp.episodes/1"
 REQUIRED = ("obs", "actions", "rewards")
@@ -66,15 +67,6 @@ def _layout(fields, dim: int, what: str) -> list[dict]:
     if pos != dim:
         raise ValueError(f"{what} fields cover {pos} dims but {what}_dim is {dim}: fix the field list")
     return out
-
-
-def _atomic_write_bytes(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class EpisodeWriter:
@@ -140,7 +132,7 @@ class EpisodeWriter:
         arrays["episode_ends"] = np.cumsum(lengths).astype(np.int64)
         arrays["success"] = np.array([e["success"] for e in eps], bool)
         name = f"shard_{len(self.meta['shards']):05d}.npz"
-        _atomic_write_bytes(self.root / name, lambda f: np.savez(f, **arrays))
+        atomic_write(self.root / name, lambda f: np.savez(f, **arrays))
         self.meta["shards"].append({"file": name, "num_episodes": len(eps), "num_steps": int(sum(lengths))})
         self.meta["num_episodes"] += len(eps)
         self.meta["num_steps"] += int(sum(lengths))
@@ -148,7 +140,7 @@ class EpisodeWriter:
 
     def _write_meta(self) -> None:
         text = json.dumps(self.meta, indent=2).encode()
-        _atomic_write_bytes(self.root / "metadata.json", lambda f: f.write(text))
+        atomic_write(self.root / "metadata.json", lambda f: f.write(text))
 
     def close(self) -> None:
         self.flush()
