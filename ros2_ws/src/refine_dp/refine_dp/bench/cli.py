@@ -7,8 +7,13 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="what", required=True)
-    p = sub.add_parser("robot", help="latencies and rates with sim_t1 + interface + MoCap bridge running")
-    p.add_argument("--duration", type=float, default=20.0)
+    p = sub.add_parser("robot", help="the simulated graph's latencies, rates, timing and per-node CPU "
+                                     "(--stress N: beside N busy processes)")
+    p.add_argument("--duration", type=float, default=30.0,
+                   help="seconds to run (simulated with --clock sim, at most 4x + 120 s wall)")
+    p.add_argument("--stress", type=int, default=0, metavar="N", help="run N busy processes beside the graph")
+    p.add_argument("--clock", choices=("sim", "wall"), default="sim",
+                   help="sim: /clock + use_sim_time as the demo (default); wall: the robot's timing, no /clock")
     p.add_argument("--out", type=Path, default=Path("runs/bench/robot"))
     p.add_argument("--verbose", action="store_true", help="forward the nodes' logs")
     p = sub.add_parser("planner", help="diffusion planner ms per action chunk per backend (batch 1)")
@@ -23,8 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.what == "robot":
         from refine_dp.bench import robot
-        robot.print_figures(robot.run(args.duration, args.out, quiet=not args.verbose))
-        return 0
+        figures = robot.run(args.duration, args.out, quiet=not args.verbose, stress=args.stress, clock=args.clock)
+        robot.print_figures(figures)
+        return 0 if figures["exit_code"] == 0 and figures["stood"] else 1
     if args.what == "planner":
         import json
 
