@@ -72,34 +72,75 @@ class Clamps:
     max_hand_angular_speed: float = 0.5  # rad/s, per hand
 
 
+def clamp_actions(base_velocity, hand_pos, hand_rot, previous_pos=None, previous_rot=None, dt: float = 0.1,
+                  limits: Clamps | None = None, has_previous=None):
+    """Batched clamps, the one implementation (the node's PlannerCore and the training env call it).
+
+    base_velocity [N, 3], hand_pos [N, 2, 3], hand_rot [N, 2, 3, 3]: the action; previous_pos/rot: the last
+    command of each env (None, or rows where has_previous [N] is False: the hands are not limited, as
+    for a planner's first command). Base speed (norm of vx, vy) and |wz| are capped; each hand target
+    moves at most max_hand_speed * dt from the previous one (straight line) and turns at most
+    max_hand_angular_speed * dt towards the commanded rotation (slerp: R_prev exp(s log(R_prev^T R))).
+    Returns (base_velocity, hand_pos, hand_rot, clamped [N] bool); the inputs are not modified.
+    """
+    from scipy.spatial.transform import Rotation
+
+    limits = limits or Clamps()
+    v = np.array(base_velocity, dtype=np.float64, copy=True)
+    pos = np.array(hand_pos, dtype=np.float64, copy=True)
+    rot = np.array(hand_rot, dtype=np.float64, copy=True)
+    n = v.shape[0]
+    speed = np.linalg.norm(v[:, :2], axis=-1)
+    fast = speed > limits.max_base_speed
+    v[fast, :2] *= (limits.max_base_speed / speed[fast])[:, None]
+    spin = np.abs(v[:, 2]) > limits.max_yaw_rate
+    v[spin, 2] = np.sign(v[spin, 2]) * limits.max_yaw_rate
+    clamped = fast | spin
+    if previous_pos is None or previous_rot is None:
+        return v, pos, rot, clamped
+    prev_pos, prev_rot = np.asarray(previous_pos, np.float64), np.asarray(previous_rot, np.float64)
+    use = np.ones(n, bool) if has_previous is None else np.asarray(has_previous, bool)
+    step = pos - prev_pos
+    dist, max_dist = np.linalg.norm(step, axis=-1), limits.max_hand_speed * dt        # [N, 2]
+    far = (dist > max_dist) & use[:, None]
+    scale = np.where(far, max_dist / np.maximum(dist, 1e-300), 1.0)[..., None]
+    pos = np.where(far[..., None], prev_pos + step * scale, pos)
+    rel = Rotation.from_matrix((np.swapaxes(prev_rot, -1, -2) @ rot).reshape(-1, 3, 3)).as_rotvec().reshape(n, 2, 3)
+    angle, max_angle = np.linalg.norm(rel, axis=-1), limits.max_hand_angular_speed * dt
+    turn = (angle > max_angle) & use[:, None]
+    if turn.any():
+        part = Rotation.from_rotvec((rel[turn] * (max_angle / angle[turn])[:, None])).as_matrix()
+        rot[turn] = prev_rot[turn] @ part
+    clamped |= far.any(-1) | turn.any(-1)
+    return v, pos, rot, clamped
+
+
 def clamp_action(action: PlannerAction, previous: PlannerAction | None, dt: float, limits: Clamps
                  ) -> tuple[PlannerAction, bool]:
-    """Limit base speed and the speed of the hand targets relative to the previous command."""
-    from scipy.spatial.transform import Rotation, Slerp
+    """Limit base speed and the speed of the hand targets relative to the previous command (one robot:
+    clamp_actions with N = 1)."""
+    prev_pos = None if previous is None else previous.hand_pos[None]
+    prev_rot = None if previous is None else previous.hand_rot[None]
+    v, pos, rot, clamped = clamp_actions(action.base_velocity[None], action.hand_pos[None], action.hand_rot[None],
+                                         prev_pos, prev_rot, dt, limits)
+    return PlannerAction(v[0], pos[0], rot[0], action.grippers.copy()), bool(clamped[0])
 
-    clamped = False
-    v = action.base_velocity.copy()
-    speed = float(np.linalg.norm(v[:2]))
-    if speed > limits.max_base_speed:
-        v[:2] *= limits.max_base_speed / speed
-        clamped = True
-    if abs(v[2]) > limits.max_yaw_rate:
-        v[2] = np.sign(v[2]) * limits.max_yaw_rate
-        clamped = True
-    pos, rot = action.hand_pos.copy(), action.hand_rot.copy()
-    if previous is not None:
-        for h in range(2):
-            step = pos[h] - previous.hand_pos[h]
-            dist, max_dist = float(np.linalg.norm(step)), limits.max_hand_speed * dt
-            if dist > max_dist:
-                pos[h] = previous.hand_pos[h] + step * (max_dist / dist)
-                clamped = True
-            r0, r1 = Rotation.from_matrix(previous.hand_rot[h]), Rotation.from_matrix(rot[h])
-            angle, max_angle = float((r0.inv() * r1).magnitude()), limits.max_hand_angular_speed * dt
-            if angle > max_angle:
-                rot[h] = Slerp([0.0, 1.0], Rotation.concatenate([r0, r1]))([max_angle / angle]).as_matrix()[0]
-                clamped = True
-    return PlannerAction(v, pos, rot, action.grippers.copy()), clamped
+
+def actions_from_vectors(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Batched PlannerAction.from_vector: [N, ACTION_DIM] -> base velocity [N, 3], hand pos [N, 2, 3],
+    hand rot [N, 2, 3, 3] (Gram-Schmidt), grippers [N, 2] clipped to [0, 1]."""
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim != 2 or a.shape[1] != ACTION_DIM:
+        raise ValueError(f"planner actions must be [N, {ACTION_DIM}], got shape {a.shape}")
+    hands = a[:, 3:21].reshape(-1, 2, 9)
+    return a[:, :3].copy(), hands[..., :3].copy(), rot6d_to_matrix(hands[..., 3:]), np.clip(a[:, 21:23], 0.0, 1.0)
+
+
+def actions_to_vectors(base_velocity, hand_pos, hand_rot, grippers) -> np.ndarray:
+    """Batched PlannerAction.to_vector: -> [N, ACTION_DIM] float32 (ACTION_FIELDS order)."""
+    n = np.shape(base_velocity)[0]
+    hands = np.concatenate([hand_pos, rot6d(hand_rot)], axis=-1).reshape(n, 18)
+    return np.concatenate([base_velocity, hands, grippers], axis=-1).astype(np.float32)
 
 
 @dataclass
@@ -124,21 +165,38 @@ class ObservationHistory:
 
 
 def build_observation(arm_q: np.ndarray, grippers: np.ndarray, gravity: np.ndarray,
-                      objects: dict[str, tuple[np.ndarray, np.ndarray, bool]], object_names: tuple[str, ...],
-                      ) -> np.ndarray:
-    """One observation vector. arm_q: [14] table order (left arm, right arm); objects: name ->
-    (position in base_link [3], quaternion x, y, z, w [4], tracked). Missing objects are zeros, untracked."""
+                      objects: dict, object_names: tuple[str, ...]) -> np.ndarray:
+    """The observation vector(s): one definition for the node (one robot) and the training env (N robots).
+
+    One robot: arm_q [14] (table order: left arm, right arm), grippers [2], gravity [3], objects: name ->
+    (position in base_link [3], quaternion x, y, z, w [4], tracked) -> [obs_dim] float32.
+    N robots: the same with a leading [N] axis on every array -> [N, obs_dim]; an object's tuple may carry a
+    fourth array present [N] (False: that env has no valid pose for it, as an object missing from the node's
+    dict). Missing objects are zeros, untracked. The single-robot call is the batched one with N = 1.
+    """
     from scipy.spatial.transform import Rotation
 
     from t1_description.kinematics import arm_kinematics
 
-    pos, rot = arm_kinematics().fk(np.asarray(arm_q, dtype=np.float64)[None])
-    parts = [np.concatenate([pos[0], rot6d(rot[0])], axis=-1).reshape(-1), np.asarray(grippers, float),
-             np.asarray(gravity, float)]
+    arm_q = np.asarray(arm_q, dtype=np.float64)
+    single = arm_q.ndim == 1
+    if single:
+        arm_q, grippers, gravity = arm_q[None], np.asarray(grippers, float)[None], np.asarray(gravity, float)[None]
+        objects = {k: tuple(np.asarray(v)[None] for v in val) for k, val in objects.items()}
+    n = arm_q.shape[0]
+    pos, rot = arm_kinematics().fk(arm_q)
+    parts = [np.concatenate([pos, rot6d(rot)], axis=-1).reshape(n, 18), np.asarray(grippers, float).reshape(n, 2),
+             np.asarray(gravity, float).reshape(n, 3)]
+    identity = np.array([0.0, 0.0, 0.0, 1.0])
     for name in object_names:
-        if name in objects:
-            p, q, tracked = objects[name]
-            parts.append(np.concatenate([p, rot6d(Rotation.from_quat(q).as_matrix()), [float(tracked)]]))
-        else:
-            parts.append(np.zeros(OBJECT_FEATURES))
-    return np.concatenate(parts).astype(np.float32)
+        if name not in objects:
+            parts.append(np.zeros((n, OBJECT_FEATURES)))
+            continue
+        p, q, tracked, *rest = objects[name]
+        present = np.asarray(rest[0], bool).reshape(n) if rest else np.ones(n, bool)
+        q = np.where(present[:, None], np.asarray(q, float).reshape(n, 4), identity)
+        feat = np.concatenate([np.asarray(p, float).reshape(n, 3), rot6d(Rotation.from_quat(q).as_matrix()),
+                               np.asarray(tracked, float).reshape(n, 1)], axis=-1)
+        parts.append(np.where(present[:, None], feat, 0.0))
+    out = np.concatenate(parts, axis=-1).astype(np.float32)
+    return out[0] if single else out

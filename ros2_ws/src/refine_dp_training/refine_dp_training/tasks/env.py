@@ -1,0 +1,394 @@
+"""`TaskEnv`: N T1 task episodes with the whole controller in the loop, as a `VecEnv` of planner steps.
+
+One env step is one planner step (10 Hz: `control_steps` = 5 control steps at the controller's 50 Hz,
+each `decimation` physics steps in C through BatchedT1 / mujoco.rollout):
+
+    action [N, 23] (planner_io.ACTION_FIELDS: base velocity, both hand poses in base_link, grippers)
+      -> planner_io.clamp_actions (the node's PlannerCore clamps: 0.2 m/s base, 0.05 m/s hands)
+      -> 5 x [ policy_runtime.LowLevelController (the shipped ONNX legs + arms, the controller node's code)
+               -> BatchedT1.step (PD inside MuJoCo, grippers, latency, the safety layer's rate limit)
+               -> FootstepPlanner.update (the footstep node's planner, its own dead-reckoned footholds) ]
+      -> task terms (success, failures, stage) on the ground truth
+      -> observation: planner_io.build_observation of the measured arm joints, the last commanded
+         grippers, the trunk's gravity and the objects as mocap_bridge would publish them
+         (tasks/mocap.py: sim_t1's NatNet noise and dropouts, the tracker's hold), i.e. exactly what
+         the planner node computes from RobotState + ObjectStateArray (tests/test_task_env.py).
+
+Reward: 1 on the step the task succeeds (sparse), else 0. `terminated` on success or a failure term;
+`truncated` at the time limit ("timeout"). info: success [N], stage [N] (highest stage label reached),
+failure [N] (code into `failure_names`), executed_action [N, 23] (the clamped action: what demos
+record), clamped [N], final_obs, episode (VecEnv contract). Auto-reset as the VecEnv contract says.
+`active` masks are supported (inactive rows are stepped and then restored: their physics, controller,
+footstep planner, MoCap tracker and timers are put back), so the action-chunk wrapper can stop a
+chunk early.
+
+Hot path: no per-env Python loops (resets and per-env models of the domain randomisation loop over the
+envs being reset only).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from loco_manip_controller import policy_io as pio
+from loco_manip_controller.footstep_planner import FootstepPlanner, FootstepPlannerConfig
+from refine_dp_planner.planner_io import (ACTION_DIM, ACTION_FIELDS, Clamps, actions_from_vectors,
+                                          actions_to_vectors, build_observation, clamp_actions,
+                                          observation_fields)
+from t1_description.joint_table import ARM_GROUPS
+from t1_description.kinematics import arm_kinematics, quat_wxyz_to_matrix
+
+from ..envs.vec_env import EpisodeTracker, VecEnv
+from ..lowlevel.sim import BatchedT1
+from .mocap import MocapModel
+from .spec import StartRange, TaskSpec
+from .terms import ObjectTruth, TaskState
+
+PLANNER_RATE_HZ = 10.0  # the paper's DP rate (0.1 s between steps)
+MAX_SPEED = 100.0  # m/s or rad/s: a joint or body faster than this means the solver blew up (e.g. a box wedged
+                   # between a finger and the table): the row is reset and its episode ends as a fall, never a success
+
+
+@dataclass
+class ObjectAddress:
+    name: str
+    body: int
+    pos_cols: np.ndarray   # 3 columns of a FULLPHYSICS state row
+    quat_cols: np.ndarray  # 4 (w, x, y, z)
+    vel_cols: np.ndarray   # 6
+    geoms: np.ndarray      # geom ids of the body
+
+
+def _object_address(model, layout, name: str) -> ObjectAddress:
+    import mujoco
+
+    body = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, name)
+    if body < 0:
+        raise KeyError(f"the task scene has no body named {name!r} (a task object must be a free body)")
+    joint = model.body_jntadr[body]
+    if joint < 0 or model.jnt_type[joint] != mujoco.mjtJoint.mjJNT_FREE:
+        raise ValueError(f"task object {name!r} must have a free joint (it is tracked and moved as a whole)")
+    qa, va = layout.qpos.start + model.jnt_qposadr[joint], layout.qvel.start + model.jnt_dofadr[joint]
+    return ObjectAddress(name, body, qa + np.arange(3), qa + 3 + np.arange(4), va + np.arange(6),
+                         np.flatnonzero(model.geom_bodyid == body))
+
+
+def _row_arrays(obj, n: int) -> list[str]:
+    return [k for k, v in vars(obj).items() if isinstance(v, np.ndarray) and v.ndim >= 1 and v.shape[0] == n]
+
+
+class TaskEnv(VecEnv):
+    supports_active_mask = True
+
+    def __init__(self, task: TaskSpec | str, num_envs: int = 16, *, start: str | float | StartRange = "pretrain",
+                 randomize: bool = True, physics_dt: float = 0.005, nthread: int = 2, legs=None, arms=None,
+                 planner_rate_hz: float = PLANNER_RATE_HZ, clamps: Clamps | None = None, seed: int = 0,
+                 record_envs: tuple[int, ...] = ()):
+        """task: a TaskSpec or a registered name (tasks.TASKS). start: "pretrain" | "ood" | a curriculum level
+        in [0, 1] (pretrain -> ood) | a StartRange. randomize=False: nominal masses/friction, perfect MoCap, no
+        latency (object poses and the start are still sampled). legs/arms: policy files (default: the shipped
+        models/legs.onnx, arms.onnx). record_envs: env indices whose state rows are kept after every control
+        step in `self.state_log` (videos)."""
+        from loco_manip_controller.policy_runtime import LowLevelController, resolve_model
+
+        from . import get_task
+
+        self.spec = get_task(task) if isinstance(task, str) else task
+        self.num_envs = n = int(num_envs)
+        self.randomize = bool(randomize)
+        self.start_range = self._start_range(start)
+        self.clamps = clamps or Clamps()
+        self.controller = LowLevelController(resolve_model(legs or "legs.onnx"), resolve_model(arms or "arms.onnx"),
+                                             num_envs=n)
+        control_hz = self.controller.control_hz
+        dec = int(round(1.0 / (control_hz * physics_dt)))
+        steps = int(round(control_hz / planner_rate_hz))
+        if dec < 1 or abs(dec * physics_dt * control_hz - 1) > 1e-6 or abs(steps * planner_rate_hz - control_hz) > 1e-6:
+            raise ValueError(f"physics_dt {physics_dt} and planner rate {planner_rate_hz} Hz must divide the "
+                             f"controller's period 1 / {control_hz:g} Hz")
+        self.control_steps, self.planner_dt = steps, 1.0 / planner_rate_hz
+        self.sim = BatchedT1(n, physics_dt, dec, nthread=nthread, scene=self.spec.scene)
+        self.table = self.sim.table
+        self.control_dt = self.sim.control_dt
+        self.footsteps = FootstepPlanner(n, self.controller.footstep_config or FootstepPlannerConfig())
+        self.arm_idx = self.table.indices(*ARM_GROUPS)
+        m, L = self.sim.base_model, self.sim.layout
+        names = tuple(dict.fromkeys(self.spec.objects + tuple(self.spec.initial_state.objects)))
+        self.objects = [_object_address(m, L, k) for k in names]
+        self._obj_index = {o.name: i for i, o in enumerate(self.objects)}
+        if self.spec.initial_state.anchor not in self._obj_index:
+            raise KeyError(f"task {self.spec.name}: anchor {self.spec.initial_state.anchor!r} is not a task object")
+        self.base_mass = np.array([m.body_mass[o.body] for o in self.objects])
+        self.base_friction = [m.geom_friction[o.geoms, 0].copy() for o in self.objects]
+        r = self.spec.randomization if self.randomize else None
+        self.mocap = MocapModel(n, self.spec.objects, r.natnet_noise_pos_std if r else 0.0,
+                                r.natnet_noise_rot_std_deg if r else 0.0, r.natnet_dropout_prob if r else 0.0)
+        self.obs_fields = observation_fields(self.spec.objects)
+        self.action_fields = list(ACTION_FIELDS)
+        self.obs_dim, self.act_dim = sum(k for _, k in self.obs_fields), ACTION_DIM
+        hand_hi = [1.0] * 3 + [1.0] * 6
+        self.action_high = np.array([self.clamps.max_base_speed] * 2 + [self.clamps.max_yaw_rate] + hand_hi * 2
+                                    + [1.0, 1.0], np.float32)
+        self.action_low = -self.action_high
+        self.action_low[-2:] = 0.0
+        self.episode_stats = EpisodeTracker(n)
+        self.record_envs = tuple(record_envs)
+        self.state_log: list[np.ndarray] = []
+        # per-env episode state (every [N, ...] array here is saved/restored for inactive rows)
+        self.t = np.zeros(n)
+        self.success_time = np.zeros(n)
+        self.stage = np.zeros(n, np.int64)
+        self.prev_pos, self.prev_rot = np.zeros((n, 2, 3)), np.tile(np.eye(3), (n, 2, 1, 1))
+        self.has_prev = np.zeros(n, bool)
+        self.hand_pos_cmd, self.hand_rot_cmd = arm_kinematics().fk(np.tile(self.table.default_q[self.arm_idx], (n, 1)))
+        self.grippers = np.zeros((n, 2))
+        self.base_vel = np.zeros((n, 3))
+        self.q_des_prev = np.tile(self.table.default_q, (n, 1))
+        self.delay = np.zeros(n, np.int64)
+        self.obj_start = np.zeros((n, len(self.objects), 3))
+        self.obj_peak_z = np.zeros((n, len(self.objects)))
+        self.last_obs = np.zeros((n, self.obs_dim), np.float32)
+        self.footstep = self.footsteps.output().footstep
+        self.last_inputs: dict | None = None  # what the last observation was built from (parity tests, bags)
+        self.rng = np.random.default_rng(seed)
+        self.env_rngs = [np.random.default_rng(seed + i) for i in range(n)]
+        self._needs_reset = True
+
+    # ---------------------------------------------------------------- configuration
+    def _start_range(self, start) -> StartRange:
+        init = self.spec.initial_state
+        if isinstance(start, StartRange):
+            return start
+        if start == "pretrain":
+            return init.pretrain
+        if start == "ood":
+            return init.ood
+        return init.pretrain.scaled(float(start), init.ood)
+
+    def set_start_range(self, start) -> None:
+        """Change the start distribution of the next resets (a curriculum)."""
+        self.start_range = self._start_range(start)
+
+    @property
+    def failure_names(self) -> tuple[str, ...]:
+        return self.spec.failure_names
+
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        return self.spec.stage_names
+
+    def close(self) -> None:
+        self.sim.close()
+
+    # ---------------------------------------------------------------- reset
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+            self.env_rngs = [np.random.default_rng(seed + i) for i in range(self.num_envs)]
+        self.episode_stats.reset_all()
+        mask = np.ones(self.num_envs, bool)
+        self._reset_rows(mask)
+        self.last_obs = self._observe()
+        self._needs_reset = False
+        return self.last_obs.copy()
+
+    def _sample_rows(self, idx: np.ndarray) -> dict:
+        """Per-env draws of the envs `idx` from their own generators (env i's episodes do not depend on N)."""
+        init, rnd = self.spec.initial_state, self.spec.randomization
+        s = self.start_range
+        k = len(self.objects)
+        out = {"obj_off": np.zeros((len(idx), k, 3)), "mass": np.ones((len(idx), k)),
+               "friction": np.ones((len(idx), k)), "start": np.zeros((len(idx), 3)), "delay": np.zeros(len(idx))}
+        for j, i in enumerate(idx):
+            g = self.env_rngs[i]
+            for o, obj in enumerate(self.objects):
+                pose = init.objects.get(obj.name)
+                if pose is not None:
+                    out["obj_off"][j, o] = [g.uniform(*pose.x), g.uniform(*pose.y), g.uniform(*pose.yaw)]
+                out["mass"][j, o] = g.uniform(*rnd.object_mass_scale)
+                out["friction"][j, o] = g.uniform(*rnd.object_friction_scale)
+            out["start"][j] = [g.uniform(*s.radial), g.uniform(*s.polar), g.uniform(*s.heading)]
+            out["delay"][j] = g.uniform(*rnd.latency_s)
+        return out
+
+    def _reset_rows(self, mask: np.ndarray) -> None:
+        idx = np.flatnonzero(mask)
+        if len(idx) == 0:
+            return
+        draw = self._sample_rows(idx)
+        m, L, sim = self.sim.base_model, self.sim.layout, self.sim
+        if self.randomize:
+            for j, i in enumerate(idx):
+                for o, obj in enumerate(self.objects):
+                    sim.models[i].body_mass[obj.body] = self.base_mass[o] * draw["mass"][j, o]
+                    sim.models[i].geom_friction[obj.geoms, 0] = self.base_friction[o] * draw["friction"][j, o]
+            self.delay[idx] = np.floor(draw["delay"] / sim.physics_dt + 0.5).astype(np.int64)
+        else:
+            self.delay[idx] = 0
+        # objects: the scene's pose moved by the drawn offsets (yaw about world z)
+        key = sim.keyframe_state
+        obj_pos, obj_quat = np.zeros((len(idx), len(self.objects), 3)), np.zeros((len(idx), len(self.objects), 4))
+        for o, obj in enumerate(self.objects):
+            off = draw["obj_off"][:, o]
+            obj_pos[:, o] = key[obj.pos_cols] + np.c_[off[:, :2], np.zeros(len(idx))]
+            half = 0.5 * off[:, 2]
+            qz = np.stack([np.cos(half), np.zeros_like(half), np.zeros_like(half), np.sin(half)], -1)
+            obj_quat[:, o] = _quat_mul(qz, np.broadcast_to(key[obj.quat_cols], qz.shape))
+        # the robot: (radial, polar, heading) relative to the anchor object
+        a = self._obj_index[self.spec.initial_state.anchor]
+        r, polar, heading = draw["start"].T
+        direction = self.spec.initial_state.approach_yaw + polar
+        xy = obj_pos[:, a, :2] - r[:, None] * np.stack([np.cos(direction), np.sin(direction)], -1)
+        yaw = direction + heading
+        sim.reset_rows(mask, root_xy_yaw=np.c_[xy, yaw])
+        rows = sim.state[idx]
+        for o, obj in enumerate(self.objects):
+            rows[:, obj.pos_cols], rows[:, obj.quat_cols], rows[:, obj.vel_cols] = obj_pos[:, o], obj_quat[:, o], 0.0
+        sim.state[idx] = rows
+        self.obj_start[idx] = obj_pos
+        self.obj_peak_z[idx] = obj_pos[..., 2]
+        self.controller.reset(mask)
+        self.footsteps.reset(mask, root_pose=np.c_[xy, yaw])
+        self.footstep = self.footsteps.output().footstep
+        self.mocap.reset(mask)
+        self.t[idx] = 0.0
+        self.success_time[idx] = 0.0
+        self.stage[idx] = 0
+        self.has_prev[idx] = False
+        default_pos, default_rot = arm_kinematics().fk(self.table.default_q[self.arm_idx])
+        self.hand_pos_cmd[idx], self.hand_rot_cmd[idx] = default_pos[0], default_rot[0]
+        self.prev_pos[idx], self.prev_rot[idx] = default_pos[0], default_rot[0]
+        self.grippers[idx] = 0.0
+        self.base_vel[idx] = 0.0
+        self.q_des_prev[idx] = self.table.default_q
+
+    # ---------------------------------------------------------------- stepping
+    def _control_step(self) -> None:
+        sim, L = self.sim, self.sim.layout
+        st = sim.state
+        q, dq, quat, gyro = st[:, L.joint_q], st[:, L.joint_dq], st[:, L.root_quat], st[:, L.root_angvel]
+        gravity = pio.projected_gravity(quat)
+        q_des = self.controller.step(q, dq, gravity, gyro, self.footstep, self.hand_pos_cmd, self.hand_rot_cmd)
+        sim.step(q_des, self.q_des_prev, self.delay, gripper=self.grippers, rate_limit=self.table.velocity_limit)
+        self.q_des_prev = q_des
+        self.footstep = self.footsteps.update(self.control_dt, self.base_vel).footstep
+        bad = ~np.isfinite(sim.state).all(-1) | (np.abs(sim.state[:, L.qvel]) > MAX_SPEED).any(-1)
+        if bad.any():  # a blown-up row: put it back standing; the episode ends as a fall (see step)
+            self._blown_up |= bad
+            sim.state[bad] = sim.keyframe_state
+        if self.record_envs:
+            self.state_log.append(sim.state[list(self.record_envs)].copy())
+
+    def _snapshot(self, rows: np.ndarray) -> list:
+        n = self.num_envs
+        objs = [self, self.sim, self.controller, self.footsteps, self.mocap]
+        if self.controller.leg_reference is not None:
+            objs.append(self.controller.leg_reference)
+        return [(o, k, getattr(o, k)[rows].copy()) for o in objs for k in _row_arrays(o, n)]
+
+    @staticmethod
+    def _restore(snapshot: list, rows: np.ndarray) -> None:
+        for o, k, saved in snapshot:
+            getattr(o, k)[rows] = saved
+
+    def step(self, actions: np.ndarray, active: np.ndarray | None = None):
+        if self._needs_reset:
+            raise RuntimeError("TaskEnv.step before reset(): call reset(seed) first")
+        actions = self._check_actions(actions)
+        active = self._check_active(active)
+        frozen = None if active is None else ~active
+        snapshot = None if frozen is None else self._snapshot(frozen)
+        v, pos, rot, grip = actions_from_vectors(actions)
+        v, pos, rot, clamped = clamp_actions(v, pos, rot, self.prev_pos, self.prev_rot, self.planner_dt, self.clamps,
+                                             self.has_prev)
+        self.base_vel, self.hand_pos_cmd, self.hand_rot_cmd, self.grippers = v, pos, rot, grip
+        self.prev_pos, self.prev_rot, self.has_prev = pos.copy(), rot.copy(), np.ones(self.num_envs, bool)
+        executed = actions_to_vectors(v, pos, rot, grip)
+        self._blown_up = np.zeros(self.num_envs, bool)
+        for _ in range(self.control_steps):
+            self._control_step()
+        self.t += self.planner_dt
+        obs = self._observe()
+        if frozen is not None:  # inactive rows: nothing happened (VecEnv contract)
+            self._restore(snapshot, frozen)
+            self.footstep = self.footsteps.output().footstep
+            obs[frozen] = self.last_obs[frozen]
+        state = self.task_state()
+        live = np.ones(self.num_envs, bool) if frozen is None else active
+        success, failure, stage = self._evaluate_terms(state, live)
+        terminated = (success | (failure > 0)) & live
+        truncated = (self.t >= self.spec.time_limit_s - 1e-9) & ~terminated & live
+        failure = np.where(truncated, len(self.failure_names) - 1, failure)
+        reward = (success & live).astype(np.float64)
+        info = {"success": success & live, "stage": stage, "failure": failure, "executed_action": executed,
+                "clamped": clamped, "t": self.t.copy()}
+        episode = self.episode_stats.record(reward, terminated | truncated, info["success"], live)
+        done = terminated | truncated
+        info["final_obs"] = obs.copy()
+        if episode is not None:
+            info["episode"] = episode | {"failure": failure.copy(), "stage": stage.copy(), "time": self.t.copy()}
+        if done.any():
+            self._reset_rows(done)
+            obs[done] = self._observe(np.flatnonzero(done))
+        self.last_obs = obs.copy()
+        return obs, reward, terminated, truncated, info
+
+    def _evaluate_terms(self, state: TaskState, live: np.ndarray):
+        spec = self.spec
+        now = spec.success.fn(state)
+        self.success_time = np.where(live, np.where(now, self.success_time + self.planner_dt, 0.0), self.success_time)
+        success = now & (self.success_time >= spec.success_hold_s - 1e-9)
+        failure = np.zeros(self.num_envs, np.int64)
+        for code, term in enumerate(spec.failures, start=1):
+            failure = np.where((failure == 0) & term.fn(state), code, failure)
+        failure = np.where(self._blown_up & (failure == 0), 1, failure)  # the first failure term (a fall)
+        success &= ~self._blown_up
+        failure = np.where(success, 0, failure)
+        current = np.zeros(self.num_envs, np.int64)
+        for k, term in enumerate(spec.stages):
+            current = np.where(term.fn(state), k, current)
+        self.stage = np.where(live, np.maximum(self.stage, current), self.stage)
+        return success & live, np.where(live, failure, 0), self.stage.copy()
+
+    # ---------------------------------------------------------------- views
+    def object_truth(self, rows=None) -> dict:
+        st = self.sim.state if rows is None else self.sim.state[rows]
+        sel = slice(None) if rows is None else rows
+        return {o.name: ObjectTruth(st[:, o.pos_cols], st[:, o.quat_cols], self.obj_start[sel, k],
+                                    self.obj_peak_z[sel, k]) for k, o in enumerate(self.objects)}
+
+    def task_state(self) -> TaskState:
+        """Ground truth of every env now (also updates the objects' peak heights)."""
+        L = self.sim.layout
+        st = self.sim.state
+        for k, o in enumerate(self.objects):
+            self.obj_peak_z[:, k] = np.maximum(self.obj_peak_z[:, k], st[:, o.pos_cols[2]])
+        root_pos, quat = st[:, L.root_pos], st[:, L.root_quat]
+        rot = quat_wxyz_to_matrix(quat)
+        hp, _ = arm_kinematics().fk(st[:, L.joint_q][:, self.arm_idx])
+        hand_world = root_pos[:, None] + np.einsum("nij,nhj->nhi", rot, hp)
+        return TaskState(t=self.t.copy(), root_pos=root_pos, root_quat=quat, gravity=pio.projected_gravity(quat),
+                         hand_pos=hand_world, gripper_cmd=self.grippers.copy(), objects=self.object_truth())
+
+    def _observe(self, rows=None) -> np.ndarray:
+        """The planner observation of every env (or of `rows`), built as the node builds it."""
+        L = self.sim.layout
+        st = self.sim.state if rows is None else self.sim.state[rows]
+        sel = slice(None) if rows is None else rows
+        truth = {o.name: (st[:, o.pos_cols], st[:, o.quat_cols]) for o in self.objects}
+        names = self.spec.objects
+        objects = self.mocap.observe(st[:, L.root_pos], st[:, L.root_quat], {k: truth[k][0] for k in names},
+                                     {k: truth[k][1] for k in names}, self.rng, rows=rows)
+        arm_q, gravity, grippers = st[:, L.joint_q][:, self.arm_idx], pio.projected_gravity(st[:, L.root_quat]), \
+            self.grippers[sel].copy()
+        self.last_inputs = {"rows": rows, "arm_q": arm_q, "gravity": gravity, "grippers": grippers, "objects": objects}
+        return build_observation(arm_q, grippers, gravity, objects, names)
+
+
+def _quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton product of [N, 4] (w, x, y, z) quaternions."""
+    aw, ax, ay, az = a.T
+    bw, bx, by, bz = b.T
+    return np.stack([aw * bw - ax * bx - ay * by - az * bz, aw * bx + ax * bw + ay * bz - az * by,
+                     aw * by - ax * bz + ay * bw + az * bx, aw * bz + ax * by - ay * bx + az * bw], -1)
