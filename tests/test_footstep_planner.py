@@ -447,3 +447,26 @@ def test_node_turns_high_level_commands_into_footstep_commands():
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, 9)
                 proc.wait()
+
+
+def test_ground_height_becomes_target_z_within_max_step_height_and_flat_legs_never_see_it():
+    """A platform 10 cm high from x = 0.15: the first step landing on it is sent target_z 0.1, the trailing foot
+    (level with the stance foot, already up) 0, and both feet are then planned at 0.1; with max_step_height 0 (the shipped contract) every target_z is 0 whatever the ground says."""
+    def ground(ids, xy):
+        return np.where(xy[:, 0] > 0.15, 0.1, 0.0)
+
+    for cfg, expect in ((FootstepPlannerConfig(max_step_height=0.12), 0.1), (FootstepPlannerConfig(), 0.0),
+                        (FootstepPlannerConfig(max_step_height=0.05), 0.05)):
+        planner = FootstepPlanner(1, cfg)
+        zs, feet_z = [], []
+        for _ in range(int(3.0 / DT)):
+            out = planner.update(DT, np.array([[0.3, 0.0, 0.0]]), ground_height=ground)
+            if out.new_step[0]:
+                zs.append(out.footstep.target_z[0])
+                feet_z.append(out.feet_z[0].copy())
+        assert zs[0] == 0.0 and max(zs) == pytest.approx(expect)
+        first_up = int(np.argmax(np.array(zs) > 0)) if expect else None
+        if expect == 0.1:
+            # the trailing foot steps up too: level with the stance foot already up there (target_z is relative)
+            assert zs[first_up + 1] == pytest.approx(0.0)
+            assert feet_z[first_up + 2].tolist() == pytest.approx([0.1, 0.1])

@@ -292,3 +292,27 @@ def test_stance_frame_reference_equals_the_world_reference_of_the_plan():
     # a reset forgets the segment: the next update measures the feet again
     stance_ref.reset(np.array([True, False, False, False]))
     assert not stance_ref.valid[0] and stance_ref.valid[1:].all()
+
+
+
+def test_a_step_up_lifts_the_swing_foot_onto_the_target_height_and_the_trunk_with_the_lower_foot():
+    """Swing to a target 10 cm higher: the foot ends on it, clears it early, the trunk stays over the lower
+    (stance) foot during that step; the next step (stance on the platform) lifts the trunk by the 10 cm."""
+    from loco_manip_controller.gait import SWING_LEFT
+    motion = ReferenceMotion(ReferenceMotionConfig())
+    feet = np.array([[[0.0, 0.1, 0.0], [0.0, -0.1, 0.0]]])
+    target = np.array([[0.3, 0.1, 0.0]])
+    sole = motion.kinematics.sole_height
+    kw = dict(feet_z=np.zeros((1, 2)), target_z=np.array([0.1]))
+    end = motion.compute(np.array([SWING_LEFT]), np.array([1.0]), np.array([0.5]), feet, target, **kw)
+    mid = motion.compute(np.array([SWING_LEFT]), np.array([0.6]), np.array([0.5]), feet, target, **kw)
+    flat = motion.compute(np.array([SWING_LEFT]), np.array([1.0]), np.array([0.5]), feet, target)
+    assert end.foot_pos[0, 0, 2] == pytest.approx(sole + 0.1)
+    assert mid.foot_pos[0, 0, 2] > sole + 0.1  # over the edge height before moving on
+    assert end.trunk_pos[0, 2] == pytest.approx(flat.trunk_pos[0, 2])  # stance foot on the floor
+    # next step: the right foot swings up, the stance (left) foot is on the platform
+    feet2 = np.array([[[0.3, 0.1, 0.0], [0.0, -0.1, 0.0]]])
+    up = motion.compute(np.array([2]), np.array([1.0]), np.array([0.5]), feet2, np.array([[0.3, -0.1, 0.0]]),
+                        feet_z=np.array([[0.1, 0.0]]), target_z=np.array([0.1]))
+    assert up.trunk_pos[0, 2] == pytest.approx(flat.trunk_pos[0, 2] + 0.1)
+    assert up.foot_pos[0, :, 2] == pytest.approx([sole + 0.1, sole + 0.1])

@@ -264,7 +264,7 @@ def test_eval_controller_without_paths_evaluates_the_shipped_models(tmp_path):
     from refine_dp_training.lowlevel import evaluate
 
     assert evaluate.main(["--episodes", "1", "--seconds", "0.4", "--out", str(tmp_path), "--no-video",
-                          "--drift-episodes", "0", "--push-episodes", "0"]) == 0
+                          "--drift-episodes", "0", "--push-episodes", "0", "--step-trials", "0"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["policies"] == {"legs": str(MODELS_DIR / "legs.onnx"), "arms": str(MODELS_DIR / "arms.onnx")}
     assert summary["decimation"] == 10  # the policies' 50 Hz at sim_t1's 2 ms

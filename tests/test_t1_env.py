@@ -155,7 +155,7 @@ def test_controller_evaluation_writes_the_summary(tmp_path):
     from refine_dp_training.lowlevel import evaluate
     rc = evaluate.main(["--episodes", "2", "--seconds", "1.5", "--out", str(tmp_path), "--legs", str(tmp_path / "no.onnx"),
                         "--arms", str(tmp_path / "no.onnx"), "--pd-fallback", "--no-video", "--physics-dt", "0.005",
-                        "--drift-episodes", "0", "--push-episodes", "0"])
+                        "--drift-episodes", "0", "--push-episodes", "0", "--step-trials", "0"])
     assert rc == 0
     s = json.loads((tmp_path / "summary.json").read_text())
     for key in ("fall_rate", "footstep_error_median_m", "footstep_error_p90_m", "hand_pos_error_median_m",
@@ -188,16 +188,27 @@ def test_benchmark_ceiling_replays_exactly_the_physics_the_env_ran():
     assert row["ceiling_env_steps_per_s"] == pytest.approx(row["physics_steps_per_s"] / row["decimation"])
 
 
-@pytest.mark.parametrize("variant", ["absolute", "residual"])
+def _steps_cfg(variant):
+    """residual_step: platforms in every episode, the planner issuing heights, catch-up on."""
+    if variant != "residual_step":
+        return EnvConfig(task="legs", num_envs=3, nthread=2, policy_variant=variant)
+    cfg = EnvConfig(task="legs", num_envs=3, nthread=2, policy_variant=variant, platform_probability=1.0,
+                    platform_distance=(0.0, 0.05))
+    cfg.footstep_planner.max_step_height, cfg.footstep_planner.catch_up = 0.15, 0.03
+    cfg.commands.stand_probability = 0.0
+    return cfg
+
+
+@pytest.mark.parametrize("variant", ["absolute", "residual", "residual_step"])
 def test_state_dict_resumes_bit_for_bit(variant):
-    env = T1LowLevelEnv(EnvConfig(task="legs", num_envs=3, nthread=2, policy_variant=variant), seed=7)
+    env = T1LowLevelEnv(_steps_cfg(variant), seed=7)
     rng = np.random.default_rng(7)
     actions = rng.normal(0, 1.0, (30, 3, 12))
     for a in actions[:10]:
         env.step(a)
     saved = env.state_dict()
     first = [env.step(a) for a in actions[10:]]
-    other = T1LowLevelEnv(EnvConfig(task="legs", num_envs=3, nthread=2, policy_variant=variant), seed=99)
+    other = T1LowLevelEnv(_steps_cfg(variant), seed=99)
     other.load_state_dict(saved)
     second = [other.step(a) for a in actions[10:]]
     for (o1, r1, t1, *_), (o2, r2, t2, *_) in zip(first, second):
@@ -499,4 +510,23 @@ def test_foot_yaw_placement_pays_at_touchdown_for_the_landed_yaw_and_the_env_wra
         seen += ctx.touchdown_yaw_error[ctx.touchdown].tolist()
     assert len(seen) >= 4
     assert np.all(np.abs(seen) < 0.08), seen          # wrapped, and the reference really turns the feet
+    env.close()
+
+
+def test_steps_env_places_platforms_and_the_planner_sends_their_height():
+    """residual_step: the observation carries target_z, which the planner takes from the platform under the
+    target (the robot starts at its near edge, so the first steps go up), and the reward reference rides on it."""
+    env = T1LowLevelEnv(_steps_cfg("residual_step"), seed=3)
+    env.vel_cmd.cmd[:] = (0.25, 0.0, 0.0)
+    env.vel_cmd.timer[:] = 100.0
+    heights, obs_heights = [], []
+    col = env.obs_spec.slices()["target_height"]
+    for _ in range(40):
+        obs, *_ = env.step(np.zeros((3, 12)))
+        heights.append(env._cmds.footstep.target_z.copy())
+        obs_heights.append(obs[:, col][:, 0] / 5.0)
+    heights, obs_heights = np.array(heights), np.array(obs_heights)
+    assert heights.max() > 0.02  # a step up was asked for
+    np.testing.assert_allclose(obs_heights, heights, atol=1e-6)
+    assert np.all(env.sim.platform[:, 3] > 0.0)
     env.close()

@@ -55,7 +55,7 @@ def require_contract(meta: dict, source: str) -> None:
 # Fields added to a contract config after policies were shipped with it: a file without them was trained
 # with their default, which reproduces the behaviour from before the field existed (so the file runs as it did).
 ADDED_LATER = {
-    "FootstepPlannerConfig": {"catch_up", "catch_up_yaw", "path_reset_distance"},
+    "FootstepPlannerConfig": {"catch_up", "catch_up_yaw", "path_reset_distance", "max_step_height"},
 }
 
 

@@ -122,6 +122,7 @@ class FootstepNode(Node):
         msg.countdown = step.countdown
         msg.step_duration = step.step_duration
         msg.target_x, msg.target_y, msg.target_yaw = step.target_x, step.target_y, step.target_yaw
+        msg.target_z = step.target_z  # 0 on flat ground (no terrain input here yet)
         msg.step_index = step.step_index
         self.pub.publish(msg)
 

@@ -44,6 +44,14 @@ catch-up: each step's target moves from the command's relative target towards th
 by at most `catch_up` m (xy) and `catch_up_yaw` rad, then the placement limits apply. With both at
 0 (the default, the shipped legs' contract) the targets are exactly the command's, as before.
 
+Heights (steps up and down): `update(..., ground_height=f)` with f(env_ids [M], xy [M, 2]) -> world ground
+height [M]
+(the terrain, known to whoever calls: a scene, a height map) gives each new step's target the ground
+height under its touchdown point relative to the stance foot (`Footstep.target_z`, FootstepCommand's
+target_z), clipped to +-max_step_height; the planner tracks the feet heights (`feet_z`) as it lands them.
+max_step_height 0 (the default, and the contract of legs trained on flat ground) means flat: target_z
+stays 0 whatever the terrain says, so such legs never see a height they were not trained for.
+
 Poses are (x, y, yaw) in the world frame (REP-103, z up), foot index 0 = left, 1 = right.
 """
 
@@ -80,6 +88,7 @@ class FootstepPlannerConfig:
     catch_up: float = 0.0  # m, the most a target moves from the command's towards the path's foothold (xy)
     catch_up_yaw: float = 0.0  # rad, the same for the yaw
     path_reset_distance: float = 0.3  # m (or 1 rad of yaw): a path farther than this from the feet restarts on them
+    max_step_height: float = 0.0  # m, largest |target_z| (step up/down) issued; 0: flat ground, target_z always 0
 
     def achievable_velocity(self, cmd: np.ndarray) -> np.ndarray:
         """(vx, vy, wz) [..., 3] clipped to what the placement limits can realize: forward v_x T <=
@@ -97,7 +106,7 @@ class FootstepPlannerConfig:
             if not getattr(self, name) > 0.0:
                 raise ValueError(f"FootstepPlannerConfig.{name} must be > 0, got {getattr(self, name)}")
         for name in ("max_lateral", "max_step_back", "max_inward_turn", "stand_delay",
-                     "stand_threshold_lin", "stand_threshold_ang", "catch_up", "catch_up_yaw"):
+                     "stand_threshold_lin", "stand_threshold_ang", "catch_up", "catch_up_yaw", "max_step_height"):
             if getattr(self, name) < 0.0:
                 raise ValueError(f"FootstepPlannerConfig.{name} must be >= 0, got {getattr(self, name)}")
         if self.min_step_width > self.step_width:
@@ -125,9 +134,14 @@ class Footstep:
     step_duration: np.ndarray  # [N] s (0 when standing)
     target: np.ndarray  # [N, 3] (x, y, yaw), stance-foot frame
     step_index: np.ndarray  # [N] uint32, increments at every new step
+    target_z: np.ndarray | None = None  # [N] m, touchdown height above the stance foot (None: flat, zeros)
 
     def __post_init__(self):
         n = np.shape(self.swing_foot)[0]
+        if self.target_z is None:
+            object.__setattr__(self, "target_z", np.zeros(n))
+        elif np.shape(self.target_z) != (n,):
+            raise ValueError(f"Footstep.target_z has shape {np.shape(self.target_z)}; expected ({n},)")
         for name in ("countdown", "step_duration", "step_index"):
             if np.shape(getattr(self, name)) != (n,):
                 raise ValueError(f"Footstep.{name} has shape {np.shape(getattr(self, name))}; expected ({n},)")
@@ -145,7 +159,7 @@ class Footstep:
     def rows(self, sel) -> "Footstep":
         """The record of the envs `sel` (indices, a mask or a slice)."""
         return Footstep(self.swing_foot[sel], self.countdown[sel], self.step_duration[sel], self.target[sel],
-                        self.step_index[sel])
+                        self.step_index[sel], self.target_z[sel])
 
     @classmethod
     def standing(cls, n: int = 1) -> "Footstep":
@@ -159,7 +173,7 @@ class Footstep:
         return cls(np.array([msg.swing_foot], np.uint8), np.array([float(msg.countdown)]),
                    np.array([float(msg.step_duration)]),
                    np.array([[float(msg.target_x), float(msg.target_y), float(msg.target_yaw)]]),
-                   np.array([msg.step_index], np.uint32))
+                   np.array([msg.step_index], np.uint32), np.array([float(getattr(msg, "target_z", 0.0))]))
 
 
 @dataclass
@@ -170,6 +184,7 @@ class FootstepCommands:
     feet_world: np.ndarray  # [N, 2, 3] planned (x, y, yaw) of left/right; the swing foot at its lift-off pose
     target_world: np.ndarray  # [N, 3] touchdown pose of the swing foot (where standing: the left foot)
     new_step: np.ndarray  # bool, a step started in this update
+    feet_z: np.ndarray | None = None  # [N, 2] planned world heights of the feet (soles' ground), left/right
     path_target_world: np.ndarray | None = None  # [N, 3] the commanded path's foothold for this step
     path_feet: np.ndarray | None = None  # [N, 2, 3] the commanded path's footholds (swing foot: at lift-off)
 
@@ -191,6 +206,8 @@ class FootstepPlanner:
         self.idle_time = np.zeros(n)  # s the command has been below the standing threshold
         self.path_feet = np.zeros((n, 2, 3))  # the commanded path's footholds (module docstring)
         self.path_target = np.zeros((n, 3))  # the path's foothold of the step in progress (world)
+        self.feet_z = np.zeros((n, 2))  # world ground height under each foot (as planned; 0 on flat ground)
+        self.target_z_world = np.zeros(n)  # world ground height at the swing target
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -222,16 +239,18 @@ class FootstepPlanner:
             raise ValueError(f"mask has shape {mask.shape}; expected ({self.num_envs},) or a list of env ids")
         return mask
 
-    def reset(self, mask=None, root_pose=None, feet_pose=None) -> None:
+    def reset(self, mask=None, root_pose=None, feet_pose=None, feet_z=None) -> None:
         """Stand the masked envs (all when mask is None) with the feet side by side.
 
         root_pose: (x, y, yaw) of the base; the feet go half the nominal width beside it.
         feet_pose: [2, 3] per env (left, right) to start from measured feet instead.
+        feet_z: [2] per env, the ground height under each foot (default 0).
         Arrays may have one row per env or one per masked env; the origin if neither is given.
         """
         mask = self._mask(mask)
         root = self._rows(mask, root_pose, (3,), "root_pose")
         feet = self._rows(mask, feet_pose, (2, 3), "feet_pose")
+        heights = self._rows(mask, feet_z, (2,), "feet_z")
         if feet is None:
             if root is None:
                 root = np.zeros((int(mask.sum()), 3))
@@ -239,6 +258,8 @@ class FootstepPlanner:
             feet = np.stack([planar_compose(root, np.array([0.0, half, 0.0])),
                              planar_compose(root, np.array([0.0, -half, 0.0]))], axis=1)
         self.feet[mask] = feet
+        self.feet_z[mask] = 0.0 if heights is None else heights
+        self.target_z_world[mask] = self.feet_z[mask, LEFT]
         self.path_feet[mask] = feet
         self.path_target[mask] = feet[:, LEFT]
         self.swing_foot[mask] = SWING_NONE
@@ -307,7 +328,7 @@ class FootstepPlanner:
         target = planar_compose(self.feet[env, np.maximum(stance, 0)], self.rel_target)
         return np.where((stance >= 0)[:, None], target, self.feet[:, LEFT])
 
-    def update(self, dt: float, cmd_vel, stance_foot_pose=None, feet_pose=None) -> FootstepCommands:
+    def update(self, dt: float, cmd_vel, stance_foot_pose=None, feet_pose=None, ground_height=None) -> FootstepCommands:
         """Advance all envs by dt with base velocity commands cmd_vel [N, 3] (vx, vy, wz).
 
         cmd_vel is in the yaw-aligned base frame (m/s, m/s, rad/s). stance_foot_pose [N, 3]
@@ -315,6 +336,8 @@ class FootstepPlanner:
         feet_pose [N, 2, 3], optional instead: both feet measured (left, right); the stance foot as
         stance_foot_pose, and a swing foot that touches down is held where it landed, not at its
         target, so the next step's placement along the path (catch_up) sees that landing.
+        ground_height, optional: f(env_ids [M], xy [M, 2] world) -> [M] ground height there (module docstring;
+        flat without it).
         """
         cfg = self.cfg
         n = self.num_envs
@@ -350,6 +373,7 @@ class FootstepPlanner:
             swing = swing_foot_index(self.swing_foot)
             landed = self._target_world() if feet_measured is None else feet_measured[env, np.maximum(swing, 0)]
             self.feet[env[touchdown], swing[touchdown]] = landed[touchdown]
+            self.feet_z[env[touchdown], swing[touchdown]] = self.target_z_world[touchdown]
             self.path_feet[env[touchdown], swing[touchdown]] = self.path_target[touchdown]
         leftover = np.where(touchdown, self.countdown, 0.0)  # <= 0: keeps the clock exact
 
@@ -386,6 +410,16 @@ class FootstepPlanner:
             if cfg.catch_up > 0.0 or cfg.catch_up_yaw > 0.0:
                 rel = self._place_on_path(cmd_rel, sigma, st)
         self.rel_target = np.where(new_step[:, None], rel, np.where(stop[:, None], 0.0, self.rel_target))
+        if new_step.any():  # the ground under each new target, relative to the stance foot (flat: 0)
+            st = np.maximum(stance_foot_index(self.swing_foot), 0)
+            z_stance = self.feet_z[env, st]
+            z_target = z_stance.copy()
+            if ground_height is not None and cfg.max_step_height > 0.0:
+                world = planar_compose(self.feet[env, st], rel)
+                ground = np.asarray(ground_height(env[new_step], world[new_step, :2]), dtype=np.float64).reshape(-1)
+                z_target[new_step] = z_stance[new_step] + np.clip(ground - z_stance[new_step], -cfg.max_step_height,
+                                                                  cfg.max_step_height)
+            self.target_z_world = np.where(new_step, z_target, self.target_z_world)
         if stop.any():  # standing: the path is the feet
             self.path_feet[stop] = self.feet[stop]
             self.path_target[stop] = self.feet[stop, LEFT]
@@ -393,12 +427,16 @@ class FootstepPlanner:
 
     def output(self, new_step: np.ndarray | None = None) -> FootstepCommands:
         """Current command arrays (copies)."""
+        stance = stance_foot_index(self.swing_foot)
+        z_stance = self.feet_z[np.arange(self.num_envs), np.maximum(stance, 0)]
+        target_z = np.where(stance >= 0, self.target_z_world - z_stance, 0.0)
         return FootstepCommands(
             footstep=Footstep(self.swing_foot.copy(), self.countdown.copy(), self.step_duration.copy(),
-                              self.rel_target.copy(), self.step_index.copy()),
+                              self.rel_target.copy(), self.step_index.copy(), target_z),
             feet_world=self.feet.copy(),
             target_world=self._target_world(),
             new_step=np.zeros(self.num_envs, dtype=bool) if new_step is None else new_step.copy(),
+            feet_z=self.feet_z.copy(),
             path_target_world=self.path_target.copy(),
             path_feet=self.path_feet.copy(),
         )
@@ -415,6 +453,7 @@ class FootstepStep:
     target_y: float
     target_yaw: float
     step_index: int
+    target_z: float  # m, touchdown height above the stance foot (0 on flat ground)
     frame_id: str  # stance foot frame: "left_foot" / "right_foot" ("left_foot" while standing)
     feet_world: tuple  # ((x, y, yaw) left, (x, y, yaw) right)
     target_world: tuple  # (x, y, yaw)
@@ -434,9 +473,10 @@ class SingleFootstepPlanner:
     def reset(self, root_pose=(0.0, 0.0, 0.0)) -> None:
         self.planner.reset(root_pose=np.asarray(root_pose, dtype=np.float64).reshape(1, 3))
 
-    def update(self, dt: float, vx: float, vy: float, wz: float, stance_foot_pose=None) -> FootstepStep:
+    def update(self, dt: float, vx: float, vy: float, wz: float, stance_foot_pose=None,
+               ground_height=None) -> FootstepStep:
         stance = None if stance_foot_pose is None else np.asarray(stance_foot_pose, dtype=np.float64).reshape(1, 3)
-        out = self.planner.update(dt, np.array([[vx, vy, wz]], dtype=np.float64), stance)
+        out = self.planner.update(dt, np.array([[vx, vy, wz]], dtype=np.float64), stance, ground_height=ground_height)
         f = out.footstep
         swing = int(f.swing_foot[0])
         return FootstepStep(
@@ -447,6 +487,7 @@ class SingleFootstepPlanner:
             target_y=float(f.target[0, 1]),
             target_yaw=float(f.target[0, 2]),
             step_index=int(f.step_index[0]),
+            target_z=float(f.target_z[0]),
             frame_id="right_foot" if swing == SWING_LEFT else "left_foot",
             feet_world=tuple(tuple(float(v) for v in foot) for foot in out.feet_world[0]),
             target_world=tuple(float(v) for v in out.target_world[0]),

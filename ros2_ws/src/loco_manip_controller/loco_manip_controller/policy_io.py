@@ -195,9 +195,15 @@ LEG_OBS_RESIDUAL = ObsSpec("legs_residual", LEG_OBS.fields + (
     ObsField("ref_leg_joint_pos", 12, 1.0, 0.0),  # reference - default_q: what the action is added to
 ))
 LEG_ACTION_RESIDUAL = ActionSpec("legs", LEG_JOINTS, scale=0.25, clip=8.0, base="reference")
+# residual legs that step up and down: the footstep's target_z (FootstepCommand) is observed, and the reference
+# follows the heights (reference_motion.StanceFrameReference(heights=True))
+LEG_OBS_RESIDUAL_STEP = ObsSpec("legs_residual_step", LEG_OBS_RESIDUAL.fields + (
+    ObsField("target_height", 1, 5.0, 0.0),  # m, touchdown height above the stance foot (x5: 10 cm -> 0.5)
+))
 
 VARIANTS = {
-    "legs": {"absolute": SPECS["legs"], "residual": (LEG_OBS_RESIDUAL, LEG_ACTION_RESIDUAL)},
+    "legs": {"absolute": SPECS["legs"], "residual": (LEG_OBS_RESIDUAL, LEG_ACTION_RESIDUAL),
+             "residual_step": (LEG_OBS_RESIDUAL_STEP, LEG_ACTION_RESIDUAL)},
     "arms": {"absolute": SPECS["arms"]},
 }
 
@@ -296,9 +302,13 @@ def leg_observation_values(gravity, gyro, q, dq, last_action, footstep: Footstep
 
 def build_leg_obs(*args, rng: np.random.Generator | None = None, noise_scale: float = 1.0,
                   spec: ObsSpec = LEG_OBS, **kwargs) -> np.ndarray:
-    """[N, spec.dim] float32 (LEG_OBS, or LEG_OBS_RESIDUAL with ref_joint_pos=); arguments as
+    """[N, spec.dim] float32 (LEG_OBS, or LEG_OBS_RESIDUAL(_STEP) with ref_joint_pos=); arguments as
     `leg_observation_values`."""
-    return spec.build(leg_observation_values(*args, **kwargs), rng, noise_scale)
+    values = leg_observation_values(*args, **kwargs)
+    if any(f.name == "target_height" for f in spec.fields):
+        footstep = args[5] if len(args) > 5 else kwargs["footstep"]
+        values["target_height"] = np.asarray(footstep.target_z, dtype=np.float64)[:, None]
+    return spec.build(values, rng, noise_scale)
 
 
 def arm_observation_values(gravity, q, dq, last_action, target_pos, target_rot,

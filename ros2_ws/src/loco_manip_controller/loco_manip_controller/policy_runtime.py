@@ -294,7 +294,8 @@ class LowLevelController:
             self.footstep_config = contract.footstep_config(self.legs.meta, str(self.legs.path))
             if self.legs.action_spec.base == "reference":
                 motion = ReferenceMotion(contract.reference_config(self.legs.meta, str(self.legs.path)))
-                self.leg_reference = StanceFrameReference(num_envs, motion)
+                # legs trained for steps (variant residual_step) observe target_z and follow heights
+                self.leg_reference = StanceFrameReference(num_envs, motion, heights=self.legs.variant == "residual_step")
         self.reset()
 
     def reset(self, mask=None) -> None:

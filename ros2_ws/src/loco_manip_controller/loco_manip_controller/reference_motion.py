@@ -10,9 +10,12 @@ vectorized over N envs (numpy):
     when the command changes (there is no weight-shift phase: the policy smooths it);
   * the swing foot: minimum-jerk in x, y, yaw from the lift-off pose to the target, with a
     16 s^2 (1 - s)^2 height bump (zero velocity at lift-off and touchdown), feet flat;
+    on a step (the feet's ground heights differ: `feet_z`, `target_z`) the foot rises to a higher
+    target in the first 60 % of the swing and descends to a lower one in the last 60 %, the bump on top;
   * the trunk: over the CoM (offset as when standing) at the pitch at which the default leg pose stands with flat
     feet and `crouch` below that height (bent knees keep reach for the steps), yaw midway
-    between the feet;
+    between the feet; on steps, above the lower of the stance foot and the swing foot (lift-off to target,
+    min-jerk), so the leg on the lower ground can always reach it and the stance leg lifts the body;
   * 12 leg joint angles from inverse kinematics of the T1 leg.
 
 Leg kinematics (FK, IK, planar feet) live in t1_description.kinematics, shared with the
@@ -36,6 +39,7 @@ from t1_description.kinematics import (
     T1LegKinematics,
     feet_planar,
     leg_fk,
+    legs_fk,
     legs_ik,
     level_rotation,
     planar_relative,
@@ -128,36 +132,46 @@ class ReferenceMotion:
     def from_commands(self, cmds, with_velocity: bool = False) -> ReferenceFrame:
         """Reference for a FootstepCommands batch (footstep_planner.FootstepPlanner.update's output)."""
         f = cmds.footstep
+        feet_z = getattr(cmds, "feet_z", None)
+        target_z = None
+        if feet_z is not None:
+            stance = np.where(f.swing_foot == SWING_LEFT, RIGHT, LEFT)
+            target_z = feet_z[np.arange(len(stance)), stance] + f.target_z
         return self.compute(f.swing_foot, f.phase, f.step_duration, cmds.feet_world, cmds.target_world,
-                            with_velocity=with_velocity)
+                            with_velocity=with_velocity, feet_z=feet_z, target_z=target_z)
 
     def compute(self, swing_foot, phase, step_duration, feet_world, target_world,
-                with_velocity: bool = False) -> ReferenceFrame:
+                with_velocity: bool = False, feet_z=None, target_z=None) -> ReferenceFrame:
         """Reference at swing `phase` [N] in [0, 1] of steps of `step_duration` [N] s.
 
         feet_world [N, 2, 3]: (x, y, yaw) of the feet, the swing foot at its lift-off pose;
         target_world [N, 3]: the swing foot's touchdown pose. Where swing_foot is SWING_NONE
-        the robot stands on feet_world.
+        the robot stands on feet_world. feet_z [N, 2], target_z [N] (optional, default 0): the ground
+        heights under the feet (the swing foot at lift-off) and under the target, in the same frame.
         """
         swing_foot = np.asarray(swing_foot)
         phase = np.clip(np.asarray(phase, dtype=np.float64), 0.0, 1.0)
         step_duration = np.asarray(step_duration, dtype=np.float64)
         feet_world = np.asarray(feet_world, dtype=np.float64)
         target_world = np.asarray(target_world, dtype=np.float64)
-        frame = self._frame(swing_foot, phase, step_duration, feet_world, target_world)
+        n = swing_foot.shape[0]
+        feet_z = np.zeros((n, 2)) if feet_z is None else np.asarray(feet_z, dtype=np.float64)
+        target_z = np.zeros(n) if target_z is None else np.asarray(target_z, dtype=np.float64)
+        heights = (feet_z, target_z)
+        frame = self._frame(swing_foot, phase, step_duration, feet_world, target_world, *heights)
         if with_velocity:
             h = self.config.velocity_dt
             dur = np.where(step_duration > 0, step_duration, 1.0)
             lo, hi = np.clip(phase - h / dur, 0, 1), np.clip(phase + h / dur, 0, 1)
             span = np.where(step_duration > 0, (hi - lo) * dur, 1.0)[:, None]
-            a = self._frame(swing_foot, lo, step_duration, feet_world, target_world)
-            b = self._frame(swing_foot, hi, step_duration, feet_world, target_world)
+            a = self._frame(swing_foot, lo, step_duration, feet_world, target_world, *heights)
+            b = self._frame(swing_foot, hi, step_duration, feet_world, target_world, *heights)
             frame.joint_vel = (b.joint_pos - a.joint_pos) / span
             frame.trunk_lin_vel = (b.trunk_pos - a.trunk_pos) / span
             frame.foot_lin_vel = (b.foot_pos - a.foot_pos) / span[:, :, None]
         return frame
 
-    def _frame(self, swing_foot, phase, step_duration, feet_world, target_world) -> ReferenceFrame:
+    def _frame(self, swing_foot, phase, step_duration, feet_world, target_world, feet_z, target_z) -> ReferenceFrame:
         cfg, kin = self.config, self.kinematics
         n = swing_foot.shape[0]
         env = np.arange(n)
@@ -175,9 +189,19 @@ class ReferenceMotion:
         foot_yaw = feet_world[:, :, 2].copy()
         foot_xy[env, sw] = np.where(walking[:, None], swing_xy, foot_xy[env, sw])
         foot_yaw[env, sw] = np.where(walking, swing_yaw, foot_yaw[env, sw])
-        foot_z = np.full((n, 2), kin.sole_height)
-        foot_z[env, sw] += lift
+        # steps: the swing foot climbs to a higher target early (first 60 %), descends to a lower one late
+        z_lift, z_st = feet_z[env, sw], feet_z[env, st]
+        rise = np.where(walking, target_z - z_lift, 0.0)
+        progress = np.where(rise > 0, min_jerk(np.clip(phase / 0.6, 0.0, 1.0)),
+                            min_jerk(np.clip((phase - 0.4) / 0.6, 0.0, 1.0)))
+        foot_z = kin.sole_height + feet_z.copy()
+        foot_z[env, sw] += lift + rise * progress
         foot_pos = np.concatenate([foot_xy, foot_z[..., None]], axis=-1)
+        # the body rides over the lower of the stance foot and the swing foot's ground (lift-off -> target)
+        m = np.where(walking, min_jerk(phase), 0.0)
+        ground = np.minimum(z_st, z_lift) + m * (np.minimum(z_st, np.where(walking, target_z, z_lift))
+                                                 - np.minimum(z_st, z_lift))
+        ground = np.where(walking, ground, feet_z.min(axis=1))
 
         # CoM: LIP with the ZMP on the stance foot, midpoint at lift-off -> midpoint at touchdown
         omega = np.sqrt(cfg.gravity / cfg.com_height)
@@ -190,13 +214,13 @@ class ReferenceMotion:
         t = (phase * dur)[:, None]
         com_walk = zmp + (start - zmp) * np.cosh(omega * t) + v0_over_omega * np.sinh(omega * t)
         com_xy = np.where(walking[:, None], com_walk, feet_world[:, :, :2].mean(axis=1))
-        com_pos = np.concatenate([com_xy, np.full((n, 1), cfg.com_height)], axis=-1)
+        com_pos = np.concatenate([com_xy, (cfg.com_height + ground)[:, None]], axis=-1)
 
         # trunk: yaw midway between the feet, fixed height and pitch, placed over the CoM
         trunk_yaw = wrap_angle(foot_yaw[:, LEFT] + 0.5 * wrap_angle(foot_yaw[:, RIGHT] - foot_yaw[:, LEFT]))
         yaw_rot = rot_z(trunk_yaw)
         offset = yaw_rot[:, :2, :2] @ self.trunk_from_support
-        trunk_pos = np.concatenate([com_xy + offset, np.full((n, 1), self.trunk_height)], axis=-1)
+        trunk_pos = np.concatenate([com_xy + offset, (self.trunk_height + ground)[:, None]], axis=-1)
         trunk_rot = yaw_rot @ rot_y(np.full(n, self.trunk_pitch))
 
         # feet in the trunk frame (flat: world rotation = yaw only) -> joint angles
@@ -236,8 +260,11 @@ class StanceFrameReference:
     reference in simulation and on the robot.
     """
 
-    def __init__(self, num_envs: int, motion: ReferenceMotion | None = None):
+    def __init__(self, num_envs: int, motion: ReferenceMotion | None = None, heights: bool = False):
+        """heights: follow FootstepCommand.target_z and the measured height of the lift-off foot (legs trained
+        for steps); False: flat ground, the reference of the legs trained before heights existed."""
         self.num_envs = num_envs
+        self.heights = heights
         self.motion = motion or ReferenceMotion()
         self.reset()
 
@@ -249,6 +276,7 @@ class StanceFrameReference:
             self.last_swing = np.zeros(n, np.uint8)
             self.last_countdown = np.zeros(n)
             self.feet_local = np.zeros((n, 2, 3))
+            self.feet_z_local = np.zeros((n, 2))  # ground heights under the feet relative to the base foot
         else:
             self.valid[np.asarray(mask)] = False
 
@@ -271,14 +299,23 @@ class StanceFrameReference:
         new = ~self.valid[sel] | (swing_foot != self.last_swing[sel]) | (countdown > self.last_countdown[sel] + 1e-6)
         if new.any():
             q12, gravity = np.asarray(q12)[new], np.asarray(gravity)[new]
-            feet = feet_planar(q12, level_rotation(gravity), kin=self.motion.kinematics)
+            level = level_rotation(gravity)
+            feet = feet_planar(q12, level, kin=self.motion.kinematics)
             stance = np.where(swing_foot[new] == SWING_LEFT, RIGHT, LEFT)
             base = feet[np.arange(len(stance)), stance]
             self.feet_local[sel[new]] = planar_relative(base[:, None, :], feet)
+            if self.heights:  # the feet's height difference (both on the ground at a segment's start)
+                pos, _ = legs_fk(q12, self.motion.kinematics)
+                z = np.einsum("nj,nkj->nk", level[:, 2], pos)
+                self.feet_z_local[sel[new]] = z - z[np.arange(len(stance)), stance][:, None]
             self.valid[sel[new]] = True
         self.last_swing[sel], self.last_countdown[sel] = swing_foot, countdown
+        if not self.heights:  # flat ground: exactly the reference of the legs trained before heights existed
+            return self.motion.compute(swing_foot, footstep.phase, footstep.step_duration, self.feet_local[sel],
+                                       np.asarray(footstep.target, np.float64))
         return self.motion.compute(swing_foot, footstep.phase, footstep.step_duration, self.feet_local[sel],
-                                   np.asarray(footstep.target, np.float64))
+                                   np.asarray(footstep.target, np.float64), feet_z=self.feet_z_local[sel],
+                                   target_z=np.asarray(footstep.target_z, np.float64))
 
     @staticmethod
     def base_foot(swing_foot) -> np.ndarray:
@@ -286,10 +323,12 @@ class StanceFrameReference:
         return np.where(np.asarray(swing_foot) == SWING_LEFT, RIGHT, LEFT)
 
     @staticmethod
-    def to_world(frame: ReferenceFrame, base_pose) -> ReferenceFrame:
+    def to_world(frame: ReferenceFrame, base_pose, base_z=None) -> ReferenceFrame:
         """A base-foot-frame ReferenceFrame placed on the base foot's world planar pose base_pose [N, 3]
-        (x, y, yaw; flat ground): positions and yaws move, joint angles and heights stay."""
+        (x, y, yaw) standing on ground at height base_z [N] (default 0): positions and yaws move, joint
+        angles stay."""
         base_pose = np.asarray(base_pose, dtype=np.float64)
+        lift = np.zeros(len(base_pose)) if base_z is None else np.asarray(base_z, dtype=np.float64)
         c, s = np.cos(base_pose[:, 2]), np.sin(base_pose[:, 2])
 
         def move(p):  # [N, ..., 3]
@@ -297,7 +336,8 @@ class StanceFrameReference:
             cc, ss = c.reshape(shape), s.reshape(shape)
             x, y = p[..., 0], p[..., 1]
             return np.stack([base_pose[:, 0].reshape(shape) + cc * x - ss * y,
-                             base_pose[:, 1].reshape(shape) + ss * x + cc * y, p[..., 2]], axis=-1)
+                             base_pose[:, 1].reshape(shape) + ss * x + cc * y, p[..., 2] + lift.reshape(shape)],
+                            axis=-1)
 
         half = 0.5 * base_pose[:, 2]
         qz = np.stack([np.cos(half), np.zeros_like(half), np.zeros_like(half), np.sin(half)], -1)

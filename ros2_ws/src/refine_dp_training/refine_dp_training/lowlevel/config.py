@@ -75,6 +75,12 @@ class EnvConfig:
     # world footholds (the env before the two were shared; `refine-dp bench env --compare` measures both)
     reward_reference: str = "action"
     command_path_tau_s: float = 2.0         # s, leak of the integrated command (terms command_position/_heading)
+    # steps up and down (legs, policy_variant residual_step): a platform (sim.PLATFORM_HALF) ahead of the robot in
+    # this share of the episodes, near edge platform_distance ahead, top platform_height high; the footstep
+    # planner gets the ground height (footstep_planner.max_step_height must be > 0 for it to issue target_z)
+    platform_probability: float = 0.0
+    platform_height: tuple[float, float] = (0.03, 0.12)
+    platform_distance: tuple[float, float] = (0.3, 0.8)
     ankle_kp: float = 0.0                   # 0: joint table value
     target_rate_limit_scale: float = 1.0    # x joint velocity limit: the safety layer's step clamp (0: off)
     # the footstep planner and reference motion of the legs task: written into the exported policy (its
@@ -131,6 +137,9 @@ class EnvConfig:
         reference = ReferenceMotionConfig(**reference) if reference is not None else ReferenceMotionConfig(
             ik_iterations=0)
         d["terminations"] = tuple(d["terminations"])
+        for key in ("platform_height", "platform_distance"):
+            if key in d:
+                d[key] = tuple(d[key])
         return cls(commands=cmd, randomization=rnd, footstep_planner=planner, reference_motion=reference, **d)
 
 

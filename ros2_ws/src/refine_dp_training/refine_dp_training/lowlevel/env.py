@@ -65,7 +65,8 @@ class T1LowLevelEnv(VecEnv):
         if unknown:
             raise KeyError(f"unknown termination terms {unknown}; available: {sorted(terms.TERMINATION_TERMS)}")
         self.num_envs = cfg.num_envs
-        self.sim = BatchedT1(cfg.num_envs, cfg.physics_dt, cfg.decimation, cfg.nthread)
+        self.platforms = cfg.task == "legs" and cfg.platform_probability > 0.0
+        self.sim = BatchedT1(cfg.num_envs, cfg.physics_dt, cfg.decimation, cfg.nthread, platforms=self.platforms)
         self.table = jt = self.sim.table
         self.dt = self.sim.control_dt
         self.max_steps = int(round(cfg.episode_s / self.dt))
@@ -89,7 +90,8 @@ class T1LowLevelEnv(VecEnv):
         self.planner = FootstepPlanner(n, cfg.footstep_planner)
         self.reference = ReferenceMotion(cfg.reference_motion)
         self.residual = self.act_spec.base == "reference"
-        self.leg_reference = StanceFrameReference(n, self.reference) if self.residual else None
+        self.heights = cfg.policy_variant == "residual_step"  # steps up/down: target_z observed, followed
+        self.leg_reference = StanceFrameReference(n, self.reference, heights=self.heights) if self.residual else None
         self.ref_q = np.zeros((n, 12))  # residual: the reference the next action is added to
         self.vel_cmd = VelocityCommands(n, cfg.commands, self.rng)
         arm_frac = cfg.arm_random_pose_fraction if cfg.task == "legs" else cfg.commands.arm_joint_range_fraction
@@ -198,6 +200,14 @@ class T1LowLevelEnv(VecEnv):
             self.arm_policy.reset(mask)
         self.steps[mask] = 0
         self.push_timer[mask] = self.rng.uniform(*r.push_interval_s, n)
+        if self.platforms:  # a platform ahead (within +-0.3 m and +-0.3 rad of the start heading) or parked
+            on = self.rng.random(n) < cfg.platform_probability
+            ahead = self.rng.uniform(*cfg.platform_distance, n) + 0.3
+            side = self.rng.uniform(-0.3, 0.3, n)
+            c, s_ = np.cos(yaw), np.sin(yaw)
+            centre = np.stack([c * ahead - s_ * side, s_ * ahead + c * side], -1)
+            height = np.where(on, self.rng.uniform(*cfg.platform_height, n), 0.0)
+            self.sim.place_platform(ids, centre, yaw + self.rng.uniform(-0.3, 0.3, n), height)
         feet = self._feet_planar_fk()[mask]
         self.planner.reset(mask, feet_pose=feet)
         self.prev_foot_xy[mask] = feet[:, :, :2]
@@ -289,7 +299,8 @@ class T1LowLevelEnv(VecEnv):
         prev_cmds = self._cmds
         foot_pos, foot_yaw = self._foot_links()
         feet_planar = np.concatenate([foot_pos[..., :2], foot_yaw[..., None]], -1)
-        self._cmds = cmds = self.planner.update(self.dt, self.vel_cmd.cmd, feet_pose=feet_planar)
+        self._cmds = cmds = self.planner.update(self.dt, self.vel_cmd.cmd, feet_pose=feet_planar,
+                                                ground_height=self.sim.ground_height if self.platforms else None)
         changed = np.any(self.vel_cmd.cmd != cmd_before, axis=-1)
         if changed.any():
             self.planner.reanchor_path(changed)  # a new command: a new commanded path from where the robot is
@@ -355,7 +366,9 @@ class T1LowLevelEnv(VecEnv):
             local = self.leg_reference.update_frame(q[:, self.leg_idx], ctx.gravity, cmds.footstep)
             self.ref_q, self._ref_fresh = local.joint_pos, True
             base = StanceFrameReference.base_foot(cmds.footstep.swing_foot)
-            ref = StanceFrameReference.to_world(local, feet_planar[np.arange(self.num_envs), base])
+            base_pose = feet_planar[np.arange(self.num_envs), base]
+            base_z = self.sim.ground_height(np.arange(self.num_envs), base_pose[:, :2]) if self.platforms else None
+            ref = StanceFrameReference.to_world(local, base_pose, base_z)
         else:  # "planner": a second reference from the planner's world footholds (the env before one was shared)
             ref = self.reference.from_commands(cmds)
         ctx.ref_joint_pos = ref.joint_pos
@@ -438,7 +451,7 @@ class T1LowLevelEnv(VecEnv):
     # ------------------------------------------------------------------ exact resume
     _ARRAYS = ("action", "prev_action", "leg_action", "arm_action", "q_des", "delay", "push_timer", "steps",
                "prev_foot_xy", "ref_q", "prev_foot_yaw", "cmd_pose")
-    _LEG_REFERENCE = ("valid", "last_swing", "last_countdown", "feet_local")
+    _LEG_REFERENCE = ("valid", "last_swing", "last_countdown", "feet_local", "feet_z_local")
     _PLANNER = ("feet", "swing_foot", "countdown", "step_duration", "rel_target", "step_index", "idle_time",
                 "path_feet", "path_target")
     _ARM_PATHS = ("start", "goal", "t", "move_T", "hold_T")
@@ -457,6 +470,7 @@ class T1LowLevelEnv(VecEnv):
             "leg_policy_reference": self._leg_reference_state(getattr(self.leg_policy, "leg_reference", None)),
             "arm_policy_filter": None if self.arm_policy is None else {
                 k: getattr(self.arm_policy, k).copy() for k in ("arm_target", "arm_fresh")},
+            "platform": s.platform.copy(),
             "models": {"body_mass": np.stack([m.body_mass for m in s.models]),
                        "body_inertia": np.stack([m.body_inertia for m in s.models]),
                        "floor_friction": np.stack([m.geom_friction[self.floor_geom] for m in s.models]),
@@ -496,6 +510,9 @@ class T1LowLevelEnv(VecEnv):
             self.leg_policy.leg_action = self.leg_action.copy()
             for k, v in (state.get("leg_policy_reference") or {}).items():
                 setattr(self.leg_policy.leg_reference, k, v.copy())
+        if self.platforms and state.get("platform") is not None:
+            p = state["platform"]
+            s.place_platform(np.arange(self.num_envs), p[:, :2], p[:, 2], p[:, 3])
         mp = state["models"]
         for i, m in enumerate(s.models):
             m.body_mass[:], m.body_inertia[:] = mp["body_mass"][i], mp["body_inertia"][i]

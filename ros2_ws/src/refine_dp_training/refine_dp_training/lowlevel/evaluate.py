@@ -79,6 +79,10 @@ EVAL_COMMANDS = CommandConfig(max_vx=0.3, max_vy=0.15, max_wz=0.5, stand_probabi
 DRIFT_SCENARIOS = (("straight", (0.25, 0.0, 0.0)), ("arc", (0.2, 0.0, 0.2)), ("turn_in_place", (0.0, 0.0, 0.25)))
 DRIFT_COMMAND_S, DRIFT_SETTLE_S = 10.0, 2.0
 PUSH_SPEED = 0.3  # m/s, trunk velocity kick (horizontal, random direction)
+# Steps up and down: a platform STEP_HEIGHT high (sim.PLATFORM_HALF: 0.6 m deep) with its near edge
+# STEP_DISTANCE ahead, STEP_COMMAND forward for STEP_COMMAND_S s (up, across, down), then standing; a trial
+# succeeds when the robot has not fallen and its trunk is past the far edge.
+STEP_HEIGHT, STEP_DISTANCE, STEP_COMMAND, STEP_COMMAND_S, STEP_SECONDS = 0.10, (0.35, 0.5), (0.2, 0.0, 0.0), 8.0, 10.0
 PUSH_WINDOW_S = 3.0  # a push is survived when the robot has not fallen this long after it
 
 
@@ -120,13 +124,16 @@ def _trunk_pose(sim) -> np.ndarray:
 
 def run_episodes(legs, arms, episodes: int, seconds: float = 20.0, physics_dt: float = 0.002, seed: int = 0,
                  record_env0: bool = False, payload_kg=(0.0, 0.5), arm_target_alpha: float | None = None,
-                 commands=None, push_speed: float = 0.0, planner_overrides: dict | None = None) -> dict:
+                 commands=None, push_speed: float = 0.0, planner_overrides: dict | None = None,
+                 platform_height: float = 0.0) -> dict:
     """`episodes` parallel episodes of `seconds`; returns {"summary", "raw", "record", "model"}.
 
     commands: a callable (n, rng) -> object with `cmd` [n, 3] and `update(dt)` (e.g. ScriptedCommands);
     default: random commands of EVAL_COMMANDS. push_speed > 0: trunk velocity kicks of that speed in a
     random horizontal direction every 3-3.5 s (the first after 1.5-3 s). planner_overrides: FootstepPlannerConfig
     fields changed from the legs' contract (diagnostic experiments only; the summary names them).
+    platform_height > 0: a platform that high ahead of each robot (STEP_DISTANCE to its near edge); the planner
+    gets the ground height (it issues target_z only if the legs' contract has max_step_height > 0).
     """
     import dataclasses
 
@@ -138,7 +145,7 @@ def run_episodes(legs, arms, episodes: int, seconds: float = 20.0, physics_dt: f
     if dec < 1 or abs(dec * physics_dt * controller.control_hz - 1.0) > 1e-6:
         raise ValueError(f"physics_dt {physics_dt} does not divide the policies' control period "
                          f"1 / {controller.control_hz:g} Hz")
-    sim = BatchedT1(n, physics_dt, dec, nthread=2, table=jt)
+    sim = BatchedT1(n, physics_dt, dec, nthread=2, table=jt, platforms=platform_height > 0)
     rng = np.random.default_rng(seed)
     fall_cfg = EnvConfig()
     leg_idx, arm_idx = pio.LEG_ACTION.indices(jt), pio.ARM_ACTION.indices(jt)
@@ -147,6 +154,14 @@ def run_episodes(legs, arms, episodes: int, seconds: float = 20.0, physics_dt: f
         sim.models[i].body_mass[hand_bodies] += rng.uniform(*payload_kg, 2)
     yaw0 = rng.uniform(-np.pi, np.pi, n)
     sim.reset_rows(np.ones(n, bool), root_xy_yaw=np.stack([np.zeros(n), np.zeros(n), yaw0], -1))
+    ground = None
+    if platform_height > 0:
+        from .sim import PLATFORM_HALF
+        ahead = rng.uniform(*STEP_DISTANCE, n) + PLATFORM_HALF[0]
+        sim.place_platform(np.arange(n), np.stack([ahead * np.cos(yaw0), ahead * np.sin(yaw0)], -1), yaw0,
+                           np.full(n, platform_height))
+        far_edge = ahead + PLATFORM_HALF[0]
+        ground = sim.ground_height
     cmd_cfg = EVAL_COMMANDS
     vel = VelocityCommands(n, cmd_cfg, rng) if commands is None else commands(n, rng)
     if commands is None:
@@ -219,7 +234,7 @@ def run_episodes(legs, arms, episodes: int, seconds: float = 20.0, physics_dt: f
         prev = cmds
         fp = world_feet()
         changed = np.any(vel.cmd != cmd_before, axis=-1)
-        cmds = planner.update(sim.control_dt, vel.cmd, feet_pose=fp)
+        cmds = planner.update(sim.control_dt, vel.cmd, feet_pose=fp, ground_height=ground)
         if changed.any():
             planner.reanchor_path(changed)  # a new command: a new commanded path from where the robot is
         cmd_pose = _integrate(cmd_pose, np.where(alive[:, None], planner.cfg.achievable_velocity(vel.cmd), 0.0),
@@ -300,6 +315,9 @@ def run_episodes(legs, arms, episodes: int, seconds: float = 20.0, physics_dt: f
     raw["commanded_travel"] = np.hypot(*(cmd_pose[:, :2] - pose0[:, :2]).T).tolist()
     raw["commanded_turn_deg"] = np.degrees(np.abs(cmd_pose[:, 2] - pose0[:, 2])).tolist()
     raw["fallen"] = fallen.tolist()
+    if platform_height > 0:  # past the far edge along the start heading, not fallen
+        along = (final[:, 0] - pose0[:, 0]) * np.cos(yaw0) + (final[:, 1] - pose0[:, 1]) * np.sin(yaw0)
+        raw["crossed"] = ((along > far_edge) & ~fallen).tolist()
     sim.close()
     summary = summarize(raw) | {
         "episodes": n,
@@ -396,6 +414,17 @@ def push_tests(legs, arms, episodes: int = 16, physics_dt: float = 0.002, seed: 
     return out
 
 
+def step_tests(legs, arms, episodes: int = 100, physics_dt: float = 0.002, seed: int = 0, **kw) -> dict:
+    """Steps up and down a STEP_HEIGHT platform (module constants): success = crossed without a fall."""
+    r = run_episodes(legs, arms, episodes, STEP_SECONDS, physics_dt, seed, platform_height=STEP_HEIGHT,
+                     commands=lambda n, rng: ScriptedCommands(n, [(STEP_COMMAND_S, STEP_COMMAND)]), **kw)
+    raw = r["raw"]
+    return {"success_rate": float(np.mean(raw["crossed"])), "fall_rate": float(np.mean(raw["fallen"])),
+            "height_m": STEP_HEIGHT, "trials": episodes, "command": list(STEP_COMMAND), "seconds": STEP_COMMAND_S,
+            "hand_pos_error_median_m": {"standing": _med(raw["hand_pos_stand"]), "walking": _med(raw["hand_pos_walk"])},
+            "footstep_error_median_m": _med(raw["foot_err"])}
+
+
 def _walking_commands(n, rng):
     v = VelocityCommands(n, CommandConfig(max_vx=0.3, max_vy=0.15, max_wz=0.5, stand_probability=0.0,
                                           resample_s=(4.0, 6.0)), rng)
@@ -469,6 +498,7 @@ def main(argv=None) -> int:
                         "the fall figure on seeds not used to choose anything); default: --seed")
     p.add_argument("--drift-episodes", type=int, default=8, help="episodes per drift scenario (0: skip)")
     p.add_argument("--push-episodes", type=int, default=16, help="episodes of pushes standing and walking (0: skip)")
+    p.add_argument("--step-trials", type=int, default=100, help="trials up and down a 10 cm platform (0: skip)")
     p.add_argument("--pd-fallback", action="store_true",
                    help="hold a part whose policy file is missing by PD (baseline) instead of failing")
     p.add_argument("--no-video", action="store_true")
@@ -512,6 +542,8 @@ def main(argv=None) -> int:
         summary["drift"] = drift_tests(legs, arms, args.drift_episodes, args.physics_dt, args.seed, **kw)
     if args.push_episodes > 0:
         summary["push_survival"] = push_tests(legs, arms, args.push_episodes, args.physics_dt, args.seed, **kw)
+    if args.step_trials > 0:
+        summary["step_up_down"] = step_tests(legs, arms, args.step_trials, args.physics_dt, args.seed, **kw)
     summary["wall_s"] = wall + time.perf_counter() - t0
     summary["policies"] = {"legs": str(args.legs) if legs else None, "arms": str(args.arms) if arms else None}
     _plot(first["record"], args.out / "episode0.png")

@@ -46,6 +46,24 @@ def make_servo_model(scene: str = "floor", timestep: float = 0.005, table: Joint
     return m
 
 
+# A movable platform for steps up and down (training and evaluation): one static box per env model, parked far
+# away until `BatchedT1.place_platform` puts it somewhere; its top at the height asked (the rest of the box sinks
+# into the floor: two static geoms never collide). Contact like the floor's (scene_floor.xml, scene_stairs.xml).
+PLATFORM_HALF = (0.3, 0.8, 0.1)  # m: 0.6 m deep, 1.6 m wide, up to 0.2 m high
+PLATFORM_PARKED = (50.0, 0.0)
+
+
+def platform_model(scene: str = "floor") -> mujoco.MjModel:
+    """The scene with a `platform` box geom added (parked)."""
+    from t1_description.model_paths import mjcf_path
+    spec = mujoco.MjSpec.from_file(str(mjcf_path(scene)))
+    body = spec.worldbody.add_body(name="platform", pos=[0.0, 0.0, 0.0])
+    body.add_geom(name="platform", type=mujoco.mjtGeom.mjGEOM_BOX, size=list(PLATFORM_HALF),
+                  pos=[PLATFORM_PARKED[0], PLATFORM_PARKED[1], -PLATFORM_HALF[2]], contype=1, conaffinity=0, condim=3,
+                  friction=[0.8, 0.005, 0.0001], priority=1, rgba=[0.45, 0.42, 0.38, 1.0])
+    return spec.compile()
+
+
 @dataclass(frozen=True)
 class StateLayout:
     """Column addresses inside a FULLPHYSICS state row and a sensordata row."""
@@ -81,10 +99,16 @@ class BatchedT1:
     """N T1 simulations as a [N, nstate] array, advanced `decimation` physics steps per call."""
 
     def __init__(self, num_envs: int, timestep: float = 0.005, decimation: int = 4, nthread: int = 2,
-                 scene: str = "floor", table: JointTable | None = None):
+                 scene: str = "floor", table: JointTable | None = None, platforms: bool = False):
+        """platforms: each env gets a movable step platform (`place_platform`, `ground_height`)."""
         self.table = table or load_joint_table()
         self.num_envs, self.decimation = int(num_envs), int(decimation)
-        self.base_model = make_servo_model(scene, timestep, self.table)
+        self.base_model = make_servo_model(scene, timestep, self.table,
+                                           model=platform_model(scene) if platforms else None)
+        self.platform_geom = mujoco.mj_name2id(self.base_model, mujoco.mjtObj.mjOBJ_GEOM, "platform") \
+            if platforms else -1
+        # per env: platform centre (x, y), yaw, top height (height 0: parked)
+        self.platform = np.zeros((self.num_envs, 4))
         self.idx = robot_indices(self.base_model)
         self.layout = state_layout(self.base_model)
         # per-env models (domain randomization writes into them); copies share nothing
@@ -152,6 +176,35 @@ class BatchedT1:
         # sensors of the last rollout step are computed at the start of that physics step
         # (one physics step before `state`); fine for rewards, observations use `state` only.
         self.sensordata = self._sens_out[:, -1].copy()
+
+    # -------------------------------------------------------------- platforms
+    def place_platform(self, ids, centre_xy=None, yaw=None, height=None) -> None:
+        """Put env ids' platform at centre_xy [M, 2] with yaw [M] and top height [M] (m); height 0 parks it."""
+        if self.platform_geom < 0:
+            raise ValueError("this BatchedT1 has no platforms: construct it with platforms=True")
+        ids = np.atleast_1d(np.asarray(ids))
+        m = len(ids)
+        centre = np.zeros((m, 2)) if centre_xy is None else np.asarray(centre_xy, dtype=np.float64).reshape(m, 2)
+        yaw = np.zeros(m) if yaw is None else np.asarray(yaw, dtype=np.float64).reshape(m)
+        height = np.zeros(m) if height is None else np.asarray(height, dtype=np.float64).reshape(m)
+        g = self.platform_geom
+        for k, i in enumerate(ids):  # a loop over the placed envs' models only (at resets)
+            parked = height[k] <= 0.0
+            x, y = PLATFORM_PARKED if parked else centre[k]
+            self.models[i].geom_pos[g] = (x, y, height[k] - PLATFORM_HALF[2] if not parked else -PLATFORM_HALF[2])
+            self.models[i].geom_quat[g] = (np.cos(0.5 * yaw[k]), 0.0, 0.0, np.sin(0.5 * yaw[k]))
+            self.platform[i] = (x, y, yaw[k], 0.0 if parked else height[k])
+
+    def ground_height(self, ids, xy) -> np.ndarray:
+        """Ground height [M] at world points xy [M, 2] of envs ids [M]: the platform's top on it, else 0."""
+        ids = np.asarray(ids)
+        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        p = self.platform[ids]
+        c, s = np.cos(p[:, 2]), np.sin(p[:, 2])
+        dx, dy = xy[:, 0] - p[:, 0], xy[:, 1] - p[:, 1]
+        lx, ly = c * dx + s * dy, -s * dx + c * dy
+        inside = (np.abs(lx) <= PLATFORM_HALF[0]) & (np.abs(ly) <= PLATFORM_HALF[1])
+        return np.where(inside, p[:, 3], 0.0)
 
     # -------------------------------------------------------------- state views (copies)
     def col(self, cols) -> np.ndarray:
