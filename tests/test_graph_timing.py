@@ -41,8 +41,9 @@ def test_cpu_sampler_tells_a_busy_process_from_a_sleeping_one():
         busy.wait()
         idle.wait()
     cores = table["cores"]
-    assert cores["busy"] > 0.2, table  # a whole core when the machine is free; a share of it when not
-    assert cores["idle"] < 0.05, table
+    # a whole core when the machine is free, a share of one when others run (2 cores, load ~9: ~0.2)
+    assert cores["busy"] > 0.05 and cores["busy"] > 10 * cores["idle"], table
+    assert cores["idle"] < 0.02, table
     assert any("busy" in line for line in format_table(table, {"both": ("busy", "idle")}))
 
 
@@ -125,9 +126,9 @@ def test_sim_t1_publishes_clock_and_holds_physics_for_the_controller(tmp_path):
         assert clock[-1] == 0.0  # physics waits for the first LowCmd (prepare mode): time stands
         feed(2.0, stamp=0.1)     # a controller that answered at t = 0.1 s and then went silent
         held = clock[-1]
-        assert 0.1 <= held <= 0.1 + 0.04 + 0.011, held  # lead 0.04, /clock every 10 ms
+        assert 0.1 <= held <= 0.1 + 0.04 + 0.021, held  # lead 0.04, /clock every 20 ms
         feed(2.0, stamp=0.5)
-        assert 0.5 <= clock[-1] <= 0.5 + 0.04 + 0.011, clock[-1]
+        assert 0.5 <= clock[-1] <= 0.5 + 0.04 + 0.021, clock[-1]
         os.killpg(sim.pid, signal.SIGINT)
         sim.wait(timeout=15)
     report = json.loads((tmp_path / "reports" / "sim_t1.json").read_text())
@@ -164,7 +165,7 @@ def test_interface_runs_its_safety_on_simulated_time(tmp_path):
     ramp = [t for t in report["safety_transitions"] if t["to"] in ("ramping", "ready")]
     assert [t["to"] for t in ramp][-2:] == ["ramping", "ready"], ramp
     assert abs((ramp[-1]["t_clock"] - ramp[-2]["t_clock"]) - 1.0) < 0.05, ramp  # ramp_time in simulated s
-    assert report["low_cmd_sent"] > 400
+    assert report["low_cmd_sent"] > 100  # one per LowState it saw (a loaded machine skips some)
 
 
 @pytest.mark.ros

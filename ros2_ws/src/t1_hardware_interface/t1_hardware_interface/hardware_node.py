@@ -12,7 +12,7 @@ Wiring only; the logic is in safety.py (state machine, clamps) and low_state.py 
 Time (t1_description.ros_runtime.LoopClock): on the robot, wall time: the loop runs on the monotonic
 clock at `send_rate_hz` and every safety time (watchdogs, ramp, LowState age) is monotonic. In
 simulation (use_sim_time, sim_t1's /clock) every safety time is simulated time, and the loop runs
-one cycle per LowState (sim_t1 publishes one per 2 ms of simulated time), or per `send_rate_hz` of
+one cycle per LowState (sim_t1 publishes one per 2 ms of simulated time), or one per 50 ms of
 simulated time if LowStates stop, so the watchdogs still see a silent link. The vendor SDK itself
 knows no ROS time: its LowState stream is the simulated robot's own tick, which is what the loop
 follows; the SDK path (B1LowCmdPublisher, B1LowStateSubscriber) is the robot's, unchanged.
@@ -66,6 +66,9 @@ NODE_PARAMETERS = {  # name: (default, description); SafetyConfig fields are dec
     "realtime_priority": (0, "SCHED_FIFO priority (1-99) of the process where permitted (else nice -10); 0: none"),
 }
 _POSE_STATES = (Safety.RAMPING, Safety.READY, Safety.ACTIVE, Safety.HOLD)
+# simulated time: without LowStates the loop still cycles every 50 ms of /clock, so the LowState
+# watchdog fires (longer than /clock's 20 ms step, so a LowState-paced loop sees no extra cycles)
+SIM_SILENCE_CYCLE_S = 0.05
 
 
 def default_parameters() -> dict:
@@ -199,16 +202,18 @@ class HardwareNode(Node):
         next_t = self._now()
         self._last_send = time.monotonic()
         last_stats, self._published_seq, self._last_publish, overruns = next_t, 0, next_t, 0
-        cycle_seq, tick = -1, next_t
+        cycle_seq, tick, send = -1, next_t, True
         while not self._stop.is_set() and self.context.ok():  # Ctrl-C: shutdown() sends the damping
             if self.loop_clock.sim:  # one cycle per LowState, or per period of simulated time without
                 self.loop_clock.wait_for(lambda: self._seq != cycle_seq or self._now() >= next_t or
                                          self._stop.is_set(), max_wall_s=0.1)
-                cycle_seq, clock = self._seq, self._now()
-                # /clock comes at ~100 Hz: between its messages each cycle advances one period, so the
-                # ramp and the step limit see 2 ms steps, not 10 ms jumps (never more than 10 ms ahead)
-                tick = now = max(clock, min(tick + period, clock + 0.01))
-                next_t = clock + period
+                # a cycle without a new LowState only runs the watchdogs: a LowCmd answers a LowState
+                # (sim_t1 holds physics for that answer; one sent blind would let it run on unseen)
+                send, cycle_seq, clock = self._seq != cycle_seq, self._seq, self._now()
+                # /clock comes at 50 Hz: between its messages each cycle advances one period, so the
+                # ramp and the step limit see 2 ms steps, not 20 ms jumps (never more than 20 ms ahead)
+                tick = now = max(clock, min(tick + period, clock + 0.02))
+                next_t = clock + SIM_SILENCE_CYCLE_S
             else:
                 next_t += period
                 delay = next_t - time.monotonic()
@@ -218,7 +223,7 @@ class HardwareNode(Node):
                     next_t, overruns = time.monotonic(), overruns + 1
                 now = self._now()
             try:
-                self._cycle(now)
+                self._cycle(now, send)
                 if now - last_stats >= self.p["stats_period_s"]:
                     self._log_stats(now - last_stats, period, overruns)
                     last_stats, overruns = now, 0
@@ -227,13 +232,13 @@ class HardwareNode(Node):
                     break  # publishing raced with Ctrl-C's context shutdown
                 self.get_logger().error(f"send loop: {exc!r}", throttle_duration_sec=1.0)
 
-    def _cycle(self, now: float) -> None:
+    def _cycle(self, now: float, send: bool = True) -> None:
         with self._lock:
             out = self.safety.step(now)
             transitions = self.safety.drain_transitions()
             state, reason, seq, latest = self.safety.state, self.safety.reason, self._seq, self._latest
             received, self._cmd_received_wall = self._cmd_received_wall, None
-        if out is not None:
+        if out is not None and send:
             self._cmd_pub.Write(self._writer.build(out))
             wall = time.monotonic()
             self._low_cmd_sent += 1

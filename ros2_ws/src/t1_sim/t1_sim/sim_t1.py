@@ -83,7 +83,7 @@ class SimT1Node(Node):
         # it for command_timeout, then damps. The interface's own watchdog is the real protection.
         self.command_timeout = p("command_timeout", 0.5)  # simulated s
         self.publish_clock = p("publish_clock", True)
-        self.clock_rate_hz = p("clock_rate_hz", 100.0)
+        self.clock_rate_hz = p("clock_rate_hz", 50.0)  # every Python node pays a callback per /clock
         self.sync_low_cmd_lead = p("sync_low_cmd_lead_s", 0.0)
         self.sync_joint_command_lead = p("sync_joint_command_lead_s", 0.0)
         self.sync_timeout = p("sync_timeout_s", 0.5)
@@ -143,7 +143,8 @@ class SimT1Node(Node):
         self.create_subscription(PoseStamped, "~/set_object_pose", self._on_set_pose, 10)
         self._writer = LowStateWriter(len(self.sim.jt.names))
         self._update_bodies()
-        self._natnet_every = max(1, round(self.rate_hz / natnet["rate_hz"]))  # on simulated time, with /clock
+        self._natnet_every = max(1, round(self.rate_hz / natnet["rate_hz"]))  # cycles per frame while waiting
+        self._natnet_period, self._next_natnet_t = 1.0 / natnet["rate_hz"], 0.0  # with /clock: simulated time
         self.natnet = NatNetServer(self._bodies_snapshot, time_provider=lambda: self.sim.data.time,
                                    paced_externally=self.publish_clock, **natnet)
         self.natnet.start()
@@ -305,7 +306,11 @@ class SimT1Node(Node):
             if self.publish_clock:
                 if cycles % self._clock_every == 0:
                     self._publish_clock()
-                if cycles % self._natnet_every == 0:  # also while physics waits (a static world)
+                if running and self.sim.data.time >= self._next_natnet_t:  # natnet_rate_hz of simulated time
+                    self.natnet.send_frame()
+                    self._next_natnet_t = max(self._next_natnet_t + self._natnet_period,
+                                              self.sim.data.time - self._natnet_period)
+                elif not running and cycles % self._natnet_every == 0:  # waiting for LowCmd: a static world
                     self.natnet.send_frame()
             self.stats["low_state_published"] += 1
             self.stats["low_state_published_while_running"] += running
