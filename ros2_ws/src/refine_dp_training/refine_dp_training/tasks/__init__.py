@@ -14,6 +14,9 @@ from .spec import InitialState, ObjectPose, Randomization, StartRange, TaskSpec,
 
 TASK_MODULES = {
     "pickup": "refine_dp_training.tasks.pickup",
+    "pick_place": "refine_dp_training.tasks.pick_place",
+    "door": "refine_dp_training.tasks.door",
+    "stairs": "refine_dp_training.tasks.stairs",  # not yet solvable (TaskSpec.solvable): needs step-up legs
 }
 
 

@@ -58,6 +58,7 @@ class ObjectAddress:
     quat_cols: np.ndarray  # 4 (w, x, y, z)
     vel_cols: np.ndarray   # 6
     geoms: np.ndarray      # geom ids of the body
+    hinge: tuple | None = None  # a hinged body (a door): (qpos column, world anchor, world axis, rest pos, rest quat)
 
 
 def _object_address(model, layout, name: str) -> ObjectAddress:
@@ -67,11 +68,35 @@ def _object_address(model, layout, name: str) -> ObjectAddress:
     if body < 0:
         raise KeyError(f"the task scene has no body named {name!r} (a task object must be a free body)")
     joint = model.body_jntadr[body]
+    if (joint >= 0 and model.jnt_type[joint] == mujoco.mjtJoint.mjJNT_HINGE and model.body_jntnum[body] == 1
+            and model.body_weldid[model.body_parentid[body]] == 0):
+        # a body on one hinge to the static world (a door leaf): its pose is its rest pose turned about the axis
+        d = mujoco.MjData(model)
+        mujoco.mj_forward(model, d)
+        empty = np.zeros(0, np.int64)
+        return ObjectAddress(name, body, empty, empty, empty, np.flatnonzero(model.geom_bodyid == body),
+                             (layout.qpos.start + model.jnt_qposadr[joint], d.xanchor[joint].copy(),
+                              d.xaxis[joint].copy(), d.xpos[body].copy(), d.xquat[body].copy()))
     if joint < 0 or model.jnt_type[joint] != mujoco.mjtJoint.mjJNT_FREE:
-        raise ValueError(f"task object {name!r} must have a free joint (it is tracked and moved as a whole)")
+        raise ValueError(f"task object {name!r} must have a free joint (it is tracked and moved as a whole), "
+                         "or be a body on one hinge to the static world (a door)")
     qa, va = layout.qpos.start + model.jnt_qposadr[joint], layout.qvel.start + model.jnt_dofadr[joint]
     return ObjectAddress(name, body, qa + np.arange(3), qa + 3 + np.arange(4), va + np.arange(6),
                          np.flatnonzero(model.geom_bodyid == body))
+
+
+def _object_pose(obj: ObjectAddress, st: np.ndarray):
+    """World position [N, 3] and quaternion [N, 4] of a task object from state rows st [N, nstate]."""
+    if obj.hinge is None:
+        return st[:, obj.pos_cols], st[:, obj.quat_cols]
+    col, anchor, axis, rest_pos, rest_quat = obj.hinge
+    angle = st[:, col]
+    half = 0.5 * angle
+    q = np.c_[np.cos(half), np.sin(half)[:, None] * axis]
+    r = rest_pos - anchor
+    c, s = np.cos(angle)[:, None], np.sin(angle)[:, None]
+    pos = anchor + r * c + np.cross(axis, r) * s + np.outer(1 - c[:, 0], axis * (axis @ r))  # Rodrigues
+    return pos, _quat_mul(q, np.broadcast_to(rest_quat, q.shape))
 
 
 def _row_arrays(obj, n: int) -> list[str]:
@@ -117,6 +142,16 @@ class TaskEnv(VecEnv):
         names = tuple(dict.fromkeys(self.spec.objects + tuple(self.spec.initial_state.objects)))
         self.objects = [_object_address(m, L, k) for k in names]
         self._obj_index = {o.name: i for i, o in enumerate(self.objects)}
+        for o in self.objects:
+            if o.hinge is not None and o.name in self.spec.initial_state.objects:
+                raise ValueError(f"task object {o.name!r} is hinged: it has no ObjectPose randomisation")
+        import mujoco
+        self.joint_cols = {}
+        for j in self.spec.joints:
+            jid = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, j)
+            if jid < 0:
+                raise KeyError(f"task {self.spec.name}: the scene has no joint {j!r} (TaskSpec.joints)")
+            self.joint_cols[j] = L.qpos.start + m.jnt_qposadr[jid]
         if self.spec.initial_state.anchor not in self._obj_index:
             raise KeyError(f"task {self.spec.name}: anchor {self.spec.initial_state.anchor!r} is not a task object")
         self.base_mass = np.array([m.body_mass[o.body] for o in self.objects])
@@ -230,6 +265,10 @@ class TaskEnv(VecEnv):
         key = sim.keyframe_state
         obj_pos, obj_quat = np.zeros((len(idx), len(self.objects), 3)), np.zeros((len(idx), len(self.objects), 4))
         for o, obj in enumerate(self.objects):
+            if obj.hinge is not None:  # reset to the scene's pose (the keyframe's hinge angle)
+                p, q = _object_pose(obj, np.tile(key, (len(idx), 1)))
+                obj_pos[:, o], obj_quat[:, o] = p, q
+                continue
             off = draw["obj_off"][:, o]
             obj_pos[:, o] = key[obj.pos_cols] + np.c_[off[:, :2], np.zeros(len(idx))]
             half = 0.5 * off[:, 2]
@@ -239,12 +278,14 @@ class TaskEnv(VecEnv):
         a = self._obj_index[self.spec.initial_state.anchor]
         r, polar, heading = draw["start"].T
         direction = self.spec.initial_state.approach_yaw + polar
-        xy = obj_pos[:, a, :2] - r[:, None] * np.stack([np.cos(direction), np.sin(direction)], -1)
+        xy = obj_pos[:, a, :2] + np.asarray(self.spec.initial_state.anchor_offset) \
+            - r[:, None] * np.stack([np.cos(direction), np.sin(direction)], -1)
         yaw = direction + heading
         sim.reset_rows(mask, root_xy_yaw=np.c_[xy, yaw])
         rows = sim.state[idx]
         for o, obj in enumerate(self.objects):
-            rows[:, obj.pos_cols], rows[:, obj.quat_cols], rows[:, obj.vel_cols] = obj_pos[:, o], obj_quat[:, o], 0.0
+            if obj.hinge is None:
+                rows[:, obj.pos_cols], rows[:, obj.quat_cols], rows[:, obj.vel_cols] = obj_pos[:, o], obj_quat[:, o], 0.0
         sim.state[idx] = rows
         self.obj_start[idx] = obj_pos
         self.obj_peak_z[idx] = obj_pos[..., 2]
@@ -355,28 +396,30 @@ class TaskEnv(VecEnv):
     def object_truth(self, rows=None) -> dict:
         st = self.sim.state if rows is None else self.sim.state[rows]
         sel = slice(None) if rows is None else rows
-        return {o.name: ObjectTruth(st[:, o.pos_cols], st[:, o.quat_cols], self.obj_start[sel, k],
-                                    self.obj_peak_z[sel, k]) for k, o in enumerate(self.objects)}
+        return {o.name: ObjectTruth(*_object_pose(o, st), self.obj_start[sel, k], self.obj_peak_z[sel, k],
+                                    None if o.hinge is not None else st[:, o.vel_cols[:3]])
+                for k, o in enumerate(self.objects)}
 
     def task_state(self) -> TaskState:
         """Ground truth of every env now (also updates the objects' peak heights)."""
         L = self.sim.layout
         st = self.sim.state
         for k, o in enumerate(self.objects):
-            self.obj_peak_z[:, k] = np.maximum(self.obj_peak_z[:, k], st[:, o.pos_cols[2]])
+            self.obj_peak_z[:, k] = np.maximum(self.obj_peak_z[:, k], _object_pose(o, st)[0][:, 2])
         root_pos, quat = st[:, L.root_pos], st[:, L.root_quat]
         rot = quat_wxyz_to_matrix(quat)
         hp, _ = arm_kinematics().fk(st[:, L.joint_q][:, self.arm_idx])
         hand_world = root_pos[:, None] + np.einsum("nij,nhj->nhi", rot, hp)
         return TaskState(t=self.t.copy(), root_pos=root_pos, root_quat=quat, gravity=pio.projected_gravity(quat),
-                         hand_pos=hand_world, gripper_cmd=self.grippers.copy(), objects=self.object_truth())
+                         hand_pos=hand_world, gripper_cmd=self.grippers.copy(), objects=self.object_truth(),
+                         joints={j: st[:, c].copy() for j, c in self.joint_cols.items()})
 
     def _observe(self, rows=None) -> np.ndarray:
         """The planner observation of every env (or of `rows`), built as the node builds it."""
         L = self.sim.layout
         st = self.sim.state if rows is None else self.sim.state[rows]
         sel = slice(None) if rows is None else rows
-        truth = {o.name: (st[:, o.pos_cols], st[:, o.quat_cols]) for o in self.objects}
+        truth = {o.name: _object_pose(o, st) for o in self.objects}
         names = self.spec.objects
         objects = self.mocap.observe(st[:, L.root_pos], st[:, L.root_quat], {k: truth[k][0] for k in names},
                                      {k: truth[k][1] for k in names}, self.rng, rows=rows)

@@ -55,6 +55,9 @@ class InitialState:
     ood: StartRange
     approach_yaw: float = 0.0                # world yaw the robot faces at polar 0 (towards the object)
     objects: dict = field(default_factory=dict)  # name -> ObjectPose (free bodies moved at reset)
+    anchor_offset: tuple[float, float] = (0.0, 0.0)  # world xy from the anchor's reset position to the point
+                                                     # the start is relative to (e.g. a door's opening centre,
+                                                     # the door body's origin being on its hinge)
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,10 @@ class TaskSpec:
     randomization: Randomization = field(default_factory=Randomization)
     heuristic: str = ""              # "module:Class" of the task's demonstration planner (collect, eval)
     description: str = ""
+    joints: tuple[str, ...] = ()     # scene joints the terms read (TaskState.joints[name]: [N] qpos), e.g. a door hinge
+    requires: tuple[str, ...] = ()   # robot capabilities beyond flat walking and grasping (scenes.SceneFacts.requires)
+    solvable: bool = True            # False: the shipped controller cannot do it yet (collect/eval should report
+    unsolvable_reason: str = ""      # `unsolvable_reason` next to any figure); the spec, env and heuristic still run
 
     def with_randomization(self, **changes) -> "TaskSpec":
         return replace(self, randomization=replace(self.randomization, **changes))

@@ -7,7 +7,7 @@ their thresholds bound, so a task spec reads as a list: `Term("fall", fallen())`
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,6 +23,7 @@ class ObjectTruth:
     quat: np.ndarray       # [N, 4] w, x, y, z (MuJoCo order)
     start_pos: np.ndarray  # [N, 3] at the episode's start (after settling)
     peak_z: np.ndarray     # [N] highest z since the start
+    vel: np.ndarray | None = None  # [N, 3] world linear velocity (free bodies; None for jointed ones)
 
 
 @dataclass
@@ -36,6 +37,7 @@ class TaskState:
     hand_pos: np.ndarray     # [N, 2, 3] world, left/right grip sites
     gripper_cmd: np.ndarray  # [N, 2] last commanded (0 open .. 1 closed)
     objects: dict            # name -> ObjectTruth
+    joints: dict = field(default_factory=dict)  # TaskSpec.joints: name -> [N] qpos (a door hinge, a handle)
 
     def lift(self, name: str) -> np.ndarray:
         o = self.objects[name]
@@ -89,3 +91,28 @@ def object_displaced(name: str, distance: float, unless_lifted: float = 0.02):
         moved = np.linalg.norm(o.pos[:, :2] - o.start_pos[:, :2], axis=-1)
         return (moved > distance) & (s.lift(name) < unless_lifted)
     return displaced
+
+
+def hand_near(name: str, distance: float):
+    """A grip site within `distance` of the object's centre (either hand, gripper in any state)."""
+    return lambda s: (s.hand_distance(name) < distance).any(-1)
+
+
+def joint_at_least(joint: str, value: float):
+    """Scene joint `joint` (TaskSpec.joints) at or beyond `value`."""
+    return lambda s: s.joints[joint] >= value
+
+
+def trunk_past_x(x: float):
+    """The trunk's origin beyond world x `x` (e.g. a door plane)."""
+    return lambda s: s.root_pos[:, 0] > x
+
+
+def trunk_above(z: float):
+    """The trunk's origin above world z `z` (e.g. standing on a step)."""
+    return lambda s: s.root_pos[:, 2] > z
+
+
+def grippers_open(below: float = 0.5):
+    """Both grippers commanded open (below `below`)."""
+    return lambda s: (s.gripper_cmd < below).all(-1)
