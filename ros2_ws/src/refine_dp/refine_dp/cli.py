@@ -29,11 +29,15 @@ FORWARDS = {
                     "scripted demos of the sparse-reward SparseReach-v0 benchmark"),
     "sweep": ("refine_dp_training.benchmarks.sweep",
               "a fine-tuning benchmark (--benchmark hopper|reach): every method x seeds, then table + plot"),
+    "collect": ("refine_dp_training.tasks.collect",
+                "heuristic demonstrations of a T1 task (--task pickup): successes only, resumable"),
 }
-EVAL_TARGETS = {"controller": "refine_dp_training.lowlevel.evaluate", "policy": "refine_dp_training.policy_eval"}
+EVAL_TARGETS = {"controller": "refine_dp_training.lowlevel.evaluate", "policy": "refine_dp_training.policy_eval",
+                "task": "refine_dp_training.tasks.evaluate"}
 EXPORT_TARGETS = {"planner": "refine_dp_planner.export"}
 SHIP_TARGETS = {"controller": "refine_dp_training.lowlevel.ship"}
-BENCH_TARGETS = {"env": "refine_dp_training.lowlevel.bench"}  # robot, planner: parsed here (bench/cli.py)
+BENCH_TARGETS = {"env": "refine_dp_training.lowlevel.bench",  # robot, planner: parsed here (bench/cli.py)
+                 "task-env": "refine_dp_training.tasks.bench"}
 DATASET_TARGETS = {"from-bags": "refine_dp_training.data.bags"}
 TARGETED = {"eval": EVAL_TARGETS, "export": EXPORT_TARGETS, "ship": SHIP_TARGETS, "bench": BENCH_TARGETS,
             "dataset": DATASET_TARGETS}
@@ -95,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text, add_help=False)
         p.add_argument("argv", nargs=argparse.REMAINDER)
         p.set_defaults(func=lambda a, m=module: _forward(m, a.argv))
-    for name, targets, text in (("eval", EVAL_TARGETS, "evaluate: controller, policy (any planner checkpoint or engine)"),
+    for name, targets, text in (("eval", EVAL_TARGETS, "evaluate: controller, policy (any planner checkpoint or engine), task (a T1 task)"),
                                 ("export", EXPORT_TARGETS, "export engines: planner"),
                                 ("ship", SHIP_TARGETS, "ship trained policies into the packages: controller"),
                                 ("dataset", DATASET_TARGETS, "datasets: from-bags (rosbag2 recordings -> demos)")):

@@ -186,6 +186,10 @@ class TaskEnv(VecEnv):
         self.last_obs = np.zeros((n, self.obs_dim), np.float32)
         self.footstep = self.footsteps.output().footstep
         self.last_inputs: dict | None = None  # what the last observation was built from (parity tests, bags)
+        # evaluation measurements (None: off): envs whose control steps are measured, and the samples
+        self.measure: np.ndarray | None = None
+        self.metrics = {"hand_pos_error": [], "hand_rot_error_deg": [], "hand_speed": [], "footstep_error": []}
+        self._hand_prev = None
         self.rng = np.random.default_rng(seed)
         self.env_rngs = [np.random.default_rng(seed + i) for i in range(n)]
         self._needs_reset = True
@@ -313,13 +317,39 @@ class TaskEnv(VecEnv):
         q_des = self.controller.step(q, dq, gravity, gyro, self.footstep, self.hand_pos_cmd, self.hand_rot_cmd)
         sim.step(q_des, self.q_des_prev, self.delay, gripper=self.grippers, rate_limit=self.table.velocity_limit)
         self.q_des_prev = q_des
+        previous = self.footstep
         self.footstep = self.footsteps.update(self.control_dt, self.base_vel).footstep
+        if self.measure is not None:
+            self._measure(previous)
         bad = ~np.isfinite(sim.state).all(-1) | (np.abs(sim.state[:, L.qvel]) > MAX_SPEED).any(-1)
         if bad.any():  # a blown-up row: put it back standing; the episode ends as a fall (see step)
             self._blown_up |= bad
             sim.state[bad] = sim.keyframe_state
         if self.record_envs:
             self.state_log.append(sim.state[list(self.record_envs)].copy())
+
+    def _measure(self, previous_footstep) -> None:
+        """Tracking samples of the measured envs after a control step: commanded vs measured (FK) hand poses,
+        the hands' speed relative to the trunk, and each landed footstep against its target
+        (loco_manip_controller.tracking.score_touchdowns, as `refine-dp eval controller` and the node)."""
+        from loco_manip_controller.tracking import score_touchdowns
+        from t1_description.kinematics import feet_planar, pose_errors
+
+        L, m = self.sim.layout, self.measure
+        st = self.sim.state
+        q = st[:, L.joint_q]
+        hp, hr = arm_kinematics().fk(q[:, self.arm_idx])
+        dp, drot = pose_errors(self.hand_pos_cmd, self.hand_rot_cmd, hp, hr)
+        self.metrics["hand_pos_error"].extend(np.linalg.norm(dp, axis=-1)[m].ravel().tolist())
+        self.metrics["hand_rot_error_deg"].extend(np.degrees(np.linalg.norm(drot, axis=-1))[m].ravel().tolist())
+        if self._hand_prev is not None:
+            speed = np.linalg.norm(hp - self._hand_prev, axis=-1) / self.control_dt
+            self.metrics["hand_speed"].extend(speed[m].ravel().tolist())
+        self._hand_prev = hp
+        leg_idx = pio.LEG_ACTION.indices(self.table)
+        feet = feet_planar(q[:, leg_idx], quat_wxyz_to_matrix(st[:, L.root_quat]), st[:, L.root_pos])
+        td = score_touchdowns(previous_footstep, self.footstep, feet)
+        self.metrics["footstep_error"].extend(td.error[td.ended & m].tolist())
 
     def _snapshot(self, rows: np.ndarray) -> list:
         n = self.num_envs

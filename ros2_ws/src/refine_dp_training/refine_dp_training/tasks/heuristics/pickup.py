@@ -34,6 +34,7 @@ from refine_dp_planner.planner_io import Clamps, actions_to_vectors, clamp_actio
 APPROACH, SETTLE, PREGRASP, REACH, CLOSE, LIFT, HOLD = range(7)
 STAGE_NAMES = ("approach", "settle", "pregrasp", "reach", "close", "lift", "hold")
 MIRROR = np.diag([1.0, -1.0, 1.0])
+REACH_Y = (-0.01, 0.16)  # m, box y towards the grasping hand's side that the hand takes from where the robot stands
 
 
 @dataclass
@@ -53,7 +54,7 @@ class HeuristicParams:
     goal_x: tuple = (0.43, 0.46)          # m, box x in base_link where the robot stops
     goal_y: tuple = (0.05, 0.09)          # m, box y towards the grasping hand's side
     window_x: tuple = (0.03, 0.045)       # m, +- tolerance on goal_x before the robot stands
-    window_y: tuple = (0.05, 0.07)        # m, +- tolerance on goal_y
+    back_speed: tuple = (0.18, 0.2)       # m/s backwards when too close (a 0.1 m/s command does not move the legs)
     stop_lead: tuple = (0.05, 0.08)       # m, stop commanding forward this far before goal_x (the robot coasts)
     walk_speed: tuple = (0.18, 0.2)       # m/s forward command while far
     hold_back_x: tuple = (0.74, 0.8)      # m, the robot stops here (box x) to raise the hand before closing in
@@ -201,7 +202,8 @@ class PickupHeuristic:
         aim_y = p["goal_y"] - np.where((sgn < 0) & (ex > 0.12), p["pre_aim"], 0.0)
         goal_bearing = np.where(self.raised, np.arctan2(aim_y, p["goal_x"]), 0.0)
         berr = np.angle(np.exp(1j * (np.arctan2(box[:, 1], box[:, 0]) - goal_bearing)))
-        in_window = hand_up & (np.abs(ex) < p["window_x"]) & (np.abs(box[:, 1] - p["goal_y"]) < p["window_y"])
+        y_ok = (box[:, 1] > REACH_Y[0]) & (box[:, 1] < REACH_Y[1])
+        in_window = hand_up & (np.abs(ex) < p["window_x"]) & y_ok
         may_close_in = hand_up | ~self.raised
         room = box[:, 0] > p["turn_room_x"]
         walk = (ex > p["stop_lead"]) & may_close_in & ((np.abs(berr) < p["turn_first"]) | ~room)
@@ -217,10 +219,11 @@ class PickupHeuristic:
         turn_cmd = np.where(left_turn[:, None], [0.0, 0.0, 0.25], [0.0, 0.1, -0.25])
         turn_cmd = turn_cmd * np.c_[np.ones(n), sgn, sgn]  # into the left-hand frame (flipped back below)
         base = np.where(walk[:, None], np.stack([p["walk_speed"], np.zeros(n), wz_walk], -1),
-                        np.where(back[:, None], [-0.1, 0.0, 0.0], np.where(turn[:, None], turn_cmd, 0.0)))
+                        np.where(back[:, None], np.c_[-p["back_speed"], np.zeros((n, 2))], np.where(turn[:, None], turn_cmd, 0.0)))
         base = np.where(((st == APPROACH) & self.box_seen)[:, None], base, 0.0)
         lost_window = (st >= SETTLE) & (st <= PREGRASP) & self.box_seen & (
-            (np.abs(ex) > 2 * p["window_x"]) | (np.abs(box[:, 1] - p["goal_y"]) > p["window_y"] + 0.03))
+            (np.abs(ex) > 2 * p["window_x"]) | (box[:, 1] < REACH_Y[0] - 0.03)
+            | (box[:, 1] > REACH_Y[1] + 0.03))
         self._goto((st == APPROACH) & in_window, SETTLE)
         self._goto(lost_window, APPROACH)
         st = self.stage
