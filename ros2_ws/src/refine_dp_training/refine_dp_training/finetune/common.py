@@ -111,6 +111,23 @@ ENV_FACTORIES: dict[str, Callable[..., VecEnv]] = {
 }
 
 
+def _t1_task(task: str) -> Callable[..., VecEnv]:
+    """A T1 task (refine_dp_training.tasks) as `t1-<task>`: TaskEnv, the whole controller in the loop; env
+    kwargs go to TaskEnv (start="pretrain"|"ood"|level, randomize, physics_dt, nthread, legs, arms)."""
+    def make(num_envs: int, **kwargs) -> VecEnv:
+        from ..tasks.env import TaskEnv
+        return TaskEnv(task, num_envs, **kwargs)
+    return make
+
+
+def _register_t1_tasks() -> None:
+    from ..tasks import task_names
+    ENV_FACTORIES.update({f"t1-{t}": _t1_task(t) for t in task_names()})
+
+
+_register_t1_tasks()
+
+
 def gym_env_id(name: str) -> str:
     """A gymnasium id, importing the module of a "module:Id" name first (gymnasium's own convention,
     resolved here so that a missing module or id gets an error that says what to do)."""
