@@ -77,5 +77,6 @@ TASK = TaskSpec(
         Term("fall", terms.fallen()),
     ),
     time_limit_s=40.0,
+    heuristic="refine_dp_training.tasks.heuristics.door:DoorHeuristic",
     description=__doc__.splitlines()[0],
 )
