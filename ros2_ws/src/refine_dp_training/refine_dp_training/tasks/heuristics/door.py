@@ -7,7 +7,7 @@ are fixed in the leaf's frame (t1_description.scenes.DoorFacts), so the observed
 Stages (per env):
     approach  walk until the grasp point is at `stand_at` in base_link (the welded-trunk proof's stance:
               trunk 0.5 m before the handle, 0.23 m to its left), facing the leaf
-    reach     right hand to 8 cm behind the bar, then onto it (hand x along the bar, fingers forward,
+    reach     right hand to 8 cm behind the bar until it is there (measured), then onto it (hand x along the bar, fingers forward,
               pads closing vertically across the bar), gripper open
     close     gripper closed on the bar
     turn      the hand follows the lever's arc about the spindle to `turn_to` rad (past the 0.48 rad release;
@@ -75,10 +75,11 @@ class DoorHeuristic:
         self.fresh = np.ones(n, bool)
         self.grasp = np.zeros((n, 3))     # base_link grasp point frozen at the end of approach
         self.spindle = np.zeros((n, 3))
+        self.at_pre = np.zeros(n, bool)
 
     def reset(self, mask=None) -> None:
         mask = np.ones(self.n, bool) if mask is None else np.asarray(mask, bool)
-        self.stage[mask], self.timer[mask], self.fresh[mask] = APPROACH, 0.0, True
+        self.stage[mask], self.timer[mask], self.fresh[mask], self.at_pre[mask] = APPROACH, 0.0, True, False
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         p, n = self.p, self.n
@@ -109,11 +110,15 @@ class DoorHeuristic:
         self.grasp[arrived], self.spindle[arrived] = grasp[arrived], spindle[arrived]
         self._advance(arrived, REACH)
 
-        # reach: behind the bar for 2 s, then onto it for 2 s
+        # reach: behind the bar until the measured hand is there (the hands move at most 0.05 m/s: ~10 s up
+        # from the default pose), then onto it
         r = st == REACH
-        target = self.grasp - np.where((self.timer < 2.0)[:, None], p.pre_back, 0.0) * np.array([1.0, 0, 0])
+        pre = self.grasp - p.pre_back * np.array([1.0, 0, 0])
+        self.at_pre |= r & (np.linalg.norm(hand_pos[:, 1] - pre, axis=-1) < 0.03)
+        target = np.where(self.at_pre[:, None], self.grasp, pre)
         pos[r, 1], rot[r, 1] = target[r], GRASP_ROT
-        self._advance(r & (self.timer > 4.0), CLOSE)
+        on_bar = np.linalg.norm(hand_pos[:, 1] - self.grasp, axis=-1) < 0.02
+        self._advance(r & ((self.at_pre & on_bar) | (self.timer > 20.0)), CLOSE)
 
         c = st == CLOSE
         pos[c, 1], rot[c, 1], grip[c, 1] = self.grasp[c], GRASP_ROT, 1.0
