@@ -193,11 +193,16 @@ def test_resume_continues_exactly(tmp_path):
 def test_defaults_scale_rewards_learn_the_plain_return_and_set_the_entropy_target_for_the_box():
     import math
 
+    from scipy.stats import truncnorm
+
     cfg = DSRLConfig()
-    assert cfg.reward_scale and cfg.bound_targets and not cfg.backup_entropy and cfg.init_alpha == 0.01
+    assert cfg.reward_scale and cfg.bound_targets and cfg.critic_layer_norm and not cfg.backup_entropy
     method = DSRL(small_cfg(), tiny_dp(obs_dim=4, act_dim=2), ChunkedVecEnv(make_vec_env("toy-sparse-reach", 3), 2, 3))
-    assert method.sac.temperature.target_entropy == pytest.approx(8 * (math.log(1.5) - 1.0))   # w is 4 x 2
-    assert not method.sac.cfg.backup_entropy
+    # one nat per dimension below the DP's own noise N(0, I) truncated to the box; w is 4 x 2
+    assert dsrl_mod.truncated_normal_entropy(1.5) == pytest.approx(float(truncnorm(-1.5, 1.5).entropy()))
+    assert method.sac.temperature.target_entropy == pytest.approx(8 * (float(truncnorm(-1.5, 1.5).entropy()) - 1.0))
+    assert not method.sac.cfg.backup_entropy and isinstance(method.sac.critic.q1[1], torch.nn.LayerNorm)
+    assert not math.isnan(method.sac.temperature.target_entropy)
 
 
 def test_td_targets_cannot_exceed_the_returns_seen():

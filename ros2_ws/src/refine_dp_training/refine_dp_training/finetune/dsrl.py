@@ -84,11 +84,12 @@ class DSRLConfig(FinetuneConfig):
     actor_lr: float = 3e-4
     critic_lr: float = 3e-4
     alpha_lr: float = 3e-4
-    init_alpha: float = 0.01
-    target_entropy: float | None = None   # None: dim(w) * (log(noise_bound) - 1), see the module docstring
+    init_alpha: float = 0.1
+    target_entropy: float | None = None   # None: dim(w) * (H(N(0,1) on [-bound, bound]) - 1), module docstring
     reward_scale: bool = True          # rewards / running std of the discounted return (DPPO's scaling)
     backup_entropy: bool = False       # True: the soft-Q target of plain SAC (entropy bonus inside the TD target)
     bound_targets: bool = True         # clip critic targets to the range of discounted returns seen
+    critic_layer_norm: bool = True     # LayerNorm in the critics: no runaway extrapolation off the replay's noises
     tau: float = 0.005
     actor_update_interval: int = 1
     obs_clip: float = 5.0              # normalized obs are clipped to +-obs_clip before the networks
@@ -105,11 +106,19 @@ class DSRLConfig(FinetuneConfig):
     def sac_config(self, noise_dim: int) -> SACConfig:
         target = self.target_entropy
         if target is None:
-            target = noise_dim * (math.log(self.noise_bound) - 1.0)
+            target = noise_dim * (truncated_normal_entropy(self.noise_bound) - 1.0)
         return SACConfig(hidden=(self.hidden_dim,) * self.hidden_layers, actor_lr=self.actor_lr,
                          critic_lr=self.critic_lr, alpha_lr=self.alpha_lr, init_alpha=self.init_alpha,
                          target_entropy=target, tau=self.tau, actor_update_interval=self.actor_update_interval,
-                         backup_entropy=self.backup_entropy)
+                         backup_entropy=self.backup_entropy, critic_layer_norm=self.critic_layer_norm)
+
+
+def truncated_normal_entropy(bound: float) -> float:
+    """Differential entropy [nats] of N(0, 1) truncated to [-bound, bound]: the DP's own noise, per
+    dimension, inside the steering box (1.05 for bound 1.5; log(sqrt(2 pi e)) = 1.42 untruncated)."""
+    z = math.erf(bound / math.sqrt(2.0))
+    pdf = math.exp(-bound * bound / 2.0) / math.sqrt(2.0 * math.pi)
+    return math.log(math.sqrt(2.0 * math.pi * math.e) * z) - bound * pdf / z
 
 
 class NoiseDecoder:
@@ -157,8 +166,8 @@ class DSRL:
         self.sac = SAC(self.obs_feat, self.noise_dim, cfg.noise_bound, cfg.sac_config(self.noise_dim))
         self.scaler = RunningReturnScaler(env.num_envs, cfg.gamma ** self.act_steps)
         if cfg.variant == "na":  # Q^A on executed actions; self.sac.critic is Q^W (no TD, distilled)
-            self.q_action = TwinQ(self.obs_feat, self.exec_dim, self.sac.cfg.hidden, self.sac.cfg.activation)
-            self.q_action_target = TwinQ(self.obs_feat, self.exec_dim, self.sac.cfg.hidden, self.sac.cfg.activation)
+            q_args = (self.obs_feat, self.exec_dim, self.sac.cfg.hidden, self.sac.cfg.activation, cfg.critic_layer_norm)
+            self.q_action, self.q_action_target = TwinQ(*q_args), TwinQ(*q_args)
             self.q_action_target.load_state_dict(self.q_action.state_dict())
             self.q_action_target.requires_grad_(False)
             self.q_action_opt = torch.optim.Adam(self.q_action.parameters(), lr=cfg.critic_lr)

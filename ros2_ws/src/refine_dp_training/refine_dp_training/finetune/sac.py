@@ -132,13 +132,28 @@ class SquashedGaussianActor(nn.Module):
         return self.bound * torch.tanh(self._dist(obs)[0])
 
 
-class TwinQ(nn.Module):
-    """Two independent Q(s, a) MLPs (clipped double-Q against overestimation)."""
+def layer_norm_mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int, activation: str) -> nn.Sequential:
+    """Linear -> LayerNorm -> activation per hidden layer, then a Linear: a critic whose features stay
+    normalized cannot extrapolate to arbitrarily large values off the data (Ball et al. 2023, RLPD;
+    the public DSRL configs use it too)."""
+    from ..rl.actor_critic import ACTIVATIONS
+    layers, d = [], in_dim
+    for h in hidden:
+        layers += [nn.Linear(d, h), nn.LayerNorm(h), ACTIVATIONS[activation]()]
+        d = h
+    layers.append(nn.Linear(d, out_dim))
+    return nn.Sequential(*layers)
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...], activation: str = "relu"):
+
+class TwinQ(nn.Module):
+    """Two independent Q(s, a) MLPs (clipped double-Q against overestimation), optionally with LayerNorm."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...], activation: str = "relu",
+                 layer_norm: bool = False):
         super().__init__()
-        self.q1 = mlp(obs_dim + act_dim, tuple(hidden), 1, activation)
-        self.q2 = mlp(obs_dim + act_dim, tuple(hidden), 1, activation)
+        make = layer_norm_mlp if layer_norm else mlp
+        self.q1 = make(obs_dim + act_dim, tuple(hidden), 1, activation)
+        self.q2 = make(obs_dim + act_dim, tuple(hidden), 1, activation)
 
     def forward(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.cat([obs, act], -1)
@@ -205,6 +220,7 @@ class SACConfig:
     max_grad_norm: float = 10.0
     backup_entropy: bool = True           # the entropy bonus inside the TD target (soft Q); False: Q is the
                                           # plain return of the policy, entropy only regularizes the actor
+    critic_layer_norm: bool = False       # LayerNorm in the critics' hidden layers
 
 
 class SAC:
@@ -217,7 +233,7 @@ class SAC:
     def __init__(self, obs_dim: int, act_dim: int, bound: float, cfg: SACConfig = SACConfig()):
         self.cfg, self.obs_dim, self.act_dim = cfg, obs_dim, act_dim
         self.actor = SquashedGaussianActor(obs_dim, act_dim, cfg.hidden, bound, cfg.activation)
-        self.critic = TwinQ(obs_dim, act_dim, cfg.hidden, cfg.activation)
+        self.critic = TwinQ(obs_dim, act_dim, cfg.hidden, cfg.activation, cfg.critic_layer_norm)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         target = -float(act_dim) if cfg.target_entropy is None else cfg.target_entropy
         self.temperature = Temperature(cfg.init_alpha, target, cfg.learn_alpha)
