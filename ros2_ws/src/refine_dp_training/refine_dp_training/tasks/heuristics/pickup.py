@@ -76,7 +76,8 @@ class HeuristicParams:
     natural_yaw: tuple = (-0.4, -0.2)     # rad, preferred finger direction (inwards)
     pitch: tuple = (0.0, 0.15)            # rad, fingers tilted down at the grasp
     ready_pitch: tuple = (-0.3, -0.1)     # rad, at the ready pose (tilted up: reachable higher)
-    lift_pitch: tuple = (-0.7, -0.45)     # rad, while lifting (fingers tilted up, the extended arm reaches higher)
+    lift_pitch: tuple = (-0.35, -0.2)     # rad, while lifting (fingers tilted up: the extended arm reaches higher;
+                                          # more and the box pivots in the grip about the closing axis and slips)
     max_tilt: tuple = (0.16, 0.2)         # |gravity x| (trunk pitch) above which the hand backs off
     grasp_dz: tuple = (0.008, 0.015)      # m, grip site above the box centre (palm clears the table)
     grasp_depth: tuple = (-0.005, 0.008)  # m, grip site beyond the box centre along the fingers
