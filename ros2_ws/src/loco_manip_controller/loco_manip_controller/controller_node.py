@@ -156,6 +156,8 @@ class ControllerNode(Node):
         self.scheduling = request_realtime(self.realtime_priority)  # this thread and every other one
         self.get_logger().info(f"scheduling: {self.scheduling['got']} ({self.scheduling['detail']})")
         period, clock = 1.0 / self.rate, self.clock
+        while clock.sim and clock.now() <= 0.0 and not stop.is_set() and rclpy.ok():  # no /clock yet
+            clock.wait_for(lambda: clock.now() > 0.0 or stop.is_set(), max_wall_s=0.5)
         next_t = last = clock.now()
         while not stop.is_set() and rclpy.ok():
             next_t += period
@@ -163,8 +165,11 @@ class ControllerNode(Node):
                 if not clock.sleep_until(next_t, stop, max_wall_s=1.0):
                     next_t -= period  # stopping, or the simulation stalled: wait again
                     continue
-            else:
+            elif (clock.now() > next_t or not clock.sim) and self._was_active:  # /clock at the deadline is on
+                # time; a miss counts while commanding (before that, nothing waits for this loop)
                 self.stats["deadline_misses"] += 1
+                self.get_logger().warning(f"deadline missed: the cycle due at {next_t:.3f} s starts at "
+                                          f"{clock.now():.3f} s ({clock.kind} time)", throttle_duration_sec=1.0)
                 if clock.now() - next_t > period:
                     next_t = clock.now()
             now = clock.now()

@@ -158,7 +158,12 @@ def spin(node, stop: threading.Event | None = None) -> None:
     never = Future()
     try:
         while rclpy.ok() and not (stop is not None and stop.is_set()):
-            executor.spin_until_future_complete(never, timeout_sec=0.2)  # with a timeout: see the docstring
+            try:
+                executor.spin_until_future_complete(never, timeout_sec=0.2)  # with a timeout: see the docstring
+            except Exception:
+                if rclpy.ok():
+                    raise
+                break  # a callback raced with Ctrl-C's context shutdown (e.g. a publish): not an error
     finally:
         executor.shutdown()
 

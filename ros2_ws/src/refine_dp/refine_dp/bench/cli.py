@@ -14,6 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--stress", type=int, default=0, metavar="N", help="run N busy processes beside the graph")
     p.add_argument("--clock", choices=("sim", "wall"), default="sim",
                    help="sim: /clock + use_sim_time as the demo (default); wall: the robot's timing, no /clock")
+    p.add_argument("--script", type=float, nargs="+", default=None, metavar="V",
+                   help="the scripted commander's velocity script instead of the demo's: [duration vx vy wz] groups")
     p.add_argument("--out", type=Path, default=Path("runs/bench/robot"))
     p.add_argument("--verbose", action="store_true", help="forward the nodes' logs")
     p = sub.add_parser("planner", help="diffusion planner ms per action chunk per backend (batch 1)")
@@ -28,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.what == "robot":
         from refine_dp.bench import robot
-        figures = robot.run(args.duration, args.out, quiet=not args.verbose, stress=args.stress, clock=args.clock)
+        figures = robot.run(args.duration, args.out, quiet=not args.verbose, stress=args.stress, clock=args.clock,
+                            script=args.script)
         robot.print_figures(figures)
         return 0 if figures["exit_code"] == 0 and figures["stood"] else 1
     if args.what == "planner":

@@ -53,12 +53,15 @@ def _free_udp_ports(n: int) -> list[int]:
     return ports
 
 
-def graph_nodes(clock: str, scene: str = "table_box"):
-    """The demo graph with free NatNet ports (benchmarks may run beside a demo) and the chosen clock."""
+def graph_nodes(clock: str, scene: str = "table_box", script: list[float] | None = None):
+    """The demo graph with free NatNet ports (benchmarks may run beside a demo), the chosen clock and,
+    if given, another velocity script for the scripted commander ([duration, vx, vy, wz] groups)."""
     command_port, data_port = _free_udp_ports(2)
     sim = {"natnet_command_port": command_port, "natnet_data_port": data_port, "snapshot": False, "scene": scene}
     bridge = {"command_port": command_port, "data_port": data_port}
     overrides = {"sim_t1": sim, "mocap_bridge": bridge}
+    if script is not None:
+        overrides["scripted_commander"] = {"script": [float(v) for v in script]}
     if clock == "wall":  # the robot's timing: no /clock, no synchronised physics
         sim.update(publish_clock=False, sync_low_cmd_lead_s=0.0, sync_joint_command_lead_s=0.0)
         for n in load_graph("sim"):
@@ -93,7 +96,8 @@ def _key(values) -> tuple:
     return tuple(np.round(np.asarray(values[:6], dtype=np.float32), 6).tolist())
 
 
-def run(duration: float, out: Path, quiet: bool = True, stress: int = 0, clock: str = "sim") -> dict:
+def run(duration: float, out: Path, quiet: bool = True, stress: int = 0, clock: str = "sim",
+        script: list[float] | None = None) -> dict:
     import rclpy
     from booster_interface.msg import LowState
     from rclpy.parameter import Parameter
@@ -106,7 +110,7 @@ def run(duration: float, out: Path, quiet: bool = True, stress: int = 0, clock: 
 
     if clock not in ("sim", "wall"):
         raise ValueError(f"clock must be 'sim' or 'wall', got {clock!r}")
-    nodes, natnet_port = graph_nodes(clock)
+    nodes, natnet_port = graph_nodes(clock, script=script)
     out.mkdir(parents=True, exist_ok=True)
     info = machine_info()
     jt = load_joint_table()
