@@ -22,7 +22,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from mocap_bridge.client import NatNetClient, NatNetClientConfig
 from mocap_bridge.tracker import ObjectTracker, load_tracker_config
-from t1_description.ros_runtime import spin
+from t1_description.ros_runtime import request_realtime, spin
 from refine_dp_msgs.msg import ObjectState, ObjectStateArray
 
 PARAMETERS = {  # name: (default, description)
@@ -39,6 +39,7 @@ PARAMETERS = {  # name: (default, description)
     "stamp_source": ("receipt", "'receipt': ROS time at receipt (comparable with other nodes' clocks); "
                                "'source': MoCap frame time (Motive: seconds since it started)"),
     "diagnostics_period_s": (5.0, "period of the counters log line and log rate limit"),
+    "realtime_priority": (0, "SCHED_FIFO priority (1-99) of the process where permitted (else nice -10); 0: none"),
 }
 
 
@@ -88,6 +89,10 @@ class MocapBridgeNode(Node):
             f"{tracker_cfg.up_axis}, offsets for {sorted(tracker_cfg.body_offsets)}"
         )
         self.client.start()
+        # a starved bridge falls behind the 90 Hz stream and publishes seconds-old poses (queued in
+        # the socket): where permitted it runs ahead of ordinary processes; the log says what it got
+        self.scheduling = request_realtime(int(p["realtime_priority"]))
+        self.get_logger().info(f"scheduling: {self.scheduling['got']} ({self.scheduling['detail']})")
 
     def _log(self, level: str, message: str) -> None:
         # One call site per severity: rclpy refuses a severity change at the same line.

@@ -30,14 +30,19 @@ def request_realtime(priority: int, nice: int = NICE_FALLBACK) -> dict:
         return {"requested": "none", "got": _current_policy(), "detail": "realtime_priority 0: nothing asked"}
     requested = f"SCHED_FIFO {priority}"
     tids = _thread_ids()
+    reset = getattr(os, "SCHED_RESET_ON_FORK", 0)  # processes this one starts get ordinary scheduling
     try:
         for tid in tids:
-            os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(priority))
+            os.sched_setscheduler(tid, os.SCHED_FIFO | reset, os.sched_param(priority))
         return {"requested": requested, "got": _current_policy(), "detail": f"{len(tids)} threads"}
     except (OSError, AttributeError) as e:
         fifo_error = f"SCHED_FIFO refused ({e})"
     try:
         for tid in tids:
+            try:
+                os.sched_setscheduler(tid, os.SCHED_OTHER | reset, os.sched_param(0))
+            except OSError:
+                pass
             os.setpriority(os.PRIO_PROCESS, tid, nice)
         return {"requested": requested, "got": _current_policy(), "detail": f"{fifo_error}; nice {nice} instead"}
     except (OSError, AttributeError) as e:
@@ -54,7 +59,7 @@ def _thread_ids() -> list[int]:
 
 def _current_policy() -> str:
     try:
-        policy = os.sched_getscheduler(0)
+        policy = os.sched_getscheduler(0) & ~getattr(os, "SCHED_RESET_ON_FORK", 0)
         if policy in (os.SCHED_FIFO, os.SCHED_RR):
             name = "SCHED_FIFO" if policy == os.SCHED_FIFO else "SCHED_RR"
             return f"{name} {os.sched_getparam(0).sched_priority}"
