@@ -199,8 +199,9 @@ def test_budget_stops_within_one_chunk_step_of_all_envs(tmp_path, method):
 
     dp = tiny_dp_file(tmp_path / "dp" / "policy.pt")
     per_iter = ["--n-steps", "50", "--ft-denoising-steps", "3"] if method == "dppo" else ["--steps-per-iter", "50"]
-    cli.main(["--method", method, "--pretrained", str(dp), "--env", "toy-sparse-reach", "--out", str(tmp_path / "ft"),
+    cli.main(["--method", method, "--pretrained", str(dp), "--out", str(tmp_path / "ft"),   # no --env: the DP's
               "--num-envs", "4", "--budget-env-steps", "130", "--eval-episodes", "0", "--no-progress",
               "--no-tensorboard", *per_iter])   # one iteration would be 50 x 4 envs x 3 actions = 600 env steps
     summary = json.loads((tmp_path / "ft" / "summary.json").read_text())
     assert 130 <= summary["env_steps"] < 130 + 4 * 3
+    assert summary["env"] == "toy-sparse-reach"   # recorded in the pretrained policy.pt

@@ -1,4 +1,7 @@
-"""`refine-dp finetune --method NAME --pretrained CKPT --env Hopper-v5 --out DIR [--resume] [options]`.
+"""`refine-dp finetune --method NAME --pretrained CKPT [--env ID] --out DIR [--resume] [options]`.
+
+--env defaults to the env the pretrained policy records (where it was evaluated in pretraining);
+its observation and action sizes are checked against the policy's before anything trains.
 
 Method registry: METHODS maps a name to (module, config overrides). A method module defines
 
@@ -112,6 +115,14 @@ def main(argv: list[str] | None = None) -> int:
     cfg = config_cls(**args)
     if not cfg.pretrained:
         raise SystemExit("refine-dp finetune: --pretrained CKPT is required (the policy.pt of `refine-dp pretrain`)")
+    if cfg.env is None:  # the env the policy was pretrained (and evaluated) in, said aloud
+        from .common import recorded_env
+        cfg.env, kwargs = recorded_env(cfg.pretrained)
+        if not cfg.env:
+            raise SystemExit(f"refine-dp finetune: --env is required: {cfg.pretrained} records no env")
+        cfg.env_kwargs = cfg.env_kwargs or kwargs
+        print(f"finetune: env {cfg.env}" + (f" {json.dumps(cfg.env_kwargs)}" if cfg.env_kwargs else "")
+              + f" (recorded in {cfg.pretrained})", flush=True)
     torch.set_num_threads(max(1, cfg.torch_threads))
     from .common import run_finetune
     summary = run_finetune(mod.Method(cfg), cfg, resume=known.resume, method_name=known.method)

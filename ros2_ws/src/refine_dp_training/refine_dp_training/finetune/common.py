@@ -51,7 +51,8 @@ class FinetuneConfig:
     """Fields every method has; a method subclasses this and adds its own (all with defaults)."""
 
     pretrained: str = ""                 # policy.pt of `refine-dp pretrain` (or its output folder)
-    env: str = "Hopper-v5"               # a name of ENV_FACTORIES, a gymnasium id, or "your.module:Id-v0"
+    env: str | None = None               # ENV_FACTORIES name, gymnasium id or "your.module:Id-v0"; None: the
+                                         # env the pretrained policy records (its pretraining's)
     env_kwargs: dict = field(default_factory=dict)  # keyword arguments of the env (JSON on the command line)
     out: str = "runs/finetune"
     seed: int = 0
@@ -152,8 +153,18 @@ def gym_env_id(name: str) -> str:
     return env_id
 
 
+def recorded_env(policy_path: str | Path) -> tuple[str | None, dict]:
+    """(env, env_kwargs) a policy.pt records (pretraining's evaluation env; a fine-tuned one's env)."""
+    ckpt = torch.load(Path(policy_path) / POLICY_FILE if Path(policy_path).is_dir() else policy_path,
+                      map_location="cpu", weights_only=False)
+    extra = (ckpt.get("extra") or {}) if isinstance(ckpt, dict) else {}
+    return extra.get("env"), dict(extra.get("env_kwargs") or {})
+
+
 def make_vec_env(name: str, num_envs: int, env_kwargs: dict | None = None) -> VecEnv:
     """The VecEnv of `name` (ENV_FACTORIES or gymnasium), keyword arguments passed to the env."""
+    if not name:
+        raise ValueError("no env given: pass --env (a name, a gymnasium id or your.module:Id-v0)")
     kwargs = dict(env_kwargs or {})
     if name in ENV_FACTORIES:
         return ENV_FACTORIES[name](num_envs, **kwargs)

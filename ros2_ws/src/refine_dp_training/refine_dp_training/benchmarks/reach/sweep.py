@@ -10,12 +10,12 @@ from ..sweep import Benchmark
 BENCHMARK = Benchmark(
     name="reach", env="SparseReach-v0", dp="runs/reach_dp/policy.pt", demos="runs/reach_demos",
     plan={
-        "dppo": (100_000, ["--num-envs", "10", "--n-steps", "25"], "dp"),
+        "dppo": (100_000, ["--num-envs", "10", "--n-steps", "25"], "dp"),        # 500 env steps per iteration
         "ppo-gaussian": (100_000, ["--steps-per-iter", "64"], "dp"),
         "mlp-ft": (100_000, [], "mlp"),
         "residual": (100_000, [], "dp"),
-        "dsrl-sac": (20_000, ["--num-envs", "4", "--learning-starts", "2000"], "dp"),
-        "dsrl-na": (20_000, ["--num-envs", "4", "--learning-starts", "2000"], "dp"),
+        "dsrl-sac": (20_000, ["--num-envs", "4", "--learning-starts", "1000"], "dp"),
+        "dsrl-na": (10_000, ["--num-envs", "4", "--learning-starts", "1000"], "dp"),  # 2 DDIM batches per update
     },
     metric="success_mean", reach=0.9, metric_label="success rate (deterministic, 20 episodes)",
     mlp_pretrain=["--preset", "reach"], eval_points=20, eval_episodes=20,
