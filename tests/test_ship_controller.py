@@ -27,6 +27,29 @@ def test_lineage_follows_warm_starts_back_to_scratch(tmp_path):
     assert chain[1]["checkpoint"] == str(b_ckpt)  # the checkpoint c started from, not b's latest
 
 
+def test_lineage_of_a_warm_start_from_a_shipped_onnx_continues_with_the_shipped_lineage(tmp_path):
+    run, _ = _run(tmp_path, "new", 20, 200, 720.0, init_from="models/legs.onnx")
+    shipped = [{"run": "runs/lowlevel/legs_res", "env_steps": 10}, {"run": "runs/lowlevel/legs_res4", "env_steps": 30}]
+    (run / "init_from_lineage.json").write_text(json.dumps({"lineage": shipped}))
+    chain = ship.lineage(run)
+    assert [link["run"] for link in chain] == ["runs/lowlevel/legs_res", "runs/lowlevel/legs_res4", str(run)]
+    assert sum(link["env_steps"] for link in chain) == 240
+
+
+def test_resume_snapshot_round_trips_a_run(tmp_path, monkeypatch):
+    from refine_dp_training.lowlevel import resume
+    monkeypatch.setattr(resume, "RESUME_DIR", tmp_path / "resume")
+    run, ckpt = _run(tmp_path, "r", 30, 300, 60.0)
+    torch.save({"iteration": 40, "env_steps": 400, "wall_s": 80.0}, run / "checkpoints" / "model_000040.pt")
+    (run / "command.txt").write_text("refine-dp train-lowlevel --part legs --out r\n")
+    dest = resume.save(run)
+    assert sorted(p.name for p in (dest / "checkpoints").iterdir()) == ["model_000040.pt"]  # the newest only
+    assert json.loads((dest / "resume.json").read_text())["env_steps"] == 400
+    out = resume.restore("r", tmp_path / "again")
+    assert (out / "config.json").read_text() == (run / "config.json").read_text()
+    assert (out / "command.txt").is_file() and (out / "checkpoints" / "model_000040.pt").is_file()
+
+
 def test_lineage_of_a_run_without_checkpoints_says_so(tmp_path):
     (tmp_path / "empty" / "checkpoints").mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match="no checkpoints"):

@@ -70,6 +70,14 @@ def lineage(run: Path, checkpoint: Path | None = None) -> list[dict]:
         chain.append(link)
         if not link["init_from"]:
             break
+        if str(link["init_from"]).endswith(".onnx"):  # warm start from an exported (shipped) policy: its lineage
+            shipped = run / "init_from_lineage.json"
+            if shipped.is_file():
+                for old in reversed(json.loads(shipped.read_text()).get("lineage", [])):
+                    chain.append(old | {"note": f"lineage of {link['init_from']} (warm start of {run})"})
+            else:
+                chain.append({"run": str(link["init_from"]), "note": "exported policy without its lineage: ends"})
+            break
         checkpoint = Path(link["init_from"])
         if not checkpoint.is_file() and (run / "init_from.pt").is_file():
             checkpoint = run / "init_from.pt"  # pruned in its run since: the copy taken at the warm start

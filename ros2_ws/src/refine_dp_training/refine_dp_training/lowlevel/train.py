@@ -183,6 +183,8 @@ def main(argv=None) -> int:
         out.mkdir(parents=True, exist_ok=True)
         cfg_path.write_text(json.dumps({"env": env_cfg.to_dict(), "ppo": train_cfg.to_dict(),
                                         "init_from": args.init_from or None}, indent=2))
+        (out / "command.txt").write_text("refine-dp train-lowlevel " + " ".join(
+            argv if argv is not None else sys.argv[1:]) + "\n")
 
     ckpt = args.checkpoint or (latest_checkpoint(out) if (args.resume or args.export_only) else None)
     if args.export_only and ckpt is None:  # never export an untrained policy as if it were the run's
