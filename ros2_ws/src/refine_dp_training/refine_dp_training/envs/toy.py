@@ -110,12 +110,17 @@ class PointMassVecEnv(_ToyBase):
             self._reset_one(i)
         return self._obs()
 
-    def step(self, actions, active=None):
+    def _move(self, actions, active):
+        """Move the stepped envs by their clipped velocity for dt; returns the checked active mask."""
         a = self.clip_actions(self._check_actions(actions))
         active = self._check_active(active)
         moving = np.ones(self.num_envs, bool) if active is None else active
         self.pos[moving] += a[moving] * self.dt
         self.t[moving] += 1
+        return active
+
+    def step(self, actions, active=None):
+        active = self._move(actions, active)
         reward = -np.linalg.norm(self.pos, axis=1) * self.dt
         terminated = np.abs(self.pos).max(1) > self.arena
         truncated = (self.t >= self.max_steps) & ~terminated
@@ -149,11 +154,7 @@ class SparseReachVecEnv(PointMassVecEnv):
         return self._obs()[i]
 
     def step(self, actions, active=None):
-        a = self.clip_actions(self._check_actions(actions))
-        active = self._check_active(active)
-        moving = np.ones(self.num_envs, bool) if active is None else active
-        self.pos[moving] += a[moving] * self.dt
-        self.t[moving] += 1
+        active = self._move(actions, active)
         success = np.linalg.norm(self.pos - self.goal, axis=1) < self.radius
         truncated = (self.t >= self.max_steps) & ~success
         return self._finish(self._obs(), success.astype(np.float64), success.copy(), truncated, active, success)
