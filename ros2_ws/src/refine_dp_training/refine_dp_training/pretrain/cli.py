@@ -8,6 +8,7 @@ the run's saved config.json, so `--out DIR --resume [--steps N]` continues (or e
 
     refine-dp pretrain --preset hopper --data runs/hopper_demos --out runs/hopper_dp --steps 20000
     refine-dp pretrain --preset reach --data runs/reach_demos --out runs/reach_dp
+    refine-dp pretrain --task pickup [--model mlp]   # = --data runs/demos/pickup --env t1-pickup --out runs/pretrain/pickup
 """
 from __future__ import annotations
 
@@ -27,7 +28,17 @@ def main(argv: list[str] | None = None) -> int:
     pre.add_argument("--preset", choices=sorted(PRESETS), default="t1")
     pre.add_argument("--out")
     pre.add_argument("--resume", action="store_true")
+    pre.add_argument("--task", default=None)
     known, _ = pre.parse_known_args(argv)
+    if known.task:  # a T1 task: its demos (refine-dp collect --out runs/demos/TASK) and its env, unless given
+        argv = [a for i, a in enumerate(argv) if a != "--task" and (i == 0 or argv[i - 1] != "--task")]
+        if "--data" not in argv:
+            argv += ["--data", f"runs/demos/{known.task}"]
+        if "--env" not in argv:
+            argv += ["--env", f"t1-{known.task}"]
+        if "--out" not in argv:
+            argv += ["--out", f"runs/pretrain/{known.task}"]
+            known.out = f"runs/pretrain/{known.task}"
     defaults = {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())
                 for f in dataclasses.fields(PretrainConfig)} | PRESETS[known.preset]
     if known.resume and known.out and (Path(known.out) / "config.json").exists():

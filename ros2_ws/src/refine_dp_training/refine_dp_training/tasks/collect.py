@@ -133,7 +133,9 @@ def collect(task: str, episodes: int, out: Path, num_envs: int = 16, seed: int =
                  "start_range": vars(env.start_range), "randomize": randomize,
                  "randomization": vars(env.spec.randomization), "seed": seed, "num_envs": num_envs,
                  "stage_names": list(env.stage_names), "heuristic_stage_names": list(planner.stage_names),
-                 "failure_names": list(env.failure_names), "kept": "successes only"}
+                 "failure_names": list(env.failure_names), "kept": "successes only",
+                 # the env a planner trained on these demos is evaluated in (refine-dp pretrain reads these)
+                 "env_id": f"t1-{env.spec.name}", "env_kwargs": {"start": start, "randomize": randomize}}
     writer = _Appender.open(out, obs_dim=env.obs_dim, act_dim=env.act_dim, obs_fields=env.obs_fields,
                             action_fields=ACTION_FIELDS, control_rate_hz=1.0 / env.planner_dt,
                             source=f"heuristic:{env.spec.heuristic}", episodes_per_shard=shard_episodes,

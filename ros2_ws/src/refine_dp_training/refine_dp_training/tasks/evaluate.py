@@ -78,7 +78,7 @@ def evaluate(task: str, planner: str, episodes: int, out: Path, num_envs: int = 
     from .env import TaskEnv
 
     out.mkdir(parents=True, exist_ok=True)
-    results = {"success": [], "time": [], "failure": [], "stage": []}
+    results = {"success": [], "time": [], "failure": [], "stage": [], "planner_stage": []}
     metrics = {"hand_pos_error": [], "hand_rot_error_deg": [], "hand_speed": [], "footstep_error": []}
     video_states, video_success, model, names = None, None, None, None
     t0 = time.perf_counter()
@@ -95,17 +95,21 @@ def evaluate(task: str, planner: str, episodes: int, out: Path, num_envs: int = 
             EnginePlanner(planner, n, env.obs_dim, seed=seed + batch)
         obs = env.reset(seed=seed + batch * num_envs)
         pl.reset()
+        planner_stages = tuple(getattr(pl, "stage_names", ()))
         env.measure = np.ones(n, bool)
         first = np.ones(n, bool)
         end0, recording = None, bool(env.record_envs)
         while first.any():
-            obs, _, term, trunc, info = env.step(pl.act(obs))
+            actions = pl.act(obs)
+            planner_stage = getattr(pl, "stage", np.zeros(n, np.int64)).copy()
+            obs, _, term, trunc, info = env.step(actions)
             done = (term | trunc) & first
             for i in np.flatnonzero(done):
                 results["success"].append(bool(info["success"][i]))
                 results["time"].append(float(info["episode"]["time"][i]))
                 results["failure"].append(env.failure_names[info["failure"][i]])
                 results["stage"].append(env.stage_names[info["stage"][i]])
+                results["planner_stage"].append(planner_stages[planner_stage[i]] if planner_stages else None)
                 if bar is not None:
                     bar.update(1)
             if done[0] and recording and end0 is None:
@@ -137,6 +141,10 @@ def evaluate(task: str, planner: str, episodes: int, out: Path, num_envs: int = 
                **success_summary(int(s.sum()), len(s)),
                "completion_time_s": stats(times[s]), "falls": failures.get("fall", 0),
                "fall_rate": failures.get("fall", 0) / len(s), "failures": failures, "failures_by_stage": by_stage,
+               # the heuristic's own stage when an episode failed (where its stage machine was stuck or fell)
+               "failures_by_planner_stage": {k: int(sum(1 for st, ok in zip(results["planner_stage"], s)
+                                                        if st == k and not ok))
+                                             for k in dict.fromkeys(x for x in results["planner_stage"] if x)},
                "hand_pos_error_m": stats(metrics["hand_pos_error"]),
                "hand_rot_error_deg": stats(metrics["hand_rot_error_deg"]),
                "hand_speed_m_s": stats(metrics["hand_speed"]), "footstep_error_m": stats(metrics["footstep_error"]),

@@ -34,7 +34,7 @@ from refine_dp_planner.planner_io import Clamps, actions_to_vectors, clamp_actio
 APPROACH, SETTLE, PREGRASP, REACH, CLOSE, LIFT, HOLD = range(7)
 STAGE_NAMES = ("approach", "settle", "pregrasp", "reach", "close", "lift", "hold")
 MIRROR = np.diag([1.0, -1.0, 1.0])
-REACH_Y = (-0.01, 0.16)  # m, box y towards the grasping hand's side that the hand takes from where the robot stands
+REACH_Y = (-0.01, 0.14)  # m, box y towards the grasping hand's side that the hand takes from where the robot stands
 
 
 @dataclass
@@ -51,9 +51,10 @@ class HeuristicParams:
     goes straight: the base commands below are built on those measurements.
     """
 
-    goal_x: tuple = (0.43, 0.46)          # m, box x in base_link where the robot stops
+    goal_x: tuple = (0.435, 0.46)         # m, box x in base_link where the robot stops
     goal_y: tuple = (0.05, 0.09)          # m, box y towards the grasping hand's side
-    window_x: tuple = (0.03, 0.045)       # m, +- tolerance on goal_x before the robot stands
+    window_x: tuple = (0.025, 0.035)      # m, +- tolerance on goal_x before the robot stands (closer than ~0.4 m
+                                          # the arm policy cannot reach the box with the fingers horizontal)
     back_speed: tuple = (0.18, 0.2)       # m/s backwards when too close (a 0.1 m/s command does not move the legs)
     stop_lead: tuple = (0.05, 0.08)       # m, stop commanding forward this far before goal_x (the robot coasts)
     walk_speed: tuple = (0.18, 0.2)       # m/s forward command while far
@@ -208,7 +209,8 @@ class PickupHeuristic:
         may_close_in = hand_up | ~self.raised
         room = box[:, 0] > p["turn_room_x"]
         walk = (ex > p["stop_lead"]) & may_close_in & ((np.abs(berr) < p["turn_first"]) | ~room)
-        back = ((ex < -p["window_x"]) | (~room & (np.abs(berr) > p["turn_first"]))) & ~walk
+        # too close, or near the table but out of the hand's lateral reach: back off to where turning is safe
+        back = ((ex < -p["window_x"]) | (~room & (np.abs(berr) > p["turn_first"])) | (~room & ~y_ok & hand_up)) & ~walk
         turn = ~walk & ~back & (np.abs(berr) > p["turn_dead"]) & room
         # yaw while walking: the legs' (leftward, robot frame) drift compensated, ~0.42 rad/s of yaw per rad/s
         # commanded; computed in the robot's frame and brought into the hand's frame (x sgn)
