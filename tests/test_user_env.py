@@ -157,7 +157,7 @@ def test_wilson_interval_and_the_success_line():
     assert wilson_interval(20, 20)[1] == 1.0 and wilson_interval(20, 20)[0] == pytest.approx(0.8389, abs=1e-4)
     line = describe({"episodes": 10, "successes": 6, "success_mean": 0.6, "success_defined": True,
                      "return_mean": 0.6, "return_std": 0.49, "length_mean": 12.3})
-    assert line == "success 0.6 [0.313, 0.832] (6/10), return 0.6 +- 0.49, length 12.3"
+    assert line == "success 0.60 [0.31, 0.83] (6/10), return 0.6 +- 0.49, length 12.3"
     assert "success" not in describe({"episodes": 3, "success_mean": 0.0, "success_defined": False,
                                       "return_mean": 2037.4, "return_std": 754.2})
 

@@ -1,7 +1,8 @@
 """How evaluation results are summarized and said: success rate with its 95 % interval, return, length.
 
 Every command that evaluates a policy (pretrain, finetune, eval policy, the benchmark sweeps) prints
-through `describe`, so a 0/1 task reads "success 0.62 [0.48, 0.74] (31/50)" and never "1 +- 0".
+through `describe`, so a 0/1 task reads "success 0.62 [0.48, 0.74] (31/50)" (rates to two decimals, the
+interval Wilson's) and never "1 +- 0".
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def describe(res: dict) -> str:
     if res.get("success_defined", True) and "success_mean" in res and n:
         k = res.get("successes", round(res["success_mean"] * n))
         lo, hi = wilson_interval(k, n)
-        parts.append(f"success {fmt(k / n)} [{fmt(lo)}, {fmt(hi)}] ({k}/{n})")
+        parts.append(f"success {k / n:.2f} [{lo:.2f}, {hi:.2f}] ({k}/{n})")
     if "return_mean" in res:
         parts.append(f"return {fmt(res['return_mean'])} +- {fmt(res.get('return_std', float('nan')))}")
     if "length_mean" in res:
