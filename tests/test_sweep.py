@@ -33,6 +33,7 @@ def test_report_table_means_over_seeds(tmp_path):
     assert "| dppo | 2 | 2,000 |" in table and "2500 +- 500" in table  # end return mean +- std over seeds
     assert rows["dppo"]["last3"] == [2000, 1666.6666666666667]
     assert "| pretrained DP (eta 0; dppo's step-0 evals) | - | 0 | - | 1100 +- 100 |" in table
+    assert rows["dppo"]["at_compare"] == [3000, 2000]   # the last evaluation at or before 20k env steps
     assert rows["dppo"]["steps_to_reach"] == [2000, None]   # 2800 first reached at the third evaluation
     assert (tmp_path / "curves.png").stat().st_size > 10_000
     sweep.report(HOPPER, _args(root=str(tmp_path), copy_to=str(tmp_path / "results")))

@@ -55,6 +55,7 @@ class Benchmark:
     metric_label: str
     mlp_pretrain: list[str] = field(default_factory=list)   # options of the MLP's `refine-dp pretrain`
     env_kwargs: dict = field(default_factory=dict)
+    compare_at: int = 20_000             # the table's "metric at N env steps" column (equal samples for every method)
     eval_points: int = 6                 # evaluations per run inside training (plus the one at step 0)
     eval_episodes: int = 5
     plots: tuple[tuple[str, str], ...] = ()   # (curve key, y label) per plot row
@@ -227,6 +228,7 @@ def report(bench: Benchmark, args) -> dict:
                      "best": [max(value(x) for x in r) for r in runs],
                      "end_success": [r[-1].get("success_mean", 0.0) for r in runs],
                      "steps_to_reach": [next((x["env_steps"] for x in r if value(x) >= bench.reach), None) for r in runs],
+                     "at_compare": [value([x for x in r if x["env_steps"] <= bench.compare_at][-1]) for r in runs],
                      "final_eval": [f["return_mean"] for f in finals],
                      "final_eval_success": [f["success_mean"] for f in finals], "final_eval_runs": finals,
                      "final_eval_episodes": finals[0]["episodes"] if finals else None})
@@ -234,9 +236,12 @@ def report(bench: Benchmark, args) -> dict:
     fe_head = f"final, {n_final} new episodes: return; success [95 % CI] (per seed)" if n_final else "final, more episodes"
     what = "success" if m == "success_mean" else "return"
     reach = f"{bench.reach:.0%} success" if m == "success_mean" else f"{bench.reach:g}"
-    lines = [f"| method | seeds | env steps | train min/run | start {what} | final {what} | last 3 evals "
-             f"| best {what} | final success | {fe_head} | env steps to {reach} (per seed) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+    succ_col = m != "success_mean"   # a return benchmark also shows the success of its last evaluations
+    lines = [f"| method | seeds | env steps | train min/run | start {what} | {what} at {bench.compare_at // 1000}k steps "
+             f"| final {what} | last 3 evals | best {what} |{' final success |' if succ_col else ''} {fe_head} "
+             f"| env steps to {reach} (per seed) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if succ_col else "") + "---|---|"]
+    blank = "- | " if succ_col else ""
     pre = {}
     if (root / "final_eval_pretrained.json").is_file():
         pre = json.loads((root / "final_eval_pretrained.json").read_text())
@@ -245,13 +250,14 @@ def report(bench: Benchmark, args) -> dict:
     dp = next((r["start"] for r in rows if r["method"] == "dppo"), None)
     if dp or pre.get("dp"):
         lines.append(f"| pretrained DP (eta 0; dppo's step-0 evals) | - | 0 | - | {_fmt(dp, m) if dp else '-'} "
-                     f"| - | - | - | - | {_fmt_pretrained(pre.get('dp'))} | - |")
+                     f"| - | - | - | - | {blank}{_fmt_pretrained(pre.get('dp'))} | - |")
     if pre.get("mlp"):
-        lines.append(f"| pretrained MLP (mlp-ft's start) | - | 0 | - | - | - | - | - | - | {_fmt_pretrained(pre['mlp'])} | - |")
+        lines.append(f"| pretrained MLP (mlp-ft's start) | - | 0 | - | - | - | - | - | - | {blank}{_fmt_pretrained(pre['mlp'])} "
+                     "| - |")
     for r in rows:
         lines.append(f"| {r['method']} | {r['seeds']} | {r['env_steps']:,} | {r['train_min']:.1f} | {_fmt(r['start'], m)} "
-                     f"| {_fmt(r['end'], m)} | {_fmt(r['last3'], m)} | {_fmt(r['best'], m)} "
-                     f"| {np.mean(r['end_success']):.2f} | {_fmt_final(r['final_eval_runs'])} "
+                     f"| {_fmt(r['at_compare'], m)} | {_fmt(r['end'], m)} | {_fmt(r['last3'], m)} | {_fmt(r['best'], m)} "
+                     + (f"| {np.mean(r['end_success']):.2f} " if succ_col else "") + f"| {_fmt_final(r['final_eval_runs'])} "
                      f"| {', '.join(_steps(x) for x in r['steps_to_reach'])} |")
     table = "\n".join(lines) + "\n"
     (root / "table.md").write_text(table)
