@@ -34,7 +34,10 @@ from refine_dp_planner.planner_io import Clamps, actions_to_vectors, clamp_actio
 APPROACH, SETTLE, PREGRASP, REACH, CLOSE, LIFT, HOLD = range(7)
 STAGE_NAMES = ("approach", "settle", "pregrasp", "reach", "close", "lift", "hold")
 MIRROR = np.diag([1.0, -1.0, 1.0])
-REACH_Y = (-0.01, 0.14)  # m, box y towards the grasping hand's side that the hand takes from where the robot stands
+REACH_Y = (-0.01, 0.14)
+# bounds of the integral correction (m): never more than 2 cm below the target - a hand that does not come
+# down further is resting on the box or at the arm policy's limit, and pushing on makes the robot lean and fall
+INTEGRAL_LO, INTEGRAL_HI = np.array([-0.05, -0.05, -0.02]), np.array([0.05, 0.05, 0.05])  # m, box y towards the grasping hand's side that the hand takes from where the robot stands
 
 
 @dataclass
@@ -140,6 +143,7 @@ class PickupHeuristic:
         self.prev_rot = np.tile(np.eye(3), (n, 2, 1, 1))
         self.fresh = np.ones(n, bool)
         self.raised = np.zeros(n, bool)
+        self.behind = np.zeros(n, np.int64)
         self.via_done = np.zeros(n, bool)
         self.frozen = np.zeros((n, 3))
         self.frozen_rot = np.tile(np.eye(3), (n, 1, 1))
@@ -156,7 +160,7 @@ class PickupHeuristic:
             self.p[key][mask] = draw[key]
         self.stage[mask], self.timer[mask], self.attempts[mask] = APPROACH, 0.0, 0
         self.box_seen[mask], self.integral[mask], self.fresh[mask] = False, 0.0, True
-        self.raised[mask], self.via_done[mask] = False, False
+        self.raised[mask], self.via_done[mask], self.behind[mask] = False, False, 0
 
     # ------------------------------------------------------------------ observation
     def _parse(self, obs: np.ndarray):
@@ -210,6 +214,7 @@ class PickupHeuristic:
         room = box[:, 0] > p["turn_room_x"]
         walk = (ex > p["stop_lead"]) & may_close_in & ((np.abs(berr) < p["turn_first"]) | ~room)
         # too close, or near the table but out of the hand's lateral reach: back off to where turning is safe
+        # (the shipped legs hardly walk backwards: near the table these episodes mostly time out)
         back = ((ex < -p["window_x"]) | (~room & (np.abs(berr) > p["turn_first"])) | (~room & ~y_ok & hand_up)) & ~walk
         turn = ~walk & ~back & (np.abs(berr) > p["turn_dead"]) & room
         # yaw while walking: the legs' (leftward, robot frame) drift compensated, ~0.42 rad/s of yaw per rad/s
@@ -264,7 +269,7 @@ class PickupHeuristic:
         caught_up = np.linalg.norm(last_cmd - (target + self.integral), axis=-1) < 0.006
         correcting = (dist < 0.08) & self.raised & caught_up
         self.integral = np.where(correcting[:, None],
-                                 np.clip(self.integral + p["integral_gain"][:, None] * err, -0.05, 0.05),
+                                 np.clip(self.integral + p["integral_gain"][:, None] * err, INTEGRAL_LO, INTEGRAL_HI),
                                  np.where(self.raised[:, None], self.integral, 0.0))
         command = target + self.integral
 
@@ -287,7 +292,10 @@ class PickupHeuristic:
         self._goto(tilted, PREGRASP)
         self.integral[tilted] = 0.0
         # the box did not come with the hand: open and try again
-        left_behind = (st >= LIFT) & (meas[:, 2] - box[:, 2] > 0.06)
+        # (for half a second: the MoCap estimate lags a box moving up with the hand)
+        self.behind = np.where((st >= LIFT) & (meas[:, 2] - box[:, 2] > 0.06), self.behind + 1, 0)
+        left_behind = self.behind >= 5
+        self.behind[left_behind] = 0
         self.attempts += left_behind
         self._goto(left_behind, PREGRASP)
         self.integral[left_behind] = 0.0
