@@ -310,6 +310,7 @@ def run_episodes(legs, arms, episodes: int, seconds: float = 20.0, physics_dt: f
     drift_raw = planar_relative(cmd_pose_raw, final)
     raw["drift_pos"] = np.hypot(drift[:, 0], drift[:, 1])[~fallen].tolist()
     raw["drift_yaw_deg"] = np.degrees(np.abs(drift[:, 2]))[~fallen].tolist()
+    raw["drift_yaw_signed_deg"] = np.degrees(drift[:, 2])[~fallen].tolist()  # + : turned left of the command
     raw["drift_pos_raw"] = np.hypot(drift_raw[:, 0], drift_raw[:, 1])[~fallen].tolist()
     raw["drift_yaw_deg_raw"] = np.degrees(np.abs(drift_raw[:, 2]))[~fallen].tolist()
     raw["commanded_travel"] = np.hypot(*(cmd_pose[:, :2] - pose0[:, :2]).T).tolist()
@@ -392,6 +393,8 @@ def drift_tests(legs, arms, episodes: int = 8, physics_dt: float = 0.002, seed: 
                      "position_error_m": _med(raw["drift_pos"]), "position_error_max_m": max(raw["drift_pos"], default=None),
                      "heading_error_deg": _med(raw["drift_yaw_deg"]),
                      "heading_error_max_deg": max(raw["drift_yaw_deg"], default=None),
+                     "heading_error_signed_mean_deg": float(np.mean(raw["drift_yaw_signed_deg"]))
+                     if raw["drift_yaw_signed_deg"] else None,
                      "position_error_vs_raw_command_m": _med(raw["drift_pos_raw"]),
                      "heading_error_vs_raw_command_deg": _med(raw["drift_yaw_deg_raw"]),
                      "fall_rate": float(np.mean(raw["fallen"])), "episodes": episodes}

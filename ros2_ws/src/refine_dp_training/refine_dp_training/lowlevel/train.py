@@ -138,6 +138,9 @@ def main(argv=None) -> int:
                    "this checkpoint (same part and network), fresh counters and the current task config; or an "
                    "exported policy (.onnx, e.g. the shipped legs): its actor and normalizer only (lowlevel/"
                    "warm_start.py; new observation fields enter with zero weights), so use --critic-warmup")
+    p.add_argument("--symmetry", type=float, default=None,
+                   help="new runs (legs): weight of the left-right mirror loss (lowlevel/symmetry.py; 0: off)")
+    p.add_argument("--desired-kl", type=float, default=None, help="new runs: the KL target of the adaptive lr")
     p.add_argument("--init-log-std", type=float, default=None,
                    help="new runs: the policy's initial log-std (default -1.0; a warm start from .onnx keeps this)")
     p.add_argument("--env-set", action="append", default=[], metavar="KEY=VALUE",
@@ -178,6 +181,10 @@ def main(argv=None) -> int:
         train_cfg.ppo.critic_warmup_updates = args.critic_warmup
         if args.init_log_std is not None:
             train_cfg.policy.init_log_std = args.init_log_std
+        if args.symmetry is not None:
+            train_cfg.ppo.symmetry_coef = args.symmetry
+        if args.desired_kl is not None:
+            train_cfg.ppo.desired_kl = args.desired_kl
         if args.lr is not None:
             train_cfg.ppo.learning_rate = args.lr
         out.mkdir(parents=True, exist_ok=True)
@@ -196,6 +203,12 @@ def main(argv=None) -> int:
     eval_cfg.num_envs, eval_cfg.obs_noise_scale = 8, 0.0
     eval_env = T1LowLevelEnv(eval_cfg, seed=10_000) if train_cfg.runner.eval_interval > 0 else None
     runner = PPORunner(env, train_cfg, log_dir=out, eval_env=eval_env)
+    if train_cfg.ppo.symmetry_coef > 0.0:
+        if env_cfg.task != "legs":
+            print("error: --symmetry is defined for the legs policy", file=sys.stderr)
+            return 2
+        from .symmetry import Mirror
+        runner.alg.mirror = Mirror(env.obs_spec, env.act_spec, runner.policy.normalizer)
     if ckpt is not None:
         runner.load(ckpt)
         print(f"resumed from {ckpt} (iteration {runner.iteration}, {runner.env_steps} env steps)")

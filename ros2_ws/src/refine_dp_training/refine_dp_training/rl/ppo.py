@@ -48,6 +48,7 @@ class PPOConfig:
     normalize_advantages: bool = True
     critic_warmup_updates: int = 0  # first updates train only the critic (warm starts: an untrained
                                     # critic's advantages would undo a cloned policy)
+    symmetry_coef: float = 0.0  # weight of the mirror loss E||mu(s) - M_a mu(M_s s)||^2 (needs PPO.mirror)
 
 
 def clipped_surrogate(log_probs: torch.Tensor, old_log_probs: torch.Tensor, advantages: torch.Tensor,
@@ -76,6 +77,7 @@ class PPO:
         self._critic_params = list(policy.critic.parameters())
         self._actor_params = [p for p in policy.parameters() if all(p is not q for q in self._critic_params)]
         self.storage = RolloutStorage(num_steps, num_envs, policy.obs_dim, policy.act_dim)
+        self.mirror = None  # e.g. lowlevel.symmetry.Mirror: .obs(normalized obs), .action(action)
 
     # --- rollout ----------------------------------------------------------------------------
     @torch.no_grad()
@@ -122,14 +124,22 @@ class PPO:
             value_loss = (values - mb["returns"]).square().mean()
         entropy = dist.entropy().sum(-1).mean()
         loss = surrogate + cfg.value_loss_coef * value_loss - cfg.entropy_coef * entropy
+        mirror_loss = torch.zeros(())
+        if cfg.symmetry_coef > 0.0:
+            if self.mirror is None:
+                raise ValueError("PPOConfig.symmetry_coef > 0 needs PPO.mirror (lowlevel.symmetry.Mirror)")
+            mirrored = self.mirror.action(self.policy.actor(self.mirror.obs(mb["obs"])))
+            mirror_loss = (dist.mean - mirrored).square().sum(-1).mean()
+            loss = loss + cfg.symmetry_coef * mirror_loss
         with torch.no_grad():
             kl = gaussian_kl(mb["mu"], mb["sigma"], dist.mean, dist.stddev)
         return {"loss": loss, "surrogate": surrogate, "value_loss": value_loss, "entropy": entropy,
-                "ratio": ratio, "kl": kl}
+                "ratio": ratio, "kl": kl, "mirror_loss": mirror_loss}
 
     def update(self) -> dict:
         cfg = self.cfg
-        stats = {"surrogate": 0.0, "value_loss": 0.0, "entropy": 0.0, "kl": 0.0, "clip_fraction": 0.0}
+        stats = {"surrogate": 0.0, "value_loss": 0.0, "entropy": 0.0, "kl": 0.0, "clip_fraction": 0.0,
+                 "mirror_loss": 0.0}
         n = 0
         warmup = self.updates < cfg.critic_warmup_updates
         for mb in self.storage.minibatches(cfg.num_minibatches, cfg.num_epochs):
@@ -159,7 +169,7 @@ class PPO:
             nn.utils.clip_grad_norm_(self._actor_params, cfg.max_grad_norm)
             nn.utils.clip_grad_norm_(self._critic_params, cfg.max_grad_norm)
             self.optimizer.step()
-            for key in ("surrogate", "value_loss", "entropy", "kl"):
+            for key in ("surrogate", "value_loss", "entropy", "kl", "mirror_loss"):
                 stats[key] += out[key].item()
             stats["clip_fraction"] += ((out["ratio"] - 1.0).abs() > cfg.clip_param).float().mean().item()
             n += 1
