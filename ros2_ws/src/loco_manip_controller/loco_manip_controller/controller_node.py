@@ -159,13 +159,14 @@ class ControllerNode(Node):
         while clock.sim and clock.now() <= 0.0 and not stop.is_set() and rclpy.ok():  # no /clock yet
             clock.wait_for(lambda: clock.now() > 0.0 or stop.is_set(), max_wall_s=0.5)
         next_t = last = clock.now()
+        eps = 1e-7  # s: deadlines sit on /clock's grid; sums of 0.02 must not miss it by a rounding error
         while not stop.is_set() and rclpy.ok():
-            next_t += period
-            if clock.now() < next_t:
-                if not clock.sleep_until(next_t, stop, max_wall_s=1.0):
+            next_t = round(next_t + period, 6)
+            if clock.now() < next_t - eps:
+                if not clock.sleep_until(next_t - eps, stop, max_wall_s=1.0):
                     next_t -= period  # stopping, or the simulation stalled: wait again
                     continue
-            elif (clock.now() > next_t or not clock.sim) and self._was_active:  # /clock at the deadline is on
+            elif (clock.now() > next_t + eps or not clock.sim) and self._was_active:  # /clock at the deadline is on
                 # time; a miss counts while commanding (before that, nothing waits for this loop)
                 self.stats["deadline_misses"] += 1
                 self.get_logger().warning(f"deadline missed: the cycle due at {next_t:.3f} s starts at "

@@ -209,10 +209,13 @@ class HardwareNode(Node):
                                          self._stop.is_set(), max_wall_s=0.1)
                 # a cycle without a new LowState only runs the watchdogs: a LowCmd answers a LowState
                 # (sim_t1 holds physics for that answer; one sent blind would let it run on unseen)
-                send, cycle_seq, clock = self._seq != cycle_seq, self._seq, self._now()
-                # /clock comes at 50 Hz: between its messages each cycle advances one period, so the
-                # ramp and the step limit see 2 ms steps, not 20 ms jumps (never more than 20 ms ahead)
-                tick = now = max(clock, min(tick + period, clock + 0.02))
+                seq, clock = self._seq, self._now()
+                send, ticks = seq != cycle_seq, (max(1, seq - cycle_seq) if cycle_seq >= 0 else 1)
+                cycle_seq = seq
+                # /clock comes at 50 Hz: between its messages each cycle advances by the LowStates it
+                # answers (2 ms each; a loaded machine may skip some), so the ramp and the step limit see
+                # the simulated time that passed, not 20 ms jumps (never more than 20 ms ahead)
+                tick = now = max(clock, min(tick + period * ticks, clock + 0.02))
                 next_t = clock + SIM_SILENCE_CYCLE_S
             else:
                 next_t += period
@@ -252,8 +255,8 @@ class HardwareNode(Node):
         # on each new LowState; and at 10 Hz while NO_STATE, so that consumers see why it stopped
         stale = state == Safety.NO_STATE and now - self._last_publish > 0.1
         if latest is not None and (seq != self._published_seq or stale):
-            self._published_seq = seq
-            self._publish(latest, seq, state, reason, now, force=stale)
+            previous, self._published_seq = self._published_seq, seq
+            self._publish(latest, seq, previous, state, reason, now, force=stale)
 
     def _log_transition(self, tr) -> None:
         text = f"safety {tr.old.name} -> {tr.new.name}: {tr.reason}"
@@ -265,15 +268,18 @@ class HardwareNode(Node):
         else:
             self.get_logger().info(text)
 
-    def _publish(self, latest, seq: int, state: Safety, reason: str, now: float, force: bool) -> None:
+    def _publish(self, latest, seq: int, previous: int, state: Safety, reason: str, now: float, force: bool) -> None:
+        """Publish on every Nth LowState: when a multiple of N lies in (previous, seq], so that a cycle
+        that answers several LowStates at once (a loaded machine) does not skip one."""
         s, stamp = latest  # stamp: receipt of that LowState (old while NO_STATE)
-        if force or seq % self.p["robot_state_decimation"] == 0:
+        crossed = lambda n: seq // n != previous // n  # noqa: E731
+        if force or crossed(self.p["robot_state_decimation"]):
             self._last_publish = now
             mode = RobotState.MODE_DAMPING if state in (Safety.DAMPING, Safety.FALLEN) else RobotState.MODE_CUSTOM
             self._robot_state_msg = robot_state_msg(s, self.table.names, stamp, mode, state, reason,
                                                     self._robot_state_msg)  # one message, refilled
             self._robot_state_pub.publish(self._robot_state_msg)
-        if not force and seq % self.p["joint_state_decimation"] == 0:
+        if not force and crossed(self.p["joint_state_decimation"]):
             self._joint_state_pub.publish(joint_state_msg(s, self.table.names, stamp))
 
     def _log_stats(self, window: float, period: float, overruns: int) -> None:
