@@ -157,6 +157,22 @@ BARS = (("fall_rate", 0.05), ("footstep_error_median_m", 0.05), ("hand_pos_error
         ("hand_pos_error_median_m.walking", 0.05), ("hand_rot_error_median_deg", 10.0))
 
 
+# The targets of "legs that walk, turn and step up as commanded" (figures of `refine-dp eval controller`):
+# (figure, ">=" or "<=", value). Shown beside the bars; shipping asks for the bars and better speed/turn ratios.
+TARGETS = (("diagnostics.speed_ratio", ">=", 0.85), ("diagnostics.turn_ratio", ">=", 0.85),
+           ("drift.position_error_max_m", "<=", 0.1), ("drift.heading_error_max_deg", "<=", 10.0),
+           ("footstep_error_path_median_m", "<=", 0.03), ("fall_rate", "<=", 0.02),
+           ("push_survival.standing", ">=", 0.95), ("push_survival.walking", ">=", 0.95),
+           ("step_up_down.success_rate", ">=", 0.95))
+
+
+def _figure(summary: dict, name: str):
+    value = summary
+    for key in name.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
 def bar_rows(summary: dict) -> list[tuple[str, float, float | None]]:
     """(figure, bar, value) for the controller issue's bars; value None where the summary lacks it."""
     rows = []
@@ -193,6 +209,12 @@ def _readme(parts: dict, summary: dict, evaluated_by: str | None = None) -> str:
     for name, bar, value in bar_rows(summary):
         met = "n/a" if value is None else ("yes" if value <= bar else "**no**")
         lines.append(f"| {name} | <= {bar} | {'-' if value is None else f'{value:.4g}'} | {met} |")
+    lines += ["", "## Against the targets of the go-where-told issue (docs/architecture.md)", "",
+              "| figure | target | reached | met |", "|---|---|---|---|"]
+    for name, op, target in TARGETS:
+        value = _figure(summary, name)
+        met = "n/a" if value is None else ("yes" if (value >= target if op == ">=" else value <= target) else "**no**")
+        lines.append(f"| {name} | {op} {target} | {'-' if value is None else f'{value:.4g}'} | {met} |")
     diag = summary.get("diagnostics") or {}
     if diag:
         lines += ["", f"Diagnostics: speed walked along the command / commanded speed = {diag.get('speed_ratio')}; "
