@@ -6,8 +6,9 @@
 
 `save` copies the run's config.json (env + PPO config), its newest checkpoint (policy, critic, normalizer,
 optimizer and adaptive learning rate, RNG states, the env's whole state: physics rows, commands, per-env
-domain randomization, the footstep planner and reference segments - a few MB), the warm-start files of its
-lineage (init_from.*) and its command into lowlevel/resume/<run>/ (package data; `git add -f`, since *.pt is
+domain randomization, the footstep planner and reference segments - a few MB), the links of its warm-start
+lineage as figures (lineage_before.json: env steps, wall-clock; `refine-dp ship` reads it) and its command
+into lowlevel/resume/<run>/ (package data; `git add -f`, since *.pt is
 ignored elsewhere). `restore` puts them back under runs/, where `--resume` picks the checkpoint up. Paths in
 the config (arm_policy_onnx) are relative to the repository root: run from there.
 """
@@ -20,7 +21,7 @@ import sys
 from pathlib import Path
 
 RESUME_DIR = Path(__file__).resolve().parent / "resume"
-FILES = ("config.json", "init_from.onnx", "init_from.pt", "init_from_lineage.json", "command.txt")
+FILES = ("config.json", "init_from_lineage.json", "command.txt", "lineage_before.json")
 
 
 def save(run: Path, name: str | None = None) -> Path:
@@ -35,6 +36,9 @@ def save(run: Path, name: str | None = None) -> Path:
         if (run / f).is_file():
             shutil.copy2(run / f, dest / f)
     shutil.copy2(ckpts[-1], dest / "checkpoints" / ckpts[-1].name)
+    if not (run / "lineage_before.json").is_file():  # the warm-start chain as figures, not as checkpoints
+        from .ship import lineage
+        (dest / "lineage_before.json").write_text(json.dumps(lineage(run, ckpts[-1])[:-1], indent=2))
     import torch
     meta = torch.load(ckpts[-1], map_location="cpu", weights_only=False)
     info = {"run": str(run), "checkpoint": ckpts[-1].name, "iteration": meta["iteration"],

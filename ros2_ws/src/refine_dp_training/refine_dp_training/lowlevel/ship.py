@@ -70,6 +70,10 @@ def lineage(run: Path, checkpoint: Path | None = None) -> list[dict]:
         chain.append(link)
         if not link["init_from"]:
             break
+        carried = run / "lineage_before.json"  # a run carried by lowlevel/resume.py: the links before it
+        if carried.is_file():
+            chain += reversed(json.loads(carried.read_text()))
+            break
         if str(link["init_from"]).endswith(".onnx"):  # warm start from an exported (shipped) policy: its lineage
             shipped = run / "init_from_lineage.json"
             if shipped.is_file():
