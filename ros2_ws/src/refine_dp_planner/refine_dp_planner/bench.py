@@ -51,7 +51,7 @@ def machine_info() -> dict:
         ort_version = ort.__version__
     except ImportError:
         ort_version = None
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+    return {"cpu": cpu, "cores": os.cpu_count(), "load_avg": list(os.getloadavg()), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
             "onnxruntime": ort_version, "python": platform.python_version(), "platform": platform.platform()}
 
 

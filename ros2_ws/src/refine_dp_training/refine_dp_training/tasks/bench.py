@@ -18,15 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-
-def machine() -> dict:
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "load_avg": list(os.getloadavg())}
+from refine_dp_planner.bench import machine_info
 
 
 def benchmark(task: str = "pickup", num_envs=(16, 64, 256), seconds: float = 10.0, nthread: int = 2) -> list[dict]:
@@ -75,7 +67,7 @@ def main(argv=None) -> int:
     p.add_argument("--nthread", type=int, default=2, help="physics threads (mujoco.rollout)")
     p.add_argument("--out", type=Path, default=None, help="also write the rows as JSON here")
     args = p.parse_args(argv)
-    m = machine()
+    m = machine_info()
     print(f"refine-dp bench task-env ({args.task}) - {m['cpu']}, {m['cores']} cores, load average "
           f"{m['load_avg'][0]:.2f} / {m['load_avg'][1]:.2f} / {m['load_avg'][2]:.2f} before")
     rows = benchmark(args.task, args.num_envs, args.seconds, args.nthread)
