@@ -187,7 +187,7 @@ def run_episodes(legs, arms, episodes: int, seconds: float = 20.0, physics_dt: f
                            "hand_pos_stand", "hand_pos_walk", "hand_rot", "vel_err", "step_adv_target",
                            "step_adv_landed", "speed_cmd", "speed_along", "speed_cmd_raw", "turn_cmd", "turn_along",
                            "turn_cmd_raw", "push_survived", "closing_yaw", "stance_slip_turning",
-                           "stance_slip_abs")}
+                           "stance_slip_abs", "falls")}
     stance_yaw0 = np.zeros(n)
     v_hist = np.zeros((n, 50, 2))
     wz_hist = np.zeros((n, 50))
@@ -218,7 +218,12 @@ def run_episodes(legs, arms, episodes: int, seconds: float = 20.0, physics_dt: f
         state = SimpleNamespace(root_pos=root, gravity=gravity)
         for name in FALL_TERMS:
             fallen |= terms.TERMINATION_TERMS[name](state, fall_cfg)
-        fell_at = np.where(fallen & np.isinf(fell_at), t_now, fell_at)
+        new_fall = fallen & np.isinf(fell_at)
+        if new_fall.any():  # what the robot was doing: the command and the step it was on
+            raw["falls"] += [{"t": round(t_now, 2), "cmd": np.round(vel.cmd[i], 3).tolist(),
+                              "swing_foot": int(cmds.footstep.swing_foot[i]),
+                              "target": np.round(cmds.footstep.target[i], 3).tolist()} for i in np.flatnonzero(new_fall)]
+        fell_at = np.where(new_fall, t_now, fell_at)
         alive = ~fallen
         kick = alive & (t_now >= push_at)
         if kick.any():  # trunk velocity kicks
@@ -358,6 +363,7 @@ def summarize(raw: dict) -> dict:
         "hand_rot_error_median_deg": _med(raw["hand_rot"]),
         "base_velocity_tracking_error": float(np.mean(raw["vel_err"])) if raw["vel_err"] else None,
         "footsteps": len(raw["foot_err"]),
+        "falls": raw.get("falls", [])[:20],  # when and under which command the first falls happened
         # what the errors are made of: how far forward each step lands vs its target (stance-foot frame), the
         # speed walked along the command (1 s average) vs the command as given (speed_ratio) and vs what the
         # planner can walk of it (_walkable); the yaw rate vs what the planner can walk (turn_ratio) and vs the
