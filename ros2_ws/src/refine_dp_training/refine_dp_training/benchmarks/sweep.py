@@ -187,25 +187,27 @@ def _fmt(values: list[float], metric: str = "return_mean") -> str:
     return f"{f(a.mean())} +- {f(a.std())}" if len(a) > 1 else f(a.mean())
 
 
-def _fmt_final(res: list[dict]) -> str:
-    """Final evaluations of a method's seeds: mean return +- std over seeds, and the success rate of all
-    their episodes pooled with its Wilson 95 % interval."""
+def _fmt_final(res: list[dict], metric: str) -> str:
+    """Final evaluations of a method's seeds: the success rate of all their episodes pooled, with its
+    Wilson 95 % interval and the rate per seed; on a return benchmark first the mean return +- std
+    over seeds."""
     from ..evalstats import wilson_interval
     if not res:
         return "-"
     k, n = sum(r["successes"] for r in res), sum(r["episodes"] for r in res)
     lo, hi = wilson_interval(k, n)
     per_seed = ", ".join(f"{r['success_mean']:.2f}" for r in res)
-    return f"{_fmt([r['return_mean'] for r in res])}; success {k / n:.2f} [{lo:.2f}, {hi:.2f}] ({per_seed})"
+    ret = "" if metric == "success_mean" else f"{_fmt([r['return_mean'] for r in res])}; "
+    return f"{ret}success {k / n:.2f} [{lo:.2f}, {hi:.2f}] ({per_seed})"
 
 
-def _fmt_pretrained(res: dict | None) -> str:
+def _fmt_pretrained(res: dict | None, metric: str) -> str:
     from ..evalstats import wilson_interval
     if not res:
         return "-"
     lo, hi = wilson_interval(res["successes"], res["episodes"])
-    return (f"{res['return_mean']:.4g}, episode std {res['return_std']:.3g}; success {res['success_mean']:.2f} "
-            f"[{lo:.2f}, {hi:.2f}]")
+    ret = "" if metric == "success_mean" else f"{res['return_mean']:.4g}, episode std {res['return_std']:.3g}; "
+    return f"{ret}success {res['success_mean']:.2f} [{lo:.2f}, {hi:.2f}]"
 
 
 def _steps(x) -> str:
@@ -233,7 +235,8 @@ def report(bench: Benchmark, args) -> dict:
                      "final_eval_success": [f["success_mean"] for f in finals], "final_eval_runs": finals,
                      "final_eval_episodes": finals[0]["episodes"] if finals else None})
     n_final = next((r["final_eval_episodes"] for r in rows if r["final_eval_episodes"]), None)
-    fe_head = f"final, {n_final} new episodes: return; success [95 % CI] (per seed)" if n_final else "final, more episodes"
+    fe_head = (f"final, {n_final} new episodes{': return' if m != 'success_mean' else ''}: success [95 % CI] (per seed)"
+               if n_final else "final, more episodes")
     what = "success" if m == "success_mean" else "return"
     reach = f"{bench.reach:.0%} success" if m == "success_mean" else f"{bench.reach:g}"
     succ_col = m != "success_mean"   # a return benchmark also shows the success of its last evaluations
@@ -250,14 +253,14 @@ def report(bench: Benchmark, args) -> dict:
     dp = next((r["start"] for r in rows if r["method"] == "dppo"), None)
     if dp or pre.get("dp"):
         lines.append(f"| pretrained DP (eta 0; dppo's step-0 evals) | - | 0 | - | {_fmt(dp, m) if dp else '-'} "
-                     f"| - | - | - | - | {blank}{_fmt_pretrained(pre.get('dp'))} | - |")
+                     f"| - | - | - | - | {blank}{_fmt_pretrained(pre.get('dp'), m)} | - |")
     if pre.get("mlp"):
-        lines.append(f"| pretrained MLP (mlp-ft's start) | - | 0 | - | - | - | - | - | - | {blank}{_fmt_pretrained(pre['mlp'])} "
+        lines.append(f"| pretrained MLP (mlp-ft's start) | - | 0 | - | - | - | - | - | - | {blank}{_fmt_pretrained(pre['mlp'], m)} "
                      "| - |")
     for r in rows:
         lines.append(f"| {r['method']} | {r['seeds']} | {r['env_steps']:,} | {r['train_min']:.1f} | {_fmt(r['start'], m)} "
                      f"| {_fmt(r['at_compare'], m)} | {_fmt(r['end'], m)} | {_fmt(r['last3'], m)} | {_fmt(r['best'], m)} "
-                     + (f"| {np.mean(r['end_success']):.2f} " if succ_col else "") + f"| {_fmt_final(r['final_eval_runs'])} "
+                     + (f"| {np.mean(r['end_success']):.2f} " if succ_col else "") + f"| {_fmt_final(r['final_eval_runs'], m)} "
                      f"| {', '.join(_steps(x) for x in r['steps_to_reach'])} |")
     table = "\n".join(lines) + "\n"
     (root / "table.md").write_text(table)

@@ -18,7 +18,7 @@ BENCHMARK = Benchmark(
         "dsrl-na": (10_000, ["--num-envs", "4", "--learning-starts", "1000"], "dp"),  # 2 DDIM batches per update
     },
     metric="success_mean", reach=0.9, metric_label="success rate (deterministic, 20 episodes)",
-    mlp_pretrain=["--preset", "reach"], eval_points=20, eval_episodes=20,
+    mlp_pretrain=["--preset", "reach"], eval_points=20, eval_episodes=20, compare_at=10_000,   # DSRL-NA's budget
     plots=(("success_mean", "success rate (deterministic, 20 episodes)"),
            ("length_mean", "episode length [steps] (50 = time limit)")),
     title="Fine-tuning one pretrained DP on SparseReach-v0 (sparse reward): mean over seeds, band = min..max")
