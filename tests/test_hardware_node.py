@@ -237,3 +237,46 @@ def test_a_23_motor_robot_is_refused_at_start_up_by_name():
         rclpy.try_shutdown()
     assert proc.returncode == 1, out[-3000:]
     assert "23 motors" in out and "23-DoF T1" in out and "29-DoF T1" in out, out[-3000:]
+
+
+def test_on_simulated_time_low_states_wait_for_the_clock():
+    """use_sim_time: the SDK's LowState stream can reach the interface seconds before /clock does
+    (DDS discovery). The interface must not ramp on a clock stuck at 0: when /clock then jumped, it
+    read the gap as a LowState outage and ramped a second time from the measured pose, which drops
+    the legs' holding torque (the walking chain fell at start-up). It waits, sending nothing (sim_t1
+    holds physics until the first LowCmd), and ramps once /clock arrives."""
+    from rosgraph_msgs.msg import Clock
+
+    args = ["-m", "t1_hardware_interface.hardware_node", "--ros-args", "-p", "use_sim_time:=true",
+            "-p", "state_timeout:=0.3"]
+    output: list[str] = []
+    rclpy.init()
+    robot = None
+    try:
+        with python_process(args) as proc:
+            threading.Thread(target=lambda: output.extend(proc.stdout), daemon=True).start()
+            robot = FakeRobot(TABLE.default_q.copy())
+            assert wait_for(lambda: any("waiting for LowState" in line for line in output), 30), "".join(output)
+            # LowState flowing, no /clock: the node says so and sends nothing
+            assert wait_for(lambda: any("(/clock) not yet" in line for line in output) or robot.latest_cmd(),
+                            15), "".join(output)
+            time.sleep(0.5)
+            assert robot.latest_cmd() is None, "a LowCmd was sent before simulated time reached the node"
+            assert robot.first_time("RAMPING") is None
+
+            clock_pub = robot.node.create_publisher(Clock, "/clock", 1)
+            t0 = time.monotonic()
+            msg = Clock()
+            while robot.first_time("READY") is None and time.monotonic() - t0 < 15:
+                t = time.monotonic() - t0 + 0.01
+                msg.clock.sec, msg.clock.nanosec = int(t), int((t % 1) * 1e9)
+                clock_pub.publish(msg)
+                time.sleep(0.01)
+            assert robot.first_time("READY") is not None, "".join(output[-40:])
+            with robot.lock:
+                states = [s for _, s, _ in robot.states]
+            assert SAFETY["NO_STATE"] not in states, "".join(output[-40:])
+    finally:
+        if robot is not None:
+            robot.close()
+        rclpy.try_shutdown()

@@ -84,7 +84,14 @@ class LoopClock:
         self._clock = node.get_clock()
         self._cv = threading.Condition()
         self._jump_handle = None
+        self._started = not self.sim  # wall time runs from the start; simulated time from the first /clock
         if self.sim:
+            from rclpy.qos import QoSProfile, ReliabilityPolicy
+            from rosgraph_msgs.msg import Clock
+            # The node's ROS clock reads 0 both before /clock arrives and at simulated time 0, so a
+            # subscription of its own tells whether simulated time reaches this node (raw: no decoding)
+            node.create_subscription(Clock, "/clock", self._on_clock, raw=True,
+                                     qos_profile=QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
             from rclpy.clock import JumpThreshold
             from rclpy.duration import Duration
             self._jump_handle = self._clock.create_jump_callback(
@@ -100,6 +107,17 @@ class LoopClock:
         if not self.sim:
             return time.monotonic()
         return self._clock.now().nanoseconds * 1e-9
+
+    @property
+    def started(self) -> bool:
+        """Wall time: always. Simulation time: once a /clock message has reached this node (DDS
+        discovery can take seconds while other topics already flow; until then now() stays 0)."""
+        return self._started
+
+    def _on_clock(self, _msg) -> None:
+        if not self._started:
+            self._started = True
+            self.notify()
 
     def _on_jump(self, _jump) -> None:
         with self._cv:

@@ -114,6 +114,7 @@ class HardwareNode(Node):
         self.loop_clock = LoopClock(self)
         self._now = self.loop_clock.now  # monotonic (robot) or simulated (use_sim_time) seconds
         self._low_state_times: collections.deque = collections.deque(maxlen=5000)  # for the run report
+        self._states_before_clock = 0  # LowStates ignored while simulated time had not reached this node
         self._transitions: list[dict] = []
         self._low_cmd_sent = 0
         self._t0 = time.monotonic()
@@ -156,6 +157,15 @@ class HardwareNode(Node):
     # ---- callbacks ----------------------------------------------------------------------------
     def _on_low_state(self, msg) -> None:  # SDK thread: never let an exception escape into C++
         try:
+            if not self.loop_clock.started:
+                # Simulation: the SDK's stream can arrive seconds before /clock does. A LowState stamped
+                # at simulated time 0 would start the ramp on a stopped clock, and the jump when /clock
+                # arrives would read as a LowState outage (NO_STATE, then a second ramp from the
+                # measured pose that drops the legs' holding torque). sim_t1 holds physics meanwhile.
+                self._states_before_clock += 1
+                if self._states_before_clock == 1:
+                    self.get_logger().info("LowState flows, simulated time (/clock) not yet: waiting for it")
+                return
             s = measured_from_low_state(msg, self.table, self._now())
             stamp = self.get_clock().now().to_msg()
             with self._lock:
@@ -301,7 +311,7 @@ class HardwareNode(Node):
         latency = np.array(self._cmd_latency) * 1e3
         watchdog = collections.Counter(t["to"] for t in self._transitions if t["to"] in ("hold", "damping", "no_state"))
         return {"clock": self.loop_clock.kind, "scheduling": self.scheduling,
-                "low_state_received": self._seq, "low_state_rate_hz": round(float(rate), 1),
+                "low_state_received": self._seq, "low_state_before_clock": self._states_before_clock, "low_state_rate_hz": round(float(rate), 1),
                 "low_cmd_sent": self._low_cmd_sent, "low_cmd_rate_hz": round(self._low_cmd_sent / wall, 1),
                 "low_cmd_gap_ms": _percentiles(gaps), "joint_command_to_low_cmd_ms": _percentiles(latency),
                 "watchdog_events": dict(watchdog),
