@@ -14,5 +14,7 @@ setup(
     ],
     zip_safe=False,
     python_requires=">=3.10",
-    entry_points={"console_scripts": []},
+    entry_points={"console_scripts": [
+        "refine_dp_heuristic = refine_dp_training.tasks.heuristic_node:main",
+    ]},
 )
