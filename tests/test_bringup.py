@@ -43,6 +43,31 @@ def test_graph_resolves_target_parameters():
     assert robot["t1_hardware_interface"].parameters["use_loco_client"] is True
 
 
+def test_graph_runs_the_chosen_commander_only(tmp_path):
+    from refine_dp.graph import GraphError, load_graph
+    names = lambda nodes: [n.name for n in nodes]  # noqa: E731
+    sim = names(load_graph("sim"))  # the file's default: the diffusion planner, not the scripted sequence
+    assert "refine_dp_planner" in sim and "scripted_commander" not in sim
+    scripted = names(load_graph("sim", commander="scripted"))
+    assert "scripted_commander" in scripted and "refine_dp_planner" not in scripted
+    assert "refine_dp_planner" in names(load_graph("robot", commander="planner"))
+    planner = next(n for n in load_graph("sim") if n.name == "refine_dp_planner")
+    assert planner.parameters["engine_dir"] == "pickup_dit" and planner.parameters["objects"] == ["box"]
+    with pytest.raises(GraphError, match=r"no commander 'joystick'.*\['planner', 'scripted'\]"):
+        load_graph("sim", commander="joystick")
+    # a graph file of its own: nodes without the field always run; the default is the file's
+    path = tmp_path / "graph.yaml"
+    nodes = [{"name": "a", "package": "p", "executable": "e", "module": "m"},
+             {"name": "b", "package": "p", "executable": "e", "module": "m", "commander": "one"},
+             {"name": "c", "package": "p", "executable": "e", "module": "m", "commander": "two"}]
+    path.write_text(yaml.safe_dump({"default_commander": "two", "nodes": nodes}))
+    assert names(load_graph("sim", path)) == ["a", "c"]
+    assert names(load_graph("sim", path, commander="one")) == ["a", "b"]
+    path.write_text(yaml.safe_dump({"nodes": nodes}))
+    with pytest.raises(GraphError, match="no default_commander"):
+        load_graph("sim", path)
+
+
 def test_graph_errors_name_the_problem(tmp_path):
     from refine_dp.graph import GraphError, load_graph
     bad = tmp_path / "bad.yaml"

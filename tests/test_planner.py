@@ -34,6 +34,28 @@ def _tiny_engine_dir(tmp_path, objects=("box",), scale=3.0, act_steps=4, rate_hz
     return export_policy(policy, tmp_path / "engine")
 
 
+def test_engine_dir_takes_a_path_or_the_name_of_a_shipped_engine(tmp_path, monkeypatch):
+    from refine_dp_planner import engines
+
+    # the package's own folder, which setup.py's package_data installs
+    assert engines.SHIPPED_DIR.name == "shipped" and engines.SHIPPED_DIR.parent.name == "refine_dp_planner"
+    shipped = tmp_path / "shipped"
+    (shipped / "pickup_dit").mkdir(parents=True)
+    (shipped / "pickup_dit" / "metadata.json").write_text("{}")
+    (shipped / "half_done").mkdir()  # no metadata.json: not an engine
+    monkeypatch.setattr(engines, "SHIPPED_DIR", shipped)
+    assert engines.shipped_engines() == ["pickup_dit"]
+    assert engines.resolve_engine_dir("pickup_dit") == shipped / "pickup_dit"
+    own = tmp_path / "mine"
+    own.mkdir()
+    (own / "metadata.json").write_text("{}")
+    assert engines.resolve_engine_dir(str(own)) == own  # a path wins
+    with pytest.raises(FileNotFoundError, match=r"'door_dit' not found.*ships \['pickup_dit'\]"):
+        engines.resolve_engine_dir("door_dit")
+    with pytest.raises(FileNotFoundError, match="has no metadata.json"):
+        engines.resolve_engine_dir(str(shipped / "half_done"))
+
+
 def test_rot6d_round_trip():
     r = Rotation.random(10, random_state=1).as_matrix()
     np.testing.assert_allclose(rot6d_to_matrix(rot6d(r)), r, atol=1e-12)

@@ -7,7 +7,9 @@ setup(
     version="0.1.0",
     packages=find_packages(exclude=["test", "tests"]),
     include_package_data=True,
-    package_data={PACKAGE: ["**/*.yaml", "**/*.xml", "**/*.urdf", "**/*.json", "**/*.onnx"]},
+    # shipped/<engine>/ (metadata.json, sampler.onnx, README, eval): the engines engine_dir may name
+    package_data={PACKAGE: ["**/*.yaml", "**/*.xml", "**/*.urdf", "**/*.json", "**/*.onnx",
+                            "shipped/*/*.onnx", "shipped/*/*.json", "shipped/*/*.md", "shipped/*.md"]},
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
         ("share/" + PACKAGE, ["package.xml"]),

@@ -1,4 +1,4 @@
-"""ros2 launch refine_dp bringup.launch.py [target:=robot|sim] [record:=BAG_DIR]
+"""ros2 launch refine_dp bringup.launch.py [target:=robot|sim] [commander:=planner|scripted] [record:=BAG_DIR]
 
 Builds the launch description from config/bringup.yaml, the same graph that
 `refine-dp bringup` starts as separate processes.
@@ -13,7 +13,7 @@ from refine_dp.graph import load_graph, recorder_node
 
 def _nodes(context):
     target = LaunchConfiguration("target").perform(context)
-    nodes = load_graph(target)
+    nodes = load_graph(target, commander=LaunchConfiguration("commander").perform(context) or None)
     record = LaunchConfiguration("record").perform(context)
     if record:  # the planner's inputs and outputs as MCAP rosbag2 segments (refine_dp.recorder)
         nodes.append(recorder_node(record))
@@ -25,6 +25,8 @@ def _nodes(context):
 def generate_launch_description():
     return LaunchDescription([
         DeclareLaunchArgument("target", default_value="robot", description="robot or sim"),
+        DeclareLaunchArgument("commander", default_value="planner",
+                              description="what publishes high_level_command: planner or scripted (sim only)"),
         DeclareLaunchArgument("record", default_value="", description="folder to record the planner's I/O into"),
         OpaqueFunction(function=_nodes),
     ])

@@ -24,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop after this many seconds (with --sim: of simulated time, at most 4x + 120 s wall)")
     parser.add_argument("--out", type=Path, default=None, help="run directory (default runs/bringup-<time>)")
     parser.add_argument("--graph", type=Path, default=DEFAULT_GRAPH, help="node graph file")
+    parser.add_argument("--commander", default=None,
+                        help="what publishes high_level_command: planner (the diffusion planner) or scripted "
+                             "(a fixed velocity sequence, sim only); default: the graph's default_commander")
     parser.add_argument("--quiet", action="store_true", help="do not forward node logs to the terminal")
     parser.add_argument("--record", action="store_true",
                         help="also record the planner's inputs and outputs into RUN/bag (MCAP rosbag2 segments)")
@@ -72,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from refine_dp.monitor import GraphMonitor
 
     target = "sim" if args.sim else "robot"
-    nodes = load_graph(target, args.graph)
+    nodes = load_graph(target, args.graph, commander=getattr(args, "commander", None))
     out = args.out or Path("runs") / f"bringup-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     out.mkdir(parents=True, exist_ok=True)
     if getattr(args, "record", False):

@@ -35,7 +35,7 @@ FORWARDS = {
 EVAL_TARGETS = {"controller": "refine_dp_training.lowlevel.evaluate", "policy": "refine_dp_training.policy_eval",
                 "task": "refine_dp_training.tasks.evaluate"}
 EXPORT_TARGETS = {"planner": "refine_dp_planner.export"}
-SHIP_TARGETS = {"controller": "refine_dp_training.lowlevel.ship"}
+SHIP_TARGETS = {"controller": "refine_dp_training.lowlevel.ship", "planner": "refine_dp_training.tasks.ship"}
 BENCH_TARGETS = {"env": "refine_dp_training.lowlevel.bench",  # robot, planner: parsed here (bench/cli.py)
                  "task-env": "refine_dp_training.tasks.bench"}
 DATASET_TARGETS = {"from-bags": "refine_dp_training.data.bags"}
@@ -63,10 +63,10 @@ def _bringup(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    """The main job: the whole stack in closed loop with the simulated T1 for 30 s."""
+    """The main job: the whole stack in closed loop with the simulated T1 (the pickup task, 45 s)."""
     from refine_dp import bringup
     ns = argparse.Namespace(sim=True, duration=args.duration, out=args.out, graph=bringup.DEFAULT_GRAPH,
-                            quiet=args.quiet, record=False)
+                            quiet=args.quiet, record=False, commander=args.commander)
     return bringup.run(ns)
 
 
@@ -84,8 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(p)
     p.set_defaults(func=_bringup)
 
-    p = sub.add_parser("demo", help="the whole stack in closed loop with the simulated T1 (bringup --sim)")
-    p.add_argument("--duration", type=float, default=40.0)
+    p = sub.add_parser("demo", help="the whole stack in closed loop with the simulated T1 (bringup --sim): "
+                                    "the shipped planner's pickup in the table_box scene")
+    p.add_argument("--duration", type=float, default=45.0,
+                   help="simulated seconds (pickup episodes are 40 s; default 45)")
+    p.add_argument("--commander", choices=("planner", "scripted"), default="planner",
+                   help="planner: the shipped diffusion planner (default); scripted: a fixed velocity sequence")
     p.add_argument("--out", type=Path, default=Path("runs/demo"))
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_demo)
@@ -101,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=lambda a, m=module: _forward(m, a.argv))
     for name, targets, text in (("eval", EVAL_TARGETS, "evaluate: controller, policy (any planner checkpoint or engine), task (a T1 task)"),
                                 ("export", EXPORT_TARGETS, "export engines: planner"),
-                                ("ship", SHIP_TARGETS, "ship trained policies into the packages: controller"),
+                                ("ship", SHIP_TARGETS, "ship trained policies into the packages: controller, planner"),
                                 ("dataset", DATASET_TARGETS, "datasets: from-bags (rosbag2 recordings -> demos)")):
         p = sub.add_parser(name, help=text)
         p.add_argument("target", choices=sorted(targets))

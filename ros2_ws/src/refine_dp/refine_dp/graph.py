@@ -32,6 +32,7 @@ class NodeSpec:
     module: str
     when: str = "always"
     required: bool = True
+    commander: str | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
     remappings: dict[str, str] = field(default_factory=dict)
 
@@ -50,10 +51,13 @@ class GraphError(ValueError):
 
 
 def load_graph(target: str, path: Path | str = DEFAULT_GRAPH, overrides: dict[str, dict] | None = None,
-               ) -> list[NodeSpec]:
+               commander: str | None = None) -> list[NodeSpec]:
     """Nodes of the graph for `target` ("sim" or "robot"), parameters resolved for that target.
 
     `overrides` maps node name -> parameters that replace the file's (e.g. from the command line).
+    `commander`: which of the nodes that publish the high-level command runs. Nodes with a
+    `commander: NAME` field are kept only when NAME is the chosen one (None: the file's
+    `default_commander`); nodes without the field always are.
     """
     if target not in TARGETS:
         raise GraphError(f"unknown target {target!r}; use one of {TARGETS}")
@@ -64,6 +68,7 @@ def load_graph(target: str, path: Path | str = DEFAULT_GRAPH, overrides: dict[st
         raise GraphError(f"bringup graph {path} not found") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("nodes"), list):
         raise GraphError(f"{path}: expected a mapping with a 'nodes' list")
+    commander = resolve_commander(raw, path, commander)
     clock_node = sim_clock_node(raw) if target == "sim" else None
     nodes, seen = [], set()
     for i, entry in enumerate(raw["nodes"]):
@@ -80,6 +85,8 @@ def load_graph(target: str, path: Path | str = DEFAULT_GRAPH, overrides: dict[st
             raise GraphError(f"{where} ({name}): 'when' must be always, sim or robot, not {when!r}")
         if when not in ("always", target):
             continue
+        if entry.get("commander") is not None and entry["commander"] != commander:
+            continue
         params = dict(entry.get("parameters") or {})
         if clock_node is not None and name != clock_node:
             params["use_sim_time"] = True  # the ROS convention: follow the simulator's /clock
@@ -87,8 +94,27 @@ def load_graph(target: str, path: Path | str = DEFAULT_GRAPH, overrides: dict[st
         params.update((overrides or {}).get(name, {}))
         nodes.append(NodeSpec(name=name, package=entry["package"], executable=entry["executable"],
                               module=entry["module"], when=when, required=bool(entry.get("required", True)),
-                              parameters=params, remappings=dict(entry.get("remappings") or {})))
+                              commander=entry.get("commander"), parameters=params,
+                              remappings=dict(entry.get("remappings") or {})))
     return nodes
+
+
+def commanders(raw: dict) -> list[str]:
+    """The commanders a graph offers: the `commander` fields of its nodes, in file order."""
+    return list(dict.fromkeys(str(e["commander"]) for e in raw.get("nodes") or []
+                              if isinstance(e, dict) and e.get("commander") is not None))
+
+
+def resolve_commander(raw: dict, path: Path | str, commander: str | None) -> str | None:
+    """The chosen commander (None: the file's `default_commander`), checked against the graph's."""
+    choices = commanders(raw)
+    if commander is None:
+        commander = raw.get("default_commander")
+        if commander is None and choices:
+            raise GraphError(f"{path}: nodes name commanders {choices} but the file sets no default_commander")
+    if commander is not None and commander not in choices:
+        raise GraphError(f"{path}: no commander {commander!r}; this graph offers {choices or 'none'}")
+    return commander
 
 
 def sim_clock_node(raw: dict) -> str | None:

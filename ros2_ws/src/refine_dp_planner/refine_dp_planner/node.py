@@ -8,6 +8,8 @@ The engine's metadata.json is the contract: horizons, act_steps (-> replan_every
 replan_every may still be given (0: unset), but only to check: a value that contradicts the
 engine is refused, naming both values (replan_every may differ with override_act_steps:=true).
 The observation layout follows the objects parameter and must equal the engine's obs_fields.
+engine_dir: an export folder, or the name of an engine shipped in refine_dp_planner/shipped/
+(`pickup_dit`); neither: the node exits naming the shipped ones.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ class PlannerNode(Node):
         super().__init__("refine_dp_planner")
         from refine_dp_msgs.msg import HighLevelCommand, ObjectStateArray, PlannerStatus, RobotState
 
-        from refine_dp_planner.engines import MetadataMismatchError, make_engine
+        from refine_dp_planner.engines import MetadataMismatchError, make_engine, resolve_engine_dir
         from t1_description.joint_table import ARM_GROUPS, load_joint_table
 
         p = lambda name, default: self.declare_parameter(name, default).value  # noqa: E731
@@ -39,7 +41,12 @@ class PlannerNode(Node):
                         p("max_hand_angular_speed", 0.5))
         if not engine_dir:
             raise SystemExit("refine_dp_planner: parameter engine_dir is empty; point it at an exported engine "
-                             "folder (refine-dp export planner writes one, with metadata.json)")
+                             "folder (refine-dp export planner writes one, with metadata.json) or name a shipped one")
+        if backend != "torch":  # an export folder: a path, or the name of an engine in refine_dp_planner/shipped/
+            try:
+                engine_dir = str(resolve_engine_dir(engine_dir))
+            except FileNotFoundError as e:
+                raise SystemExit(f"refine_dp_planner: {e}") from e
         expected = {"obs_dim": sum(n for _, n in observation_fields(self.objects)), "action_dim": ACTION_DIM}
         checks = {"obs_horizon": p("obs_horizon", 0), "action_horizon": p("action_horizon", 0),
                   "rate_hz": p("rate_hz", 0.0)}   # 0: take the engine's

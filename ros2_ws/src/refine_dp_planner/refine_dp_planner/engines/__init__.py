@@ -9,6 +9,26 @@ from refine_dp_planner.engines.metadata import MetadataMismatchError, check_meta
 from refine_dp_planner.engines.trt_engine import TensorRTNotInstalledError
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "shipped"  # engines this package ships (package data)
+
+
+def shipped_engines() -> list[str]:
+    """Names of the engines in SHIPPED_DIR (folders with a metadata.json)."""
+    return sorted(p.parent.name for p in SHIPPED_DIR.glob("*/metadata.json")) if SHIPPED_DIR.is_dir() else []
+
+
+def resolve_engine_dir(value: str | Path) -> Path:
+    """An engine_dir parameter -> an existing export folder: a path as given, else the name of an
+    engine shipped in SHIPPED_DIR (`pickup_dit` -> shipped/pickup_dit/)."""
+    path = Path(value).expanduser()
+    if (path / "metadata.json").is_file():
+        return path
+    shipped = SHIPPED_DIR / path.name
+    if not path.is_absolute() and len(path.parts) == 1 and (shipped / "metadata.json").is_file():
+        return shipped
+    where = "has no metadata.json" if path.is_dir() else "does not exist"
+    raise FileNotFoundError(f"planner engine {str(value)!r} not found: as a path it {where}, and {SHIPPED_DIR} "
+                            f"ships {shipped_engines() or 'no engines'}; export one with `refine-dp export planner`")
 
 
 def make_engine(backend: str, path_or_policy, *, expected: dict | None = None, **options) -> Engine:
@@ -53,5 +73,5 @@ def make_engine(backend: str, path_or_policy, *, expected: dict | None = None, *
     return engine
 
 
-__all__ = ["BACKENDS", "Engine", "MetadataMismatchError", "TensorRTNotInstalledError", "check_metadata",
+__all__ = ["BACKENDS", "SHIPPED_DIR", "Engine", "resolve_engine_dir", "shipped_engines", "MetadataMismatchError", "TensorRTNotInstalledError", "check_metadata",
            "load_metadata", "make_engine"]
