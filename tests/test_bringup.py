@@ -94,3 +94,25 @@ def test_a_dying_node_stops_the_graph_with_nonzero_status(tmp_path):
     assert "node beta exited with status 3" in summary["stop_reason"]
     assert summary["wall_time_s"] < 15
     assert summary["reports"] == {"alpha": {"stopped_cleanly": True}}  # the others were stopped, not killed
+
+
+def test_task_summary_says_whether_the_box_was_lifted_by_the_pickup_tasks_numbers():
+    from refine_dp.bringup import task_summary
+
+    def sim(heights, scene="table_box"):
+        track = [[round(0.05 * i, 3), z] for i, z in enumerate(heights)]
+        return {"scene": scene, "robot_start": [-0.3, 0.0, 0.0],
+                "objects": {"box": {"start_pos_m": [0.6, 0.0, 0.765], "final_pos_m": [0.6, 0.0, track[-1][1]],
+                                    "max_z_m": max(heights), "height": track}}}
+
+    rest, up = 0.765, 0.765 + 0.11
+    # lifted at t = 1.0 s and held: success once it has held 1 s (TASK.success_hold_s), at t = 2.0 s
+    held = task_summary(sim([rest] * 20 + [up] * 30))
+    assert held["task"] == "pickup" and held["box_lifted"] and held["box_lift_time_s"] == pytest.approx(2.0)
+    assert held["box_max_height_above_table_m"] == pytest.approx(0.11)  # box bottom over the table top (0.74 m)
+    assert "0.1 m above its start" in held["criterion"] and "held 1 s" in held["criterion"]
+    # lifted for 0.5 s only, and 9 cm for long: not a success
+    for heights in ([rest] * 20 + [up] * 10 + [rest] * 30, [rest] * 5 + [rest + 0.09] * 60):
+        out = task_summary(sim(heights))
+        assert not out["box_lifted"] and out["box_lift_time_s"] is None
+    assert task_summary(sim([rest] * 5, scene="floor")) is None

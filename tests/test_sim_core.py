@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import mujoco
 import numpy as np
+import pytest
 
 from t1_description.pd import pd_torque
 from t1_description.robot_types import MotorCommand
@@ -108,3 +109,26 @@ def test_settled_robot_reads_gravity_and_reports_ankles_in_motor_space():
         np.testing.assert_allclose(ptau[[i, j]], tau_th, atol=1e-9)
     # not a copy of the serial state: the roll slot carries the second crank, near the pitch angle
     assert np.all(np.abs(pq[ankles[:, 1]] - s.q[ankles[:, 1]]) > 0.1)
+
+
+def test_place_trunk_moves_the_settled_robot_and_it_keeps_standing():
+    """sim_t1's robot_start: after the settle the whole robot moves to (x, y, yaw), the box stays."""
+    from scipy.spatial.transform import Rotation
+
+    sim = SimCore("table_box")
+    sim.settle()
+    box = sim.body_poses(["box"])[0][1]
+    height = sim.trunk_height()
+    sim.place_trunk(-0.3, 0.1, 0.25)
+    pos, quat = sim.trunk_pose()
+    np.testing.assert_allclose(pos, [-0.3, 0.1, height], atol=1e-9)
+    assert Rotation.from_quat(quat, scalar_first=True).as_euler("ZYX")[0] == pytest.approx(0.25, abs=1e-3)
+    np.testing.assert_allclose(sim.body_poses(["box"])[0][1], box)
+    s = sim.low_state()
+    assert abs(np.linalg.norm(s.acc) - 9.81) < 0.1 and s.acc[2] > 9.5, s.acc  # still standing on its feet
+    jt = sim.jt
+    zeros = np.zeros(len(jt.names))
+    sim.set_command(MotorCommand(jt.default_q.copy(), zeros, zeros, jt.kp.copy(), jt.kd.copy()))
+    sim.step(500)  # 1 s of the default-pose hold
+    pos, _ = sim.trunk_pose()
+    assert not sim.has_fallen() and np.linalg.norm(pos[:2] - [-0.3, 0.1]) < 0.05, pos

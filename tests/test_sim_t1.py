@@ -204,3 +204,30 @@ def test_a_23_motor_low_cmd_is_refused_at_start_up_by_name(tmp_path, ros_node):
     assert "23 motors" in out and "23-DoF T1" in out and "29-DoF T1" in out, out[-3000:]
     report = json.loads((tmp_path / "reports" / "sim_t1.json").read_text())
     assert report["fatal"] and report["commands"] == 0 and report["sim_time_s"] == 0.0
+
+
+def test_robot_start_object_track_and_video(tmp_path):
+    """robot_start moves the settled robot; the report tracks the box; video:=true writes a GIF."""
+    from PIL import Image
+
+    cmd_port, = free_udp_ports(1)
+    (tmp_path / "reports").mkdir()
+    with python_process(["-m", "t1_sim.sim_t1",
+                         *ros_args(scene="table_box", natnet_command_port=cmd_port, snapshot=False,
+                                   wait_for_command=False, robot_start=[-0.3, 0.05, 0.2], video=True,
+                                   video_period_s=0.1)],
+                        env={"REFINE_DP_RUN_DIR": str(tmp_path)}) as sim:
+        wait_for(lambda: False, timeout=4.0)
+        report = _stop_and_report(sim, tmp_path)
+    assert report["robot_start"] == [-0.3, 0.05, 0.2]
+    x, y = report["walk"]["path"][0][1:3]  # the first trunk sample, before the limp robot sinks far
+    assert abs(x + 0.3) < 0.05 and abs(y - 0.05) < 0.05, report["walk"]["path"][:2]
+    box = report["objects"]["box"]
+    np.testing.assert_allclose(box["start_pos_m"], [0.6, 0.0, 0.765], atol=0.002)  # resting on the table
+    assert len(box["height"]) >= 5 and box["max_z_m"] < 0.77
+    video = report["video"]
+    assert video["frames"] >= 5 and "error" not in video, video
+    gif = Image.open(video["path"])
+    assert gif.size == (320, 240) and 2 <= gif.n_frames <= video["frames"]  # (pillow merges equal frames)
+    gif.seek(1)
+    assert gif.info["duration"] > 0 and gif.info["duration"] % 100 == 0  # ms: real time at video_period_s 0.1

@@ -42,7 +42,7 @@ def _chain_specs():
     from refine_dp.graph import load_graph
 
     command_port, data_port = free_udp_ports(2)
-    overrides = {"sim_t1": {"scene": "floor", "snapshot": False,
+    overrides = {"sim_t1": {"scene": "floor", "snapshot": False, "video": False,
                             "natnet_command_port": command_port, "natnet_data_port": data_port}}
     specs = {n.name: n for n in load_graph("sim", overrides=overrides)}
     missing = [name for name in CHAIN if name not in specs]

@@ -1,9 +1,11 @@
 """`refine-dp bringup`: the node graph of config/bringup.yaml as separate processes.
 
-    refine-dp bringup --sim --duration 30 --out runs/demo
+    refine-dp bringup --sim --duration 45 --out runs/demo [--commander planner|scripted]
 
 starts the simulated T1 and the whole stack, watches it, and writes RUN/summary.json (nodes,
-rates, safety events, what the simulator saw), RUN/params.yaml and RUN/logs/<node>.log.
+rates, safety events, what the simulator saw, the pickup task's outcome in its scene),
+RUN/params.yaml and RUN/logs/<node>.log; sim_t1 adds RUN/sim_t1.png (and RUN/sim_t1.gif with
+its video parameter).
 """
 from __future__ import annotations
 
@@ -46,6 +48,39 @@ def walk_summary(monitor_summary: dict, reports: dict) -> dict:
     return walk
 
 
+def task_summary(sim: dict) -> dict | None:
+    """The pickup task's outcome from sim_t1's ground truth (its box height track), by the task's own
+    numbers: success is the box SUCCESS_LIFT_M above its start on the table, held success_hold_s
+    (refine_dp_training/tasks/pickup.py); the table and box sizes are the scene's facts
+    (t1_description/scenes.py). None outside the pickup scene."""
+    from refine_dp_training.tasks import pickup
+    from t1_description.scenes import scene_facts
+
+    spec = pickup.TASK
+    box = (sim.get("objects") or {}).get(spec.objects[0])
+    if sim.get("scene") != spec.scene or not box:
+        return None
+    facts = scene_facts(spec.scene)
+    z0, lift, hold = box["start_pos_m"][2], pickup.SUCCESS_LIFT_M, spec.success_hold_s
+    since, done = None, None
+    for t, z in box["height"]:
+        if z - z0 >= lift:
+            since = t if since is None else since
+            if t - since >= hold:
+                done = t
+                break
+        else:
+            since = None
+    return {"task": spec.name, "box_lifted": done is not None,
+            "criterion": f"{spec.objects[0]} >= {lift:g} m above its start on the table, held {hold:g} s",
+            "box_lift_time_s": done,  # simulated s from the start of physics to the success (hold included)
+            "time_limit_s": spec.time_limit_s,
+            "box_max_height_above_table_m": round(box["max_z_m"] - facts.box.half_size - facts.table.top_z, 4),
+            "box_max_lift_m": round(box["max_z_m"] - z0, 4),
+            "box_start_pos_m": box["start_pos_m"], "box_final_pos_m": box.get("final_pos_m"),
+            "robot_start": sim.get("robot_start")}
+
+
 def summarize(result, monitor_summary: dict, reports: dict, target: str) -> dict:
     sim = reports.get("sim_t1", {})
     hw = reports.get("t1_hardware_interface", {})
@@ -60,6 +95,9 @@ def summarize(result, monitor_summary: dict, reports: dict, target: str) -> dict
         "objects_rate_hz": monitor_summary.get("objects_rate_hz"),
         "fell": sim.get("fell"),
         "final_trunk_height_m": sim.get("final_trunk_height_m"),
+        "task": task_summary(sim),
+        "snapshot_png": sim.get("snapshot_png"),
+        "video_gif": (sim.get("video") or {}).get("path"),
         "safety_events": hw.get("safety_transitions", []),
         "cpu": result.cpu,
         "walk": walk_summary(monitor_summary, reports),
@@ -106,6 +144,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"[bringup] {result.stop_reason}; exit {result.exit_code}; summary: {out / 'summary.json'}")
     for key in ("low_state_rate_hz", "objects_rate_hz", "fell", "final_trunk_height_m"):
         print(f"[bringup]   {key}: {summary[key]}")
+    task = summary["task"]
+    if task:
+        print(f"[bringup]   {task['task']}: box_lifted: {task['box_lifted']} ({task['criterion']})")
+        for key in ("box_lift_time_s", "box_max_height_above_table_m"):
+            print(f"[bringup]   {key}: {task[key]}")
+    for key in ("snapshot_png", "video_gif"):
+        if summary[key]:
+            print(f"[bringup]   {key}: {summary[key]}")
     walk = summary["walk"]
     for key in ("distance_walked_m", "net_displacement_m", "yaw_change_deg", "commanded_distance_m",
                 "base_velocity_error_mps", "yaw_rate_error_radps"):

@@ -105,17 +105,22 @@ class PlannerNode(Node):
         status.header.stamp = stamp
         self.status_pub.publish(status)
         if s.stale:
-            self.get_logger().warn(f"stale: {s.message}", throttle_duration_sec=5.0)
+            self.get_logger().warning(f"stale: {s.message}", throttle_duration_sec=5.0)
 
 
 def main(args=None) -> None:
+    from t1_description.ros_runtime import spin
+
     rclpy.init(args=args)
+    node = None
     try:
         node = PlannerNode()
-        rclpy.spin(node)
+        spin(node)  # as the other nodes: a callback racing with Ctrl-C's context shutdown is not an error
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        if node is not None:
+            node.destroy_node()
         rclpy.try_shutdown()
 
 

@@ -114,6 +114,23 @@ class SimCore:
         self.set_damping()
         return t
 
+    def place_trunk(self, x: float, y: float, yaw: float) -> None:
+        """Move the standing robot, as a whole, so that its trunk is at (x, y) with heading `yaw`
+        (world, rad; the stand keyframe has (0, 0, 0)): the root's height, tilt, the joints and the
+        contacts' state are kept, velocities zeroed. Meant for after settle(): the feet are then on the
+        floor where they land, at the same height."""
+        j = self.model.body_jntadr[self.trunk_id]
+        if j < 0 or self.model.jnt_type[j] != mujoco.mjtJoint.mjJNT_FREE:
+            raise ValueError("the trunk has no free joint")
+        adr = self.model.jnt_qposadr[j]
+        qpos = self.data.qpos
+        turn = Rotation.from_euler("z", yaw)
+        old = Rotation.from_quat(qpos[adr + 3:adr + 7], scalar_first=True)
+        qpos[adr:adr + 2] = x, y
+        qpos[adr + 3:adr + 7] = (turn * old).as_quat(scalar_first=True)
+        self.data.qvel[:] = 0.0
+        mujoco.mj_forward(self.model, self.data)
+
     def set_command(self, command: MotorCommand, parallel: bool = False) -> None:
         """Hold `command` (model order). parallel: its ankle pitch/roll entries are the crank
         motors (up, down) of a PARALLEL LowCmd, in motor space."""

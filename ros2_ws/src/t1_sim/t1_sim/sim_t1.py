@@ -29,7 +29,12 @@ for `push_duration` s) and ~/set_object_pose (geometry_msgs/PoseStamped, frame_i
 SIGINT/SIGTERM stop it cleanly (exit status 0): the loop ends, then the NatNet server, the report,
 the executor and the ROS context are closed in that order. On exit it writes
 $REFINE_DP_RUN_DIR/reports/sim_t1.json (ground truth: fell, trunk height, real-time factor,
-commands by type, NatNet frames/clients/drops) and a PNG snapshot of the scene.
+commands by type, NatNet frames/clients/drops, the scene's objects: start, final and highest
+position and their height every 0.05 s) and a PNG snapshot of the scene (RUN/sim_t1.png); with
+video:=true also RUN/sim_t1.gif, a 320x240 frame every video_period_s of simulated time, rendered
+off the physics thread (t1_sim.snapshot.VideoRecorder).
+Start pose: robot_start [x, y, yaw] (world, m and rad; default the stand keyframe's [0.0, 0.0, 0.0]) moves
+the settled robot there before anything is served (a task's start relative to its objects).
 """
 from __future__ import annotations
 
@@ -107,6 +112,12 @@ class SimT1Node(Node):
 
         self.sim = SimCore(self.scene)
         settle_s = self.sim.settle() if p("settle", True) else 0.0
+        robot_start = [float(v) for v in p("robot_start", [0.0, 0.0, 0.0])]  # x, y, yaw after the settle
+        if len(robot_start) != 3:
+            raise ValueError(f"robot_start must be [x, y, yaw], got {robot_start}")
+        if any(robot_start):
+            self.sim.place_trunk(*robot_start)
+        self.robot_start = robot_start
         self.physics_per_state = max(1, round(1.0 / (self.rate_hz * self.sim.model.opt.timestep)))
         self._lock = threading.Lock()
         self._pending_cmd: tuple[MotorCommand, bool] | None = None  # (command, PARALLEL)
@@ -119,6 +130,16 @@ class SimT1Node(Node):
         self._bodies: list[ServedBody] = []
         self.path: list[tuple] = []  # trunk (t, x, y, yaw), every PATH_PERIOD_S of simulated time
         self._next_path_t = 0.0
+        # the scene's objects (MoCap bodies other than the trunk): start pose, highest point, height track
+        self.objects = {name: {"start_pos_m": [round(float(v), 4) for v in pos], "max_z_m": float(pos[2]),
+                               "max_z_time_s": 0.0, "height": []}
+                        for name, pos, _ in self.sim.body_poses(self.mocap_bodies) if name != TRUNK_BODY}
+        self._object_ids = {name: self.sim.model.body(name).id for name in self.objects}
+        self._next_object_t = 0.0
+        self.video = None
+        if p("video", False):  # off by default: tests and benchmarks do not pay for it
+            from t1_sim.snapshot import VideoRecorder
+            self.video = VideoRecorder(self.sim.model, period_s=p("video_period_s", 0.2))
         self.stats = {"commands": 0, "commands_parallel": 0, "commands_serial": 0, "commands_rejected": {},
                       "settle_time_s": round(settle_s, 3), "min_trunk_height_m": self.sim.trunk_height(),
                       "fell": False, "pushes": 0, "late_cycles": 0, "low_state_published": 0,
@@ -300,6 +321,10 @@ class SimT1Node(Node):
                     self._update_bodies()
                 if self.sim.data.time >= self._next_path_t:
                     self._record_path()
+                if running and self.sim.data.time >= self._next_object_t:
+                    self._record_objects()
+                if running and self.video is not None:
+                    self.video.capture(self.sim.data)
             self.stats["min_trunk_height_m"] = min(self.stats["min_trunk_height_m"], height)
             self.stats["fell"] |= self.sim.has_fallen()
             self._publish_state()
@@ -341,6 +366,26 @@ class SimT1Node(Node):
         self.path.append((round(self.sim.data.time, 3), float(pos[0]), float(pos[1]), yaw))
         self._next_path_t = self.sim.data.time + self.PATH_PERIOD_S
 
+    OBJECT_PERIOD_S = 0.05  # the objects' height track: fine enough for a task's "held 1 s"
+
+    def _record_objects(self) -> None:
+        t = self.sim.data.time
+        for name, obj in self.objects.items():
+            z = float(self.sim.data.xpos[self._object_ids[name], 2])
+            obj["height"].append((round(t, 3), round(z, 4)))
+            if z > obj["max_z_m"]:
+                obj["max_z_m"], obj["max_z_time_s"] = z, round(t, 3)
+        self._next_object_t = t + self.OBJECT_PERIOD_S
+
+    def objects_summary(self) -> dict:
+        """Per scene object: start, final and highest position (m), and its height track [[t, z]]."""
+        out = {}
+        for name, obj in self.objects.items():
+            (_, pos, _), = self.sim.body_poses([name])
+            out[name] = dict(obj, final_pos_m=[round(float(v), 4) for v in pos], max_z_m=round(obj["max_z_m"], 4),
+                             height=[list(row) for row in obj["height"]])
+        return out
+
     def walk_summary(self) -> dict:
         """Ground truth of where the trunk went: distance walked (sum of 0.5 s displacements),
         net displacement, yaw change (unwrapped), and the sampled path [t, x, y, yaw]."""
@@ -368,8 +413,8 @@ class SimT1Node(Node):
         report = dict(self.stats, low_cmd_timing=self.low_cmd_timing(), scene=self.scene, final_trunk_height_m=round(float(pos[2]), 4),
                       final_trunk_position_m=[round(float(v), 4) for v in pos],
                       final_trunk_quat_wxyz=[round(float(v), 5) for v in quat],
-                      natnet=self.natnet.stats(), fatal=self.fatal,
-                      walk=self.walk_summary())
+                      natnet=self.natnet.stats(), fatal=self.fatal, robot_start=self.robot_start,
+                      objects=self.objects_summary(), walk=self.walk_summary())
         if run_dir is not None and self.snapshot:
             try:
                 from t1_sim.snapshot import render_png
@@ -415,6 +460,9 @@ def main(args=None) -> None:
         node.natnet.stop()
         report = node.report(run_dir())
         write_node_report("sim_t1", report)
+        if node.video is not None and run_dir() is not None:  # after the report: a slow GIF loses only itself
+            report["video"] = node.video.finish(run_dir() / "sim_t1.gif")
+            write_node_report("sim_t1", report)
         print(f"sim_t1 report: fell={report['fell']} final trunk height {report['final_trunk_height_m']} m, "
               f"real-time factor {report.get('real_time_factor')}", flush=True)
         spinner.join(timeout=2.0)

@@ -470,8 +470,9 @@ def _video(model, states, path: Path, seconds: float = 8.0, fps: int = 5) -> str
     """GIF of the first seconds of episode 0 (offscreen: MUJOCO_GL=egl); None with the reason on failure."""
     os.environ.setdefault("MUJOCO_GL", "egl")
     try:
-        import imageio.v2 as imageio
         import mujoco
+
+        from t1_description.video import write_gif
 
         from .sim import STATE_SPEC
         renderer = mujoco.Renderer(model, 240, 320)
@@ -487,7 +488,7 @@ def _video(model, states, path: Path, seconds: float = 8.0, fps: int = 5) -> str
             renderer.update_scene(d, cam)
             frames.append(renderer.render())
         renderer.close()
-        imageio.mimsave(path, frames, duration=1.0 / fps, loop=0)
+        write_gif(path, frames, fps)
         return None
     except Exception as exc:  # rendering is optional: report, do not lose the metrics
         return f"{type(exc).__name__}: {exc}"

@@ -61,8 +61,9 @@ def _write_json(path: Path, data: dict) -> None:
 def _render(model, states: list, path: Path, fps: int = 5, size=(240, 320)) -> str | None:
     """GIF of one episode's state rows (one per control step at 50 Hz); None, or the reason it failed."""
     try:
-        import imageio.v2 as imageio
         import mujoco
+
+        from t1_description.video import write_gif
 
         from ..lowlevel.sim import STATE_SPEC
         renderer = mujoco.Renderer(model, *size)
@@ -77,7 +78,7 @@ def _render(model, states: list, path: Path, fps: int = 5, size=(240, 320)) -> s
             renderer.update_scene(d, cam)
             frames.append(renderer.render())
         renderer.close()
-        imageio.mimsave(path, frames, duration=1.0 / fps, loop=0)
+        write_gif(path, frames, fps)
         return None
     except Exception as exc:  # videos are optional: say why, keep the data
         return f"{type(exc).__name__}: {exc}"
