@@ -149,6 +149,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"[bringup]   {task['task']}: box_lifted: {task['box_lifted']} ({task['criterion']})")
         for key in ("box_lift_time_s", "box_max_height_above_table_m"):
             print(f"[bringup]   {key}: {task[key]}")
+    planner = summary["reports"].get("refine_dp_planner")
+    if planner:
+        print(f"[bringup]   planner: {planner.get('commands_published')} high_level_commands published, "
+              f"inference ms {planner.get('inference_ms')}")
     for key in ("snapshot_png", "video_gif"):
         if summary[key]:
             print(f"[bringup]   {key}: {summary[key]}")

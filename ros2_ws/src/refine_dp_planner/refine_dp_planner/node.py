@@ -78,6 +78,9 @@ class PlannerNode(Node):
                                              QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
         self.status_pub = self.create_publisher(PlannerStatus, "planner_status", 10)
         self.backend = backend
+        self.engine_dir = engine_dir
+        self.stats = {"commands_published": 0, "stale_ticks": 0, "chunks": 0, "clamped": 0}
+        self._inference_ms: list[float] = []
         self.create_timer(1.0 / rate, self._tick)
         self.get_logger().info(f"{backend} engine ({engine.metadata['kind']}) from {engine_dir}: "
                                f"obs {engine.obs_shape}, actions {engine.action_shape}, {self.core.replan_every} executed per chunk, "
@@ -99,6 +102,16 @@ class PlannerNode(Node):
         stamp = self.get_clock().now().to_msg()
         if action is not None:
             self.cmd_pub.publish(high_level_command(action, stamp, s.chunk_index, s.chunk_id))
+            self.stats["commands_published"] += 1
+            self.stats["clamped"] += bool(s.clamped)
+            if s.chunk_id != self.stats["chunks"]:  # a new chunk was sampled this tick
+                self.stats["chunks"] = s.chunk_id
+                self._inference_ms.append(s.inference_ms)
+            if self.stats["commands_published"] == 1:
+                self.get_logger().info(f"first high_level_command published (chunk {s.chunk_id}, inference "
+                                       f"{s.inference_ms:.1f} ms)")
+        else:
+            self.stats["stale_ticks"] += 1
         status = self.PlannerStatus(engine=self.backend, inference_ms=s.inference_ms, chunk_id=s.chunk_id,
                                     chunk_index=s.chunk_index, observation_age_s=min(s.observation_age_s, 1e9),
                                     stale=s.stale, clamped=s.clamped, message=s.message)
@@ -108,8 +121,20 @@ class PlannerNode(Node):
             self.get_logger().warning(f"stale: {s.message}", throttle_duration_sec=5.0)
 
 
+    def report(self) -> dict:
+        """What the node did (RUN/reports/refine_dp_planner.json in a bringup run)."""
+        import numpy as np
+
+        ms = np.array(self._inference_ms)
+        inference = {"n": int(ms.size), **({"p50": round(float(np.percentile(ms, 50)), 2),
+                                            "p99": round(float(np.percentile(ms, 99)), 2),
+                                            "max": round(float(ms.max()), 2)} if ms.size else {})}
+        return dict(self.stats, engine_dir=self.engine_dir, backend=self.backend, inference_ms=inference)
+
+
 def main(args=None) -> None:
     from t1_description.ros_runtime import spin
+    from t1_description.run_report import write_node_report
 
     rclpy.init(args=args)
     node = None
@@ -120,6 +145,10 @@ def main(args=None) -> None:
         pass
     finally:
         if node is not None:
+            report = node.report()
+            write_node_report("refine_dp_planner", report)
+            print(f"refine_dp_planner report: {report['commands_published']} high_level_commands published, "
+                  f"{report['chunks']} chunks, inference ms {report['inference_ms']}", flush=True)
             node.destroy_node()
         rclpy.try_shutdown()
 
