@@ -42,7 +42,7 @@ def _graph_specs(bag_dir):
     from refine_dp.graph import load_graph, recorder_node
 
     command_port, data_port = free_udp_ports(2)
-    overrides = {"sim_t1": {"scene": "table_box", "snapshot": False,
+    overrides = {"sim_t1": {"scene": "table_box", "snapshot": False, "video": False,
                             "natnet_command_port": command_port, "natnet_data_port": data_port},
                  "mocap_bridge": {"command_port": command_port, "data_port": data_port}}
     specs = {n.name: n for n in load_graph("sim", overrides=overrides)}
