@@ -51,9 +51,11 @@ def test_graph_runs_the_chosen_commander_only(tmp_path):
     scripted = names(load_graph("sim", commander="scripted"))
     assert "scripted_commander" in scripted and "refine_dp_planner" not in scripted
     assert "refine_dp_planner" in names(load_graph("robot", commander="planner"))
+    heuristic = names(load_graph("sim", commander="heuristic"))
+    assert "refine_dp_heuristic" in heuristic and not {"refine_dp_planner", "scripted_commander"} & set(heuristic)
     planner = next(n for n in load_graph("sim") if n.name == "refine_dp_planner")
     assert planner.parameters["engine_dir"] == "pickup_dit" and planner.parameters["objects"] == ["box"]
-    with pytest.raises(GraphError, match=r"no commander 'joystick'.*\['planner', 'scripted'\]"):
+    with pytest.raises(GraphError, match=r"no commander 'joystick'.*\['planner', 'scripted', 'heuristic'\]"):
         load_graph("sim", commander="joystick")
     # a graph file of its own: nodes without the field always run; the default is the file's
     path = tmp_path / "graph.yaml"

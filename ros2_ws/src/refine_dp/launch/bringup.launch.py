@@ -1,4 +1,4 @@
-"""ros2 launch refine_dp bringup.launch.py [target:=robot|sim] [commander:=planner|scripted] [record:=BAG_DIR]
+"""ros2 launch refine_dp bringup.launch.py [target:=robot|sim] [commander:=planner|scripted|heuristic] [record:=BAG_DIR]
 
 Builds the launch description from config/bringup.yaml, the same graph that
 `refine-dp bringup` starts as separate processes.

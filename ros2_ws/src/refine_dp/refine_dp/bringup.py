@@ -1,6 +1,6 @@
 """`refine-dp bringup`: the node graph of config/bringup.yaml as separate processes.
 
-    refine-dp bringup --sim --duration 45 --out runs/demo [--commander planner|scripted]
+    refine-dp bringup --sim --duration 45 --out runs/demo [--commander planner|scripted|heuristic]
 
 starts the simulated T1 and the whole stack, watches it, and writes RUN/summary.json (nodes,
 rates, safety events, what the simulator saw, the pickup task's outcome in its scene),
@@ -27,8 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None, help="run directory (default runs/bringup-<time>)")
     parser.add_argument("--graph", type=Path, default=DEFAULT_GRAPH, help="node graph file")
     parser.add_argument("--commander", default=None,
-                        help="what publishes high_level_command: planner (the diffusion planner) or scripted "
-                             "(a fixed velocity sequence, sim only); default: the graph's default_commander")
+                        help="what publishes high_level_command: planner (the diffusion planner), scripted "
+                             "(a fixed velocity sequence, sim only) or heuristic (the task's heuristic planner, "
+                             "for recording demos with --record); default: the graph's default_commander")
     parser.add_argument("--quiet", action="store_true", help="do not forward node logs to the terminal")
     parser.add_argument("--record", action="store_true",
                         help="also record the planner's inputs and outputs into RUN/bag (MCAP rosbag2 segments)")

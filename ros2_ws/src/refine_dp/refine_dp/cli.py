@@ -88,8 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
                                     "the shipped planner's pickup in the table_box scene")
     p.add_argument("--duration", type=float, default=45.0,
                    help="simulated seconds (pickup episodes are 40 s; default 45)")
-    p.add_argument("--commander", choices=("planner", "scripted"), default="planner",
-                   help="planner: the shipped diffusion planner (default); scripted: a fixed velocity sequence")
+    p.add_argument("--commander", choices=("planner", "scripted", "heuristic"), default="planner",
+                   help="planner: the shipped diffusion planner (default); scripted: a fixed velocity sequence; "
+                        "heuristic: the task's heuristic planner")
     p.add_argument("--out", type=Path, default=Path("runs/demo"))
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_demo)
