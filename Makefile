@@ -4,6 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.setup-done
 SETUP_INPUTS := requirements.txt scripts/setup.sh scripts/constraints.txt \
 	$(wildcard ros2_ws/src/*/msg/*.msg ros2_ws/src/*/CMakeLists.txt ros2_ws/src/*/package.xml \
+	           ros2_ws/vendor/*/msg/*.msg ros2_ws/vendor/*/CMakeLists.txt ros2_ws/vendor/*/package.xml \
 	           ros2_ws/src/*/setup.py ros2_ws/src/*/setup.cfg ros2_ws/src/*/pyproject.toml)
 PYTEST_ARGS ?=
 

@@ -10,7 +10,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${REFINE_DP_VENV:-$ROOT/.venv}"
 BUILD="$ROOT/build"
 PY_VERSION=3.11
-MSG_PACKAGES=(booster_interface refine_dp_msgs)   # build order: no deps between them
+# message packages under ros2_ws/ (no deps between them); vendor/tf2_msgs: TFMessage only (no wheel)
+MSG_PACKAGES=(src/booster_interface src/refine_dp_msgs vendor/tf2_msgs)
 PY_PACKAGES=(t1_description t1_sim t1_hardware_interface mocap_bridge loco_manip_controller refine_dp_planner refine_dp_training refine_dp)
 START=$(date +%s)
 
@@ -66,8 +67,8 @@ fi
 
 # ---------------------------------------------------------------- message packages
 export PATH="$VENV/bin:$PATH" CMAKE_PREFIX_PATH="$VENV" AMENT_PREFIX_PATH="$VENV"
-for pkg in "${MSG_PACKAGES[@]}"; do
-  src="$ROOT/ros2_ws/src/$pkg"
+for rel in "${MSG_PACKAGES[@]}"; do
+  src="$ROOT/ros2_ws/$rel" pkg="$(basename "$rel")"
   hash="$(cd "$src" && find . -type f \( -name '*.msg' -o -name '*.srv' -o -name CMakeLists.txt -o -name package.xml \) | sort | xargs cat | sha256sum | cut -c1-16)"
   if [ "$(cat "$VENV/share/$pkg/.refine-dp-hash" 2>/dev/null)" = "$hash" ]; then
     step "message package $pkg is up to date"; continue
@@ -100,7 +101,7 @@ step "checking the installation"
 "$VENV/bin/python" - <<'PY'
 import importlib, sys
 mods = ["rclpy", "torch", "mujoco", "onnxruntime", "booster_robotics_sdk_python",
-        "refine_dp_msgs.msg", "booster_interface.msg",
+        "refine_dp_msgs.msg", "booster_interface.msg", "tf2_msgs.msg", "visualization_msgs.msg",
         "t1_description", "t1_sim", "t1_hardware_interface", "mocap_bridge", "loco_manip_controller",
         "refine_dp_planner", "refine_dp_training", "refine_dp"]
 for m in mods:

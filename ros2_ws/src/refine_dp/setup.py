@@ -13,6 +13,7 @@ setup(
         ("share/" + PACKAGE, ["package.xml"]),
         ("share/" + PACKAGE + "/config", ["config/bringup.yaml"]),
         ("share/" + PACKAGE + "/launch", ["launch/bringup.launch.py"]),
+        ("share/" + PACKAGE + "/rviz", ["rviz/refine_dp.rviz"]),
     ],
     zip_safe=False,
     python_requires=">=3.10",
@@ -20,5 +21,7 @@ setup(
         "refine-dp = refine_dp.cli:main",
         "scripted_commander = refine_dp.scripted_commander:main",
         "recorder = refine_dp.recorder:main",
+        "view = refine_dp.view:main",
+        "rviz_publisher = refine_dp.rviz_publisher:main",
     ]},
 )
