@@ -46,7 +46,9 @@ if [ "$(cat "$VENV/.requirements-hash" 2>/dev/null)" != "$REQ_HASH" ]; then
   pip_quiet install --quiet torch==2.13.0
   step "installing pinned requirements (requirements.txt)"
   pip_quiet install --quiet -r "$ROOT/requirements.txt"
-  if "$VENV/bin/python" -c "import torch,sys; sys.exit(0 if torch.version.cuda is None else 1)"; then :; else
+  # REFINE_DP_ALLOW_CUDA_TORCH=1: a CUDA torch installed beforehand is wanted (docker/train.Dockerfile)
+  if [ "${REFINE_DP_ALLOW_CUDA_TORCH:-0}" = 1 ] \
+     || "$VENV/bin/python" -c "import torch,sys; sys.exit(0 if torch.version.cuda is None else 1)"; then :; else
     die "a CUDA build of torch got installed; remove .venv and check requirements for packages that pull torch"
   fi
   echo "$REQ_HASH" > "$VENV/.requirements-hash"
@@ -112,7 +114,8 @@ for m in mods:
 from refine_dp_msgs.msg import HighLevelCommand, FootstepCommand, ObjectStateArray, JointCommand, RobotState  # noqa
 from booster_interface.msg import LowCmd, LowState  # noqa
 import torch
-assert torch.version.cuda is None, "CUDA torch found"
-print(f"[setup] ok: torch {torch.__version__} (CPU), all {len(mods)} modules import")
+import os
+assert torch.version.cuda is None or os.environ.get("REFINE_DP_ALLOW_CUDA_TORCH") == "1", "CUDA torch found"
+print(f"[setup] ok: torch {torch.__version__} ({'CUDA ' + torch.version.cuda if torch.version.cuda else 'CPU'}), all {len(mods)} modules import")
 PY
 step "done in $(( $(date +%s) - START )) s"
