@@ -43,8 +43,8 @@ HANDS = ("left_hand", "right_hand")
 PARAMETERS = {  # name: (default, description)
     "enabled": (True, "false: publish nothing (the graph runs without the viewer)"),
     "urdf_file": ("", "URDF to publish; empty: t1_description's t1.urdf"),
-    "rate_hz": (30.0, "TF at most this often (a viewer's rate; joint_states come at 50 Hz)"),
-    "marker_decimation": (3, "markers on every Nth TF tick"),
+    "rate_hz": (20.0, "TF at most this often (a viewer's rate; joint_states come at 50 Hz)"),
+    "marker_decimation": (4, "markers on every Nth TF tick"),
     "world_frame": ("world", "fixed frame (MoCap world)"),
     "base_frame": ("base_link", "robot root frame (= the URDF root link's pose)"),
     "trunk_object": ("t1_trunk", "object in `objects` that is the robot root (mocap_bridge trunk_body)"),
