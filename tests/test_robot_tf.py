@@ -148,3 +148,35 @@ def test_node_publishes_description_and_tf_from_joint_states():
     np.testing.assert_allclose([r.x, r.y, r.z, r.w], expected[child].quat_xyzw, atol=1e-9)
     namespaces = {m.ns for m in markers[-1].markers}
     assert {"hand_measured", "status"} <= namespaces
+
+
+def test_vendored_tf_message_is_the_upstream_type():
+    """ros2_ws/vendor/tf2_msgs must be byte-for-byte the ROS type, or rviz on a ROS install would not
+    match our /tf: its RIHS01 type hash is the one `ros2 topic info -v /tf` shows on Jazzy/Kilted."""
+    import json
+    import sys
+    from pathlib import Path
+    description = Path(sys.prefix) / "share" / "tf2_msgs" / "msg" / "TFMessage.json"
+    hashes = json.loads(description.read_text())["type_hashes"]
+    assert next(h["hash_string"] for h in hashes if h["type_name"] == "tf2_msgs/msg/TFMessage") == \
+        "RIHS01_e369d0f05a23ae52508854b66f6aa0437f3449d652e8cbf22d5abe85d020f087"
+
+
+def test_rviz_config_shows_the_published_topics():
+    import py_compile
+    from pathlib import Path
+
+    import yaml
+    pkg = Path(__file__).resolve().parent.parent / "ros2_ws" / "src" / "refine_dp"
+    config = yaml.safe_load((pkg / "rviz" / "refine_dp.rviz").read_text())
+    manager = config["Visualization Manager"]
+    assert manager["Global Options"]["Fixed Frame"] == "world"
+    displays = {d["Class"]: d for d in manager["Displays"]}
+    assert displays["rviz_default_plugins/RobotModel"]["Description Topic"]["Value"] == "/robot_description"
+    assert displays["rviz_default_plugins/RobotModel"]["Description Topic"]["Durability Policy"] == "Transient Local"
+    assert displays["rviz_default_plugins/MarkerArray"]["Topic"]["Value"] == "/refine_dp/markers"
+    assert "rviz_default_plugins/TF" in displays
+    assert '"rviz/refine_dp.rviz"' in (pkg / "setup.py").read_text()  # installed into share/ like config/
+    launch = pkg / "launch" / "bringup.launch.py"
+    py_compile.compile(str(launch), doraise=True)
+    assert 'DeclareLaunchArgument("rviz"' in launch.read_text() and '"refine_dp.rviz"' in launch.read_text()
