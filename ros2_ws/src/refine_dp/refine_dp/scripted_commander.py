@@ -10,13 +10,11 @@ The script runs on the node's clock from its first tick: simulated time with use
 from __future__ import annotations
 
 import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from refine_dp_planner.messages import high_level_command
 from refine_dp_planner.planner_io import PlannerAction
-from t1_description.ros_runtime import LoopClock, spin
+from t1_description.ros_runtime import LoopClock, run_node
 
 DEFAULT_SCRIPT = [3.0, 0.0, 0.0, 0.0,      # stand (let the ramp finish)
                   12.6, 0.0, 0.0, 0.25,    # turn ~180 degrees: the table is straight ahead
@@ -72,13 +70,7 @@ class ScriptedCommander(Node):
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
-    try:
-        spin(ScriptedCommander())
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        rclpy.try_shutdown()
+    run_node(ScriptedCommander, args)
 
 
 if __name__ == "__main__":

@@ -163,6 +163,21 @@ class LoopClock:
         return True
 
 
+def run_node(make_node, args=None) -> None:
+    """main() of a node without a report of its own: init, build it, spin until Ctrl-C (or the
+    runner's SIGINT), shut down; a callback racing with the shutdown is not an error (see spin)."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException
+
+    rclpy.init(args=args)
+    try:
+        spin(make_node())
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        rclpy.try_shutdown()
+
+
 def spin(node, stop: threading.Event | None = None) -> None:
     """Spin `node` until rclpy shuts down (Ctrl-C) or `stop` is set. Raises what a callback raises."""
     import rclpy

@@ -19,13 +19,12 @@ planner's clamps (max_base_speed, max_yaw_rate, max_hand_speed, max_hand_angular
 from __future__ import annotations
 
 import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from refine_dp_planner.messages import high_level_command, objects_from_msg, robot_observation
 from refine_dp_planner.planner_io import Clamps, PlannerAction, build_observation, clamp_action
+from t1_description.ros_runtime import run_node
 
 PLANNER_RATE_HZ = 10.0  # the planner's (and the heuristics' planner_dt 0.1 s)
 
@@ -108,14 +107,7 @@ class HeuristicNode(Node):
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
-    try:
-        node = HeuristicNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        rclpy.try_shutdown()
+    run_node(HeuristicNode, args)
 
 
 if __name__ == "__main__":
