@@ -14,6 +14,13 @@ PY_VERSION=3.11
 MSG_PACKAGES=(src/booster_interface src/refine_dp_msgs vendor/tf2_msgs)
 PY_PACKAGES=(t1_description t1_sim t1_hardware_interface mocap_bridge loco_manip_controller refine_dp_planner refine_dp_training refine_dp)
 START=$(date +%s)
+WITH_BROWSER="${REFINE_DP_WITH_BROWSER:-0}"   # --with-browser: apt-get install chromium (the view test's browser)
+for arg in "$@"; do
+  case "$arg" in
+    --with-browser) WITH_BROWSER=1 ;;
+    *) echo "[setup] unknown option $arg (known: --with-browser)" >&2; exit 2 ;;
+  esac
+done
 
 step() { printf '\n\033[1m[setup %3ss] %s\033[0m\n' "$(( $(date +%s) - START ))" "$*"; }
 die()  { printf '\n[setup] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -96,6 +103,21 @@ if [ "$(cat "$VENV/.packages-hash" 2>/dev/null)" != "$PKG_HASH" ]; then
   echo "$PKG_HASH" > "$VENV/.packages-hash"
 else
   step "workspace packages already installed"
+fi
+
+# ---------------------------------------------------------------- optional: headless browser
+# tests/test_view.py looks at `refine-dp view` in a headless Chromium (WebGL on the CPU through
+# SwiftShader); without one that test skips. Debian's package; the only system package setup installs,
+# and only when asked (--with-browser or REFINE_DP_WITH_BROWSER=1).
+if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then
+  step "headless browser for the view test: $(command -v chromium || command -v chromium-browser)"
+elif [ "$WITH_BROWSER" = 1 ]; then
+  step "installing Debian's chromium (the view test's headless browser)"
+  SUDO=(); [ "$(id -u)" = 0 ] || SUDO=(sudo)
+  "${SUDO[@]}" apt-get install -y chromium \
+    || die "apt-get install -y chromium failed; install it yourself, or leave --with-browser out (the view's browser test then skips)"
+else
+  step "no chromium: the view's browser test will skip (scripts/setup.sh --with-browser, or apt-get install -y chromium)"
 fi
 
 # ---------------------------------------------------------------- check

@@ -16,7 +16,7 @@ import platform
 from pathlib import Path
 
 from refine_dp.cpu import ROBOT_SIDE, format_table
-from refine_dp.graph import DEFAULT_GRAPH, graph_uses_sim_time, load_graph, recorder_node
+from refine_dp.graph import DEFAULT_GRAPH, graph_uses_sim_time, load_graph, recorder_node, view_node
 from refine_dp.runner import GraphRunner, write_json_atomic
 
 
@@ -33,6 +33,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="do not forward node logs to the terminal")
     parser.add_argument("--record", action="store_true",
                         help="also record the planner's inputs and outputs into RUN/bag (MCAP rosbag2 segments)")
+    add_view_arguments(parser)
+
+
+def add_view_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--view", action="store_true",
+                        help="also serve the live 3D web view (refine-dp view) and print its URL")
+    parser.add_argument("--view-port", type=int, default=8080, help="HTTP port of the view (default 8080)")
+
+
+def graph_view(nodes, target: str, graph, port: int):
+    """The web view's node for this graph: sim_t1's scene drawn around the robot (the bare floor on the
+    robot, where the lab is not modelled), on the graph's clock."""
+    sim = next((n for n in nodes if n.name == "sim_t1"), None)
+    scene = str(sim.parameters.get("scene", "floor")) if sim is not None else "floor"
+    return view_node(port, scene, graph_uses_sim_time(target, graph))
 
 
 def walk_summary(monitor_summary: dict, reports: dict) -> dict:
@@ -119,6 +134,10 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if getattr(args, "record", False):
         nodes.append(recorder_node(out / "bag"))
+    if getattr(args, "view", False):
+        nodes.append(graph_view(nodes, target, args.graph, args.view_port))
+        print(f"[bringup] view: http://localhost:{args.view_port} (scene {nodes[-1].parameters['scene']}; "
+              "open it in a browser)", flush=True)
     env = {}
     if args.sim:  # the simulated robot lives on this machine: keep DDS discovery on loopback
         env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")

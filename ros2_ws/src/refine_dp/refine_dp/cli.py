@@ -66,8 +66,14 @@ def _demo(args: argparse.Namespace) -> int:
     """The main job: the whole stack in closed loop with the simulated T1 (the pickup task, 45 s)."""
     from refine_dp import bringup
     ns = argparse.Namespace(sim=True, duration=args.duration, out=args.out, graph=bringup.DEFAULT_GRAPH,
-                            quiet=args.quiet, record=False, commander=args.commander)
+                            quiet=args.quiet, record=False, commander=args.commander,
+                            view=args.view, view_port=args.view_port)
     return bringup.run(ns)
+
+
+def _view(args: argparse.Namespace) -> int:
+    from refine_dp import view
+    return view.cli(args)
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -93,7 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "heuristic: the task's heuristic planner")
     p.add_argument("--out", type=Path, default=Path("runs/demo"))
     p.add_argument("--quiet", action="store_true")
+    from refine_dp.bringup import add_view_arguments
+    add_view_arguments(p)
     p.set_defaults(func=_demo)
+
+    p = sub.add_parser("view", help="a live 3D web view of the robot, scene, footsteps, hand targets and plots "
+                                    "(--bag: replay a recording with a timeline)")
+    from refine_dp.view import add_arguments as add_view_cli_arguments
+    add_view_cli_arguments(p)
+    p.set_defaults(func=_view)
 
     p = sub.add_parser("bench", help="benchmarks: figures printed with the machine noted")
     from refine_dp.bench.cli import add_arguments as add_bench_arguments

@@ -134,6 +134,12 @@ def recorder_node(bag_dir: Path | str) -> NodeSpec:
                     required=False, parameters={"out": str(bag_dir)})
 
 
+def view_node(port: int, scene: str, sim_time: bool) -> NodeSpec:
+    """The live web view (refine_dp.view) beside the graph, as one more (not required) node."""
+    return NodeSpec(name="refine_dp_view", package="refine_dp", executable="view", module="refine_dp.view",
+                    required=False, parameters={"port": int(port), "scene": scene, "use_sim_time": bool(sim_time)})
+
+
 def params_file_content(nodes: list[NodeSpec]) -> dict:
     """A ROS 2 parameters file (node name -> ros__parameters) for all nodes."""
     return {n.name: {"ros__parameters": dict(n.parameters)} for n in nodes}
