@@ -45,8 +45,8 @@ class ViserView:
 
         self.viser, self.state = viser, state
         self.server = server = viser.ViserServer(host=host, port=port, verbose=False)
-        server.gui.configure_theme(control_layout="collapsible", show_share_button=False,
-                                   titlebar_content=None)
+        server.gui.configure_theme(show_share_button=False)
+        server.gui.main_panel.dock_right()     # status and plots beside the 3D view, not over it
         server.scene.set_up_direction("+z")
         server.initial_camera.position = (0.9, -2.0, 1.25)   # front left of the robot's start, looking at it
         server.initial_camera.look_at = (0.0, 0.0, 0.5)
