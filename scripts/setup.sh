@@ -127,7 +127,7 @@ import importlib, sys
 mods = ["rclpy", "torch", "mujoco", "onnxruntime", "booster_robotics_sdk_python",
         "refine_dp_msgs.msg", "booster_interface.msg", "tf2_msgs.msg", "visualization_msgs.msg",
         "t1_description", "t1_sim", "t1_hardware_interface", "mocap_bridge", "loco_manip_controller",
-        "refine_dp_planner", "refine_dp_training", "refine_dp"]
+        "refine_dp_planner", "refine_dp_training", "refine_dp", "refine_dp.view", "viser"]
 for m in mods:
     try:
         importlib.import_module(m)
