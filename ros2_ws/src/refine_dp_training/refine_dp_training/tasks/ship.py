@@ -9,8 +9,8 @@ engine the planner node runs (sampler.onnx + metadata.json; the per-step denoise
 node does not use it), copies the training run's config and summary (train_config.json,
 train_summary.json) and the dataset's collection summary (dataset.json) beside it, then evaluates the
 shipped engine itself with `refine-dp eval task` from the pre-training start range and from the
-out-of-distribution range (eval/ and eval_ood/: summary.json, plot, video) and writes README.md with the
-commands, the lineage and those figures, so that what ships is what was measured.
+out-of-distribution range (eval/ and eval_ood/: summary.json and plot; no video, to keep the package
+small) and writes README.md with the commands, the lineage and those figures, so that what ships is what was measured.
 """
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def _fmt_rate(s: dict) -> str:
     return f"{s['success_rate']:.2f} [{lo:.2f}, {hi:.2f}] ({s['successes']}/{s['episodes']})"
 
 
-def _readme(name: str, task: str, lineage: dict, evals: dict, commands: list[str]) -> str:
+def _readme(name: str, task: str, lineage: dict, evals: dict, commands: list[str], note: str = "") -> str:
     cfg = json.loads((SHIPPED_DIR / name / "train_config.json").read_text()) \
         if (SHIPPED_DIR / name / "train_config.json").is_file() else {}
     ds = json.loads((SHIPPED_DIR / name / "dataset.json").read_text()) \
@@ -107,7 +107,10 @@ def _readme(name: str, task: str, lineage: dict, evals: dict, commands: list[str
             return f"{v['median'] * scale:.1f}" if v else "-"
         lines += ["", f"Tracking ({next(iter(evals))}): hand position error median {med('hand_pos_error_m', 100)} cm, "
                   f"hand orientation {med('hand_rot_error_deg')} deg, footstep error {med('footstep_error_m', 100)} cm. "
-                  "Plots and a video: `eval/`, `eval_ood/`."]
+                  "Plots: `eval/`, `eval_ood/` (`refine-dp eval task --planner <this folder> ...` also renders a "
+                  "video of an episode; none is shipped, to keep the package small)."]
+    if note:
+        lines += ["", "## Reading", "", note]
     return "\n".join(lines) + "\n"
 
 
@@ -121,6 +124,7 @@ def main(argv=None) -> int:
     p.add_argument("--num-envs", type=int, default=16)
     p.add_argument("--command", action="append", default=[],
                    help="a command that produced the checkpoint (repeat, in order), for README.md")
+    p.add_argument("--note", default=None, help="what the figures mean, for README.md (kept by --eval-only)")
     p.add_argument("--eval-only", action="store_true", help="re-evaluate what ships under --name")
     args = p.parse_args(argv)
     out = SHIPPED_DIR / args.name
@@ -143,11 +147,13 @@ def main(argv=None) -> int:
             continue
         sub = out / ("eval" if start == "pretrain" else "eval_ood")
         evals[label] = evaluate(lineage.get("task", args.task), str(out), n, sub, min(args.num_envs, n), 10_000, start,
-                                True, True)
+                                False, True)
         print(f"{label}: success {_fmt_rate(evals[label])}")
+    if args.note is not None:
+        lineage["note"] = args.note
     atomic_write_json(out / "lineage.json", lineage)
     atomic_write_text(out / "README.md", _readme(args.name, lineage.get("task", args.task), lineage, evals,
-                                                 lineage.get("commands", [])))
+                                                 lineage.get("commands", []), lineage.get("note", "")))
     print(f"shipped to {out}")
     return 0
 
