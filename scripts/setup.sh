@@ -14,11 +14,14 @@ PY_VERSION=3.11
 MSG_PACKAGES=(src/booster_interface src/refine_dp_msgs vendor/tf2_msgs)
 PY_PACKAGES=(t1_description t1_sim t1_hardware_interface mocap_bridge loco_manip_controller refine_dp_planner refine_dp_training refine_dp)
 START=$(date +%s)
-WITH_BROWSER="${REFINE_DP_WITH_BROWSER:-0}"   # --with-browser: apt-get install chromium (the view test's browser)
+# the view test's browser: auto = apt-get install chromium when missing and apt can (root or sudo -n),
+# 1 = must install it (--with-browser), 0 = never (--without-browser)
+WITH_BROWSER="${REFINE_DP_WITH_BROWSER:-auto}"
 for arg in "$@"; do
   case "$arg" in
     --with-browser) WITH_BROWSER=1 ;;
-    *) echo "[setup] unknown option $arg (known: --with-browser)" >&2; exit 2 ;;
+    --without-browser) WITH_BROWSER=0 ;;
+    *) echo "[setup] unknown option $arg (known: --with-browser, --without-browser)" >&2; exit 2 ;;
   esac
 done
 
@@ -105,19 +108,22 @@ else
   step "workspace packages already installed"
 fi
 
-# ---------------------------------------------------------------- optional: headless browser
+# ---------------------------------------------------------------- headless browser (the view test)
 # tests/test_view.py looks at `refine-dp view` in a headless Chromium (WebGL on the CPU through
-# SwiftShader); without one that test skips. Debian's package; the only system package setup installs,
-# and only when asked (--with-browser or REFINE_DP_WITH_BROWSER=1).
+# SwiftShader); without one that test skips. Debian's package, the only system package setup installs:
+# when missing and apt-get can run (root, or sudo without a password), unless REFINE_DP_WITH_BROWSER=0.
+SUDO=(); [ "$(id -u)" = 0 ] || SUDO=(sudo -n)
+can_apt() { command -v apt-get >/dev/null && { [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; }
 if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then
   step "headless browser for the view test: $(command -v chromium || command -v chromium-browser)"
-elif [ "$WITH_BROWSER" = 1 ]; then
-  step "installing Debian's chromium (the view test's headless browser)"
-  SUDO=(); [ "$(id -u)" = 0 ] || SUDO=(sudo)
-  "${SUDO[@]}" apt-get install -y chromium \
-    || die "apt-get install -y chromium failed; install it yourself, or leave --with-browser out (the view's browser test then skips)"
+elif [ "$WITH_BROWSER" = 1 ] || { [ "$WITH_BROWSER" = auto ] && can_apt; }; then
+  step "installing Debian's chromium (the view test's headless browser; REFINE_DP_WITH_BROWSER=0 skips this)"
+  if ! { "${SUDO[@]}" apt-get install -y chromium || { "${SUDO[@]}" apt-get update && "${SUDO[@]}" apt-get install -y chromium; }; }; then
+    [ "$WITH_BROWSER" = 1 ] && die "apt-get install -y chromium failed; install it yourself, or leave --with-browser out (the view's browser test then skips)"
+    step "apt-get install chromium failed: the view's browser test will skip"
+  fi
 else
-  step "no chromium: the view's browser test will skip (scripts/setup.sh --with-browser, or apt-get install -y chromium)"
+  step "no chromium: the view's browser test will skip (apt-get install -y chromium, or scripts/setup.sh --with-browser as root)"
 fi
 
 # ---------------------------------------------------------------- check
