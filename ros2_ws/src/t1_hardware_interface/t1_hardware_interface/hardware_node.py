@@ -13,7 +13,9 @@ Time (t1_description.ros_runtime.LoopClock): on the robot, wall time: the loop r
 clock at `send_rate_hz` and every safety time (watchdogs, ramp, LowState age) is monotonic. In
 simulation (use_sim_time, sim_t1's /clock) every safety time is simulated time, and the loop runs
 one cycle per LowState (sim_t1 publishes one per 2 ms of simulated time), or one per 50 ms of
-simulated time if LowStates stop, so the watchdogs still see a silent link. The vendor SDK itself
+simulated time if LowStates stop, so the watchdogs still see a silent link. The cycle that answers
+a LowState runs in the SDK's callback thread (no hand-off to the loop thread per LowState: two
+thread wake-ups and GIL switches every 2 ms); the loop thread runs only the silent cycles. The vendor SDK itself
 knows no ROS time: its LowState stream is the simulated robot's own tick, which is what the loop
 follows; the SDK path (B1LowCmdPublisher, B1LowStateSubscriber) is the robot's, unchanged.
 Scheduling: `realtime_priority` > 0 asks for SCHED_FIFO at that priority for the whole process
@@ -104,7 +106,8 @@ class HardwareNode(Node):
         self.safety = SafetyController(self.table, SafetyConfig(**{
             f.name: kd if f.name == "damping_kd" else p[f.name] for f in dataclasses.fields(SafetyConfig)}))
         self._lock = threading.Lock()
-        self._latest = None       # (MeasuredState, ROS stamp), the newest LowState
+        self._cycle_lock = threading.Lock()  # simulated time: one cycle at a time (SDK thread or loop)
+        self._latest = None       # (MeasuredState, rclpy Time of receipt), the newest LowState
         self._seq = 0             # LowStates received
         self._stop = threading.Event()
         self._sent_intervals: list[float] = []   # wall s between LowCmds, for the stats line
@@ -120,6 +123,12 @@ class HardwareNode(Node):
         self._t0 = time.monotonic()
         self.fatal: str | None = None  # set when the robot is another variant: main() exits 1
         self.fatal_event = threading.Event()
+
+        # the cycle's state (the loop thread's, and in simulation the SDK thread's: see _sim_cycle)
+        start = self._now()
+        self._last_send = time.monotonic()
+        self._last_stats, self._published_seq, self._last_publish = start, 0, start
+        self._period, self._cycle_seq, self._tick, self._sim_next_t = 1.0 / p["send_rate_hz"], -1, start, start
 
         sdk = self.sdk = _import_sdk()
         domain = p["domain_id"] if p["domain_id"] >= 0 else int(os.environ.get("ROS_DOMAIN_ID", "0"))
@@ -166,15 +175,16 @@ class HardwareNode(Node):
                 if self._states_before_clock == 1:
                     self.get_logger().info("LowState flows, simulated time (/clock) not yet: waiting for it")
                 return
-            s = measured_from_low_state(msg, self.table, self._now())
-            stamp = self.get_clock().now().to_msg()
+            stamp = self.get_clock().now()  # the message's stamp (to_msg() only when published)
+            # simulated time: the same clock, read once per LowState
+            s = measured_from_low_state(msg, self.table, stamp.nanoseconds * 1e-9 if self.loop_clock.sim else self._now())
             with self._lock:
                 self.safety.on_state(s)
                 self._latest = (s, stamp)
                 self._seq += 1
                 self._low_state_times.append(s.stamp)
-            if self.loop_clock.sim:
-                self.loop_clock.notify()  # the simulated robot's tick: one LowCmd cycle
+            if self.loop_clock.sim and not self._stop.is_set():
+                self._sim_cycle()  # the simulated robot's tick: one LowCmd cycle, in this thread
         except VariantMismatch as exc:
             if self.fatal is None:
                 self.fatal = str(exc)
@@ -210,23 +220,15 @@ class HardwareNode(Node):
     def _loop(self) -> None:
         period = 1.0 / self.p["send_rate_hz"]
         next_t = self._now()
-        self._last_send = time.monotonic()
-        last_stats, self._published_seq, self._last_publish, overruns = next_t, 0, next_t, 0
-        cycle_seq, tick, send = -1, next_t, True
+        overruns = 0
+        if self.loop_clock.sim:
+            self._sim_cycle()  # as the loop did: one cycle at the start
         while not self._stop.is_set() and self.context.ok():  # Ctrl-C: shutdown() sends the damping
-            if self.loop_clock.sim:  # one cycle per LowState, or per period of simulated time without
-                self.loop_clock.wait_for(lambda: self._seq != cycle_seq or self._now() >= next_t or
-                                         self._stop.is_set(), max_wall_s=0.1)
-                # a cycle without a new LowState only runs the watchdogs: a LowCmd answers a LowState
-                # (sim_t1 holds physics for that answer; one sent blind would let it run on unseen)
-                seq, clock = self._seq, self._now()
-                send, ticks = seq != cycle_seq, (max(1, seq - cycle_seq) if cycle_seq >= 0 else 1)
-                cycle_seq = seq
-                # /clock comes at 50 Hz: between its messages each cycle advances by the LowStates it
-                # answers (2 ms each; a loaded machine may skip some), so the ramp and the step limit see
-                # the simulated time that passed, not 20 ms jumps (never more than 20 ms ahead)
-                tick = now = max(clock, min(tick + period * ticks, clock + 0.02))
-                next_t = clock + SIM_SILENCE_CYCLE_S
+            if self.loop_clock.sim:  # one cycle per LowState (in the SDK thread), or per period of simulated time without
+                if self.loop_clock.wait_for(lambda: self._now() >= self._sim_next_t or self._stop.is_set(),
+                                            max_wall_s=0.1) and not self._stop.is_set():
+                    self._sim_cycle()
+                continue
             else:
                 next_t += period
                 delay = next_t - time.monotonic()
@@ -235,15 +237,40 @@ class HardwareNode(Node):
                 elif delay < -period:  # more than a period late: resynchronise instead of bursting
                     next_t, overruns = time.monotonic(), overruns + 1
                 now = self._now()
-            try:
-                self._cycle(now, send)
-                if now - last_stats >= self.p["stats_period_s"]:
-                    self._log_stats(now - last_stats, period, overruns)
-                    last_stats, overruns = now, 0
-            except Exception as exc:  # noqa: BLE001 - keep the loop alive; no LowCmd = robot's own timeout
-                if not self.context.ok():
-                    break  # publishing raced with Ctrl-C's context shutdown
-                self.get_logger().error(f"send loop: {exc!r}", throttle_duration_sec=1.0)
+            if not self._run_cycle(now, True, overruns):
+                break
+            overruns = 0 if now == self._last_stats else overruns
+
+    def _sim_cycle(self) -> None:
+        """Simulated time: one cycle if a LowState came since the last one (the SDK thread) or the
+        silence period passed (the loop thread)."""
+        with self._cycle_lock:
+            seq, clock, cycle_seq = self._seq, self._now(), self._cycle_seq
+            if seq == cycle_seq and clock < self._sim_next_t:
+                return  # the other thread answered that LowState
+            # a cycle without a new LowState only runs the watchdogs: a LowCmd answers a LowState
+            # (sim_t1 holds physics for that answer; one sent blind would let it run on unseen)
+            send, ticks = seq != cycle_seq, (max(1, seq - cycle_seq) if cycle_seq >= 0 else 1)
+            self._cycle_seq = seq
+            # /clock comes at 50 Hz: between its messages each cycle advances by the LowStates it
+            # answers (2 ms each; a loaded machine may skip some), so the ramp and the step limit see
+            # the simulated time that passed, not 20 ms jumps (never more than 20 ms ahead)
+            self._tick = now = max(clock, min(self._tick + self._period * ticks, clock + 0.02))
+            self._sim_next_t = clock + SIM_SILENCE_CYCLE_S
+            self._run_cycle(now, send, 0)
+
+    def _run_cycle(self, now: float, send: bool, overruns: int) -> bool:
+        """One cycle and the stats line when due; False when the context is gone (Ctrl-C)."""
+        try:
+            self._cycle(now, send)
+            if now - self._last_stats >= self.p["stats_period_s"]:
+                self._log_stats(now - self._last_stats, self._period, overruns)
+                self._last_stats = now
+        except Exception as exc:  # noqa: BLE001 - keep the loop alive; no LowCmd = robot's own timeout
+            if not self.context.ok():
+                return False  # publishing raced with Ctrl-C's context shutdown
+            self.get_logger().error(f"send loop: {exc!r}", throttle_duration_sec=1.0)
+        return True
 
     def _cycle(self, now: float, send: bool = True) -> None:
         with self._lock:
@@ -283,13 +310,17 @@ class HardwareNode(Node):
         that answers several LowStates at once (a loaded machine) does not skip one."""
         s, stamp = latest  # stamp: receipt of that LowState (old while NO_STATE)
         crossed = lambda n: seq // n != previous // n  # noqa: E731
-        if force or crossed(self.p["robot_state_decimation"]):
+        robot_state = force or crossed(self.p["robot_state_decimation"])
+        joint_state = not force and crossed(self.p["joint_state_decimation"])
+        if robot_state or joint_state:
+            stamp = stamp.to_msg()
+        if robot_state:
             self._last_publish = now
             mode = RobotState.MODE_DAMPING if state in (Safety.DAMPING, Safety.FALLEN) else RobotState.MODE_CUSTOM
             self._robot_state_msg = robot_state_msg(s, self.table.names, stamp, mode, state, reason,
                                                     self._robot_state_msg)  # one message, refilled
             self._robot_state_pub.publish(self._robot_state_msg)
-        if not force and crossed(self.p["joint_state_decimation"]):
+        if joint_state:
             self._joint_state_pub.publish(joint_state_msg(s, self.table.names, stamp))
 
     def _log_stats(self, window: float, period: float, overruns: int) -> None:
@@ -329,9 +360,10 @@ class HardwareNode(Node):
         if self._loco is not None and state in _POSE_STATES:
             self._loco.ChangeMode(self.sdk.RobotMode.kPrepare)
         else:
-            for _ in range(10 if damping is not None else 0):
-                self._cmd_pub.Write(self._writer.build(damping))
-                time.sleep(0.002)
+            with self._cycle_lock:  # after a cycle still running in the SDK thread (simulated time)
+                for _ in range(10 if damping is not None else 0):
+                    self._cmd_pub.Write(self._writer.build(damping))
+                    time.sleep(0.002)
             if self._loco is not None:
                 self._loco.ChangeMode(self.sdk.RobotMode.kDamping)
         self._cmd_pub.CloseChannel()
