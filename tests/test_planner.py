@@ -105,6 +105,50 @@ def test_core_replans_and_stops_when_observations_go_stale(tmp_path):
     np.testing.assert_allclose(held.hand_pos, a.hand_pos)
 
 
+def test_the_published_chunk_is_the_decoded_chunk_and_its_integrated_base_path(tmp_path):
+    from refine_dp_planner.engines import make_engine
+    from refine_dp_planner.messages import CHUNK_TOPICS, chunk_pose_arrays
+    from refine_dp_planner.planner_core import PlannerCore
+
+    core = PlannerCore(make_engine("onnxruntime", _tiny_engine_dir(tmp_path)), ("box",))
+    core.observe_robot(np.zeros(14), [0, 0, -1], 0.0)
+    core.observe_objects({"box": (np.array([0.5, 0.0, 0.1]), np.array([0, 0, 0, 1.0]), True)}, 0.0)
+    core.step(0.0)
+    chunk = core.chunk
+    ta = len(chunk)
+    msgs = chunk_pose_arrays(chunk, core.dt, core.clamps, _stamp())
+    assert set(msgs) == set(CHUNK_TOPICS) == {"planner_chunk/base", "planner_chunk/left_hand", "planner_chunk/right_hand"}
+    assert all(m.header.frame_id == "base_link" for m in msgs.values())
+    for h, topic in enumerate(CHUNK_TOPICS[1:]):
+        poses = msgs[topic].poses
+        assert len(poses) == ta  # the whole chunk
+        for k, p in enumerate(poses):
+            a = PlannerAction.from_vector(chunk[k])
+            np.testing.assert_allclose([p.position.x, p.position.y, p.position.z], a.hand_pos[h], atol=1e-6)
+            q = [p.orientation.x, p.orientation.y, p.orientation.z, p.orientation.w]
+            np.testing.assert_allclose(Rotation.from_quat(q).as_matrix(), a.hand_rot[h], atol=1e-6)
+    # base: the clamped velocities held for one tick each, integrated from the identity
+    x = y = yaw = 0.0
+    expected = [(x, y, yaw)]
+    for k in range(ta):
+        v = clamp_action(PlannerAction.from_vector(chunk[k]), None, core.dt, core.clamps)[0].base_velocity
+        x += (np.cos(yaw) * v[0] - np.sin(yaw) * v[1]) * core.dt
+        y += (np.sin(yaw) * v[0] + np.cos(yaw) * v[1]) * core.dt
+        yaw += v[2] * core.dt
+        expected.append((x, y, yaw))
+    base = msgs["planner_chunk/base"].poses
+    assert len(base) == ta + 1
+    got = [(p.position.x, p.position.y, Rotation.from_quat([p.orientation.x, p.orientation.y, p.orientation.z,
+                                                             p.orientation.w]).as_euler("ZYX")[0]) for p in base]
+    np.testing.assert_allclose(got, expected, atol=1e-9)
+    assert np.abs(np.array(expected)[1:, :2]).max() > 1e-3  # the tiny engine walks: the path is not trivial
+
+
+def _stamp():
+    from builtin_interfaces.msg import Time
+    return Time(sec=1, nanosec=2)
+
+
 def test_core_takes_act_steps_and_rate_from_the_engine_and_refuses_a_contradicting_replan_every(tmp_path):
     from refine_dp_planner.engines import make_engine
     from refine_dp_planner.planner_core import PlannerCore
@@ -149,8 +193,15 @@ def _run_node_against_fake_inputs(node, jt, engine_dir):
     from procs import python_process, ros_args, wait_for
     from refine_dp_msgs.msg import HighLevelCommand, ObjectState, ObjectStateArray, PlannerStatus, RobotState
 
+    from geometry_msgs.msg import PoseArray
+
+    from refine_dp_planner.messages import CHUNK_TOPICS
+
     cmds, statuses = [], []
+    chunks = {t: [] for t in CHUNK_TOPICS}
     node.create_subscription(HighLevelCommand, "high_level_command", lambda m: cmds.append((time.monotonic(), m)), 10)
+    for topic in CHUNK_TOPICS:
+        node.create_subscription(PoseArray, topic, chunks[topic].append, 10)
     node.create_subscription(PlannerStatus, "planner_status", statuses.append, 10)
     best_effort = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
     rs_pub = node.create_publisher(RobotState, "robot_state", best_effort)
@@ -187,3 +238,9 @@ def _run_node_against_fake_inputs(node, jt, engine_dir):
                                    pb.position.z - pa.position.z])
             assert step <= 0.05 * 0.1 + 1e-6, step
     assert (held.vx, held.vy, held.wz) == (0.0, 0.0, 0.0)
+    # one chunk every act_steps (4) commands: the whole chunk (12 actions), in base_link
+    n_chunks = max(m.chunk_id for _, m in cmds)
+    assert all(n_chunks - 2 <= len(chunks[t]) <= n_chunks for t in CHUNK_TOPICS), {t: len(c) for t, c in chunks.items()}
+    assert {len(m.poses) for m in chunks["planner_chunk/left_hand"]} == {12}
+    assert {len(m.poses) for m in chunks["planner_chunk/base"]} == {13}
+    assert chunks["planner_chunk/base"][0].header.frame_id == "base_link"

@@ -87,6 +87,18 @@ def _write_bag(out: Path, seconds: float = 1.0):
             _pose(cmd.left_hand_pose, (0.3, 0.2, 0.1), (0, 0, 0, 1))
             _pose(cmd.right_hand_pose, (0.3, -0.2, 0.1), (0, 0, 0, 1))
             bag.write("high_level_command", t_ns, _cdr(cmd))
+            if k % 40 == 0:   # the planner's chunk: hands forward along x, base straight ahead
+                from geometry_msgs.msg import Pose, PoseArray
+                for topic, y in (("planner_chunk/left_hand", 0.2), ("planner_chunk/right_hand", -0.2),
+                                 ("planner_chunk/base", None)):
+                    poses = []
+                    for j in range(12 if y is not None else 13):
+                        p = Pose()
+                        _pose(p, (0.3 + 0.01 * j, y, 0.1) if y is not None else (0.02 * j, 0.0, 0.0), (0, 0, 0, 1))
+                        poses.append(p)
+                    msg = PoseArray(poses=poses)
+                    msg.header.frame_id = "base_link"
+                    bag.write(topic, t_ns, _cdr(msg))
             step = FootstepCommand(swing_foot=FootstepCommand.SWING_LEFT, target_x=0.1, target_y=0.2,
                                    step_index=k // 20)
             bag.write("footstep_command", t_ns, _cdr(step))
@@ -123,6 +135,14 @@ def test_bag_replay_yields_frames_with_the_recorded_robot_configuration(tmp_path
                                                                                      [0.3, -0.2, 0.1]]), atol=1e-9)
         assert f.sample.vx_cmd == 0.2 and f.footstep["swing"] == "left"
         assert f.chunk is not None and f.chunk_trail.shape[1:] == (2, 3)
+        # the planner's chunk: its hand paths and base path, placed at the trunk pose they arrived at
+        chunk_t = max(s["t"] for s in sent if s["t"] < f.t - 1e-9 and round(s["t"] * 100) % 40 == 0)
+        at = next(s for s in sent if s["t"] == chunk_t)
+        assert f.chunk_hands.shape == (12, 2, 3) and f.chunk_base.shape == (13, 3)
+        np.testing.assert_allclose(f.chunk_hands[3], at["trunk_pos"] + rot.apply([[0.33, 0.2, 0.1],
+                                                                                   [0.33, -0.2, 0.1]]), atol=1e-9)
+        np.testing.assert_allclose(f.chunk_base[-1], [at["trunk_pos"][0], at["trunk_pos"][1], 0.0]
+                                   + rot.apply([0.24, 0.0, 0.0]), atol=1e-9)
     # the kinematics used the joints: the measured hands move with the swinging shoulders
     hand_paths = np.array([f.hand_pos[0] - f.trunk_pos for f in frames[1:]])
     assert np.ptp(hand_paths, axis=0).max() > 0.02

@@ -5,8 +5,11 @@
   /tf                 world -> base_link and every movable joint from `joint_states`
                       (refine_dp.robot_tf: our robot_state_publisher), at most `rate_hz`
   /refine_dp/markers  visualization_msgs/MarkerArray at `rate_hz` / `marker_decimation`: footstep target
-                      and landed steps, commanded (base_link) and measured (FK) hand poses, the commanded
-                      base path over one chunk and the commanded hand trail, tracked objects, status text
+                      and landed steps, commanded (base_link) and measured (FK) hand poses, the planner's
+                      current chunk (LINE_STRIPs in base_link: base path and hand paths, from its
+                      planner_chunk/base, left_hand, right_hand PoseArrays), tracked objects, status text.
+                      A commander that publishes no chunk (the scripted commander): the commanded base
+                      velocity integrated over `chunk_s` and a trail of the commanded hand positions instead.
 world -> base_link: the MoCap trunk body (`trunk_object` in `objects`: Motive, or sim_t1's ground truth
 served over NatNet) while tracked; its last pose while lost; before any, upright at the origin with
 the lower sole on the floor (no odometry is published on the graph to use instead).
@@ -21,7 +24,7 @@ import time
 
 import numpy as np
 import rclpy
-from geometry_msgs.msg import Point, TransformStamped
+from geometry_msgs.msg import Point, PoseArray, TransformStamped
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -32,6 +35,8 @@ from std_msgs.msg import String
 from tf2_msgs.msg import TFMessage
 from visualization_msgs.msg import Marker, MarkerArray
 
+from refine_dp_planner.messages import CHUNK_TOPICS
+from refine_dp_planner.planner_io import integrate_base
 from refine_dp.robot_tf import RobotTF, Transform, level_base_pose, planar, pose_matrix
 from t1_description.model_paths import urdf_path
 from t1_description.run_report import write_node_report
@@ -49,10 +54,11 @@ PARAMETERS = {  # name: (default, description)
     "base_frame": ("base_link", "robot root frame (= the URDF root link's pose)"),
     "trunk_object": ("t1_trunk", "object in `objects` that is the robot root (mocap_bridge trunk_body)"),
     "landed_steps": (12, "landed footsteps kept as markers"),
-    "chunk_s": (1.2, "the commanded base velocity is drawn integrated over this long (one planner chunk)"),
-    "hand_trail": (30, "commanded hand positions kept as a trail"),
+    "chunk_s": (1.2, "no planner chunk published: the commanded base velocity is drawn integrated over this long"),
+    "hand_trail": (30, "no planner chunk published: commanded hand positions kept as a trail"),
 }
 COLOURS = {"target": (1.0, 0.55, 0.0, 0.8), "landed": (0.3, 0.5, 0.9, 0.6), "cmd": (0.1, 0.8, 0.2, 1.0),
+           "chunk": (0.1, 0.8, 0.8, 1.0),
            "measured": (0.2, 0.4, 1.0, 1.0), "object": (0.9, 0.8, 0.2, 0.9), "lost": (0.5, 0.5, 0.5, 0.5),
            "text": (1.0, 1.0, 1.0, 1.0)}
 
@@ -90,13 +96,9 @@ def _planar_pose(x: float, y: float, yaw: float, z: float) -> np.ndarray:
 
 
 def base_path(vx: float, vy: float, wz: float, duration: float, n: int = 12) -> np.ndarray:
-    """(n+1, 2) points of the base's path in base_link when (vx, vy, wz) is held for `duration`."""
-    t = np.linspace(0.0, duration, n + 1)
-    yaw = wz * t
-    dt = duration / n
-    c, s = np.cos(yaw[:-1]), np.sin(yaw[:-1])
-    steps = np.stack([c * vx - s * vy, s * vx + c * vy], axis=1) * dt
-    return np.vstack([np.zeros(2), np.cumsum(steps, axis=0)])
+    """(n+1, 2) points of the base's path in base_link when (vx, vy, wz) is held for `duration` (the
+    fallback when no planner chunk is published)."""
+    return integrate_base(np.tile([vx, vy, wz], (n, 1)), duration / n)[:, :2]
 
 
 class RvizPublisher(Node):
@@ -129,6 +131,8 @@ class RvizPublisher(Node):
                                 (FootstepCommand, "footstep_command"), (HighLevelCommand, "high_level_command"),
                                 (PlannerStatus, "planner_status"), (ControllerStatus, "controller_status")):
             self.create_subscription(msg_type, topic, lambda m, k=topic: self.latest.__setitem__(k, m), newest)
+        for topic in CHUNK_TOPICS:  # the planner's current chunk (the refine_dp_planner node publishes it)
+            self.create_subscription(PoseArray, topic, lambda m, k=topic: self.latest.__setitem__(k, m), newest)
         self.joint_msg = None  # the JointState last drawn
         self.q = np.zeros(len(self.tree.joint_names))
         self.base_pose: np.ndarray | None = None  # world <- base_link from MoCap, held while lost
@@ -200,6 +204,15 @@ class RvizPublisher(Node):
                 m.pose = pose
                 out.append(m)
                 self.hand_trail.append((i, pose.position))
+        chunk = [self.latest.get(t) for t in CHUNK_TOPICS]
+        if all(m is not None for m in chunk):  # the planner's own chunk: base path and hand paths
+            for ns, i, msg, width in (("chunk_base", 0, chunk[0], 0.02), ("chunk_hands", 0, chunk[1], 0.008),
+                                      ("chunk_hands", 1, chunk[2], 0.008)):
+                line = _marker(base, ns, i, Marker.LINE_STRIP, "chunk", (width, 0, 0))
+                line.points = [Point(x=p.position.x, y=p.position.y, z=p.position.z) for p in msg.poses]
+                if len(line.points) > 1:
+                    out.append(line)
+        elif cmd is not None:  # a commander without chunks: the held command integrated, the executed trail
             path = _marker(base, "base_command", 0, Marker.LINE_STRIP, "cmd", (0.02, 0, 0))
             path.points = [Point(x=float(x), y=float(y)) for x, y in base_path(cmd.vx, cmd.vy, cmd.wz, self.p["chunk_s"])]
             out.append(path)

@@ -7,7 +7,8 @@
 Open the printed URL in a browser. Drawn: the T1 from RobotState's joints and the MoCap trunk
 pose (the MJCF the simulator runs, so the view is the model), the scene and its tracked objects
 (box, door) from `objects`, the footstep being tracked and the last few (left blue, right red),
-the commanded hand poses (axes) with the current chunk's hand targets (lines), and two plots:
+the commanded hand poses (axes) with the planner's current chunk (lines: its published hand paths
+and base path; from a commander without chunks, the executed commands' hand trail), and two plots:
 base velocity commanded vs walked (MoCap trunk velocity in the heading frame, low-passed) and
 the hand tracking error. The view redraws at --rate Hz (default 25) of wall time.
 
@@ -28,6 +29,7 @@ import numpy as np
 from refine_dp.view_state import Geom, Replay, ViewFrame, ViewState, load_bag, plot_arrays
 
 FOOT_SIZE = (0.22, 0.10, 0.01)   # footprint drawn for a footstep target (m)
+CHUNK_BASE_COLOR = (30, 200, 200)  # the planner chunk's base path
 SWING_COLORS = {"left": (40, 110, 230), "right": (220, 50, 50)}
 HAND_COLORS = ((40, 110, 230), (220, 50, 50))
 UNKNOWN_OBJECT_COLOR = (120, 60, 200)
@@ -62,6 +64,7 @@ class ViserView:
                                                     origin_radius=0.015, origin_color=HAND_COLORS[i], visible=False)
                              for i, side in enumerate(("left", "right"))]
         self.chunk_lines = None
+        self.chunk_base_line = None
         self.footstep = server.scene.add_box("/footsteps/current", color=(0, 0, 0), dimensions=FOOT_SIZE,
                                              opacity=0.8, visible=False)
         self.old_footsteps = [server.scene.add_box(f"/footsteps/previous_{i}", color=(0, 0, 0),
@@ -133,12 +136,17 @@ class ViserView:
                     handle.position, handle.wxyz = f.hand_target_pos[i], f.hand_target_wxyz[i]
                 handle.visible = f.hand_target_pos is not None
             self._draw_footsteps(f)
-            if f.chunk_trail is not None and len(f.chunk_trail) >= 2:
-                pts = f.chunk_trail                      # [n, 2 hands, 3]
+            pts = f.chunk_hands if f.chunk_hands is not None else f.chunk_trail   # [n, 2 hands, 3]
+            if pts is not None and len(pts) >= 2:
                 segments = np.concatenate([np.stack([pts[:-1, h], pts[1:, h]], axis=1) for h in (0, 1)])
                 colors = np.concatenate([np.tile(HAND_COLORS[h], (len(pts) - 1, 2, 1)) for h in (0, 1)])
                 self.chunk_lines = scene.add_line_segments("/targets/chunk", segments.astype(np.float32),
                                                            colors.astype(np.uint8), thickness=0.006)
+            if f.chunk_base is not None and len(f.chunk_base) >= 2:
+                b = f.chunk_base + [0.0, 0.0, 0.01]      # just above the floor
+                self.chunk_base_line = scene.add_line_segments(
+                    "/targets/chunk_base", np.stack([b[:-1], b[1:]], axis=1).astype(np.float32),
+                    np.tile(CHUNK_BASE_COLOR, (len(b) - 1, 2, 1)).astype(np.uint8), thickness=0.01)
         if self.follow.value and f.robot_seen:
             self._follow(f.trunk_pos)
         self._draws += 1
@@ -214,7 +222,7 @@ def main(args=None) -> None:
     from rclpy.qos import QoSProfile, ReliabilityPolicy
 
     from refine_dp_planner.bags import PLANNER_TOPICS, message_class
-    from refine_dp.view_state import VIEW_TOPICS
+    from refine_dp.view_state import CHUNK_TOPICS, VIEW_TOPICS
 
     rclpy.init(args=args)
     node = rclpy.create_node("refine_dp_view")
@@ -223,7 +231,8 @@ def main(args=None) -> None:
     rate_hz = float(node.declare_parameter("rate_hz", 25.0).value)
     trunk_object = str(node.declare_parameter("trunk_object", "t1_trunk").value)
     state, lock = ViewState(scene, trunk_object=trunk_object), threading.Lock()
-    topics = dict(PLANNER_TOPICS, planner_status="refine_dp_msgs/msg/PlannerStatus")
+    topics = dict(PLANNER_TOPICS, planner_status="refine_dp_msgs/msg/PlannerStatus",
+                  **{t: "geometry_msgs/msg/PoseArray" for t in CHUNK_TOPICS})
     qos = QoSProfile(depth=2, reliability=ReliabilityPolicy.BEST_EFFORT)  # hears reliable publishers too
     counts = {t: 0 for t in VIEW_TOPICS}
 

@@ -4,7 +4,9 @@
 deserialized ones from a bag: both have the same fields) and turns them, at the view's rate, into
 `ViewFrame`s: every MuJoCo body's world pose (the T1 from RobotState's joints and the MoCap trunk,
 the scene's objects from their MoCap poses), the commanded hand poses and the tracked footstep in
-the world, and one plot sample (base velocity commanded vs walked, hand tracking error).
+the world, the planner's current chunk (its planner_chunk/* PoseArrays: hand paths and base path, placed
+in the world at the trunk pose they arrived at; without them, e.g. the scripted commander, the trail of
+the executed commands of the chunk), and one plot sample (base velocity commanded vs walked, hand tracking error).
 `load_bag` replays a recording into the list of frames the timeline slider walks through.
 
 The robot is drawn from the MJCF the simulator runs (t1_description), so the view is the model:
@@ -21,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from refine_dp_planner.messages import CHUNK_TOPICS  # the planner's current chunk (PoseArrays)
 from t1_description.joint_table import load_joint_table
 from t1_description.model_paths import STAND_KEYFRAME, load_model, robot_indices
 
@@ -29,7 +32,7 @@ WALKED_TAU_S = 0.5              # low-pass of the walked velocity: the gait's sw
 PLOT_WINDOW_S = 10.0            # seconds of history in the live plots
 FOOTSTEP_HISTORY = 6            # earlier footstep targets drawn (fading)
 CHUNK_TRAIL = 24                # commanded hand positions of the current chunk kept
-VIEW_TOPICS = ("robot_state", "objects", "high_level_command", "footstep_command", "planner_status")
+VIEW_TOPICS = ("robot_state", "objects", "high_level_command", "footstep_command", "planner_status", *CHUNK_TOPICS)
 
 
 def _wxyz(q) -> np.ndarray:
@@ -95,6 +98,8 @@ class ViewFrame:
     footstep: dict | None = None     # swing ("left"/"right"), target pos [3], yaw, step_index
     chunk: tuple[int, int] | None = None          # (chunk_id, chunk_index) of the executed command
     chunk_trail: np.ndarray | None = None         # [n, 2, 3] commanded hand positions of this chunk so far
+    chunk_hands: np.ndarray | None = None         # [Ta, 2, 3] the planner's current chunk: hand targets
+    chunk_base: np.ndarray | None = None          # [Ta + 1, 3] ... and base path (on the floor, z = 0)
     footsteps: list[dict] = field(default_factory=list)   # earlier footstep targets, oldest first
     planner: dict | None = None      # engine, inference_ms, stale
     sample: PlotSample | None = None
@@ -158,6 +163,7 @@ class ViewState:
         self.footstep = None
         self.footsteps: deque[dict] = deque(maxlen=FOOTSTEP_HISTORY)
         self.chunk_trail: deque[np.ndarray] = deque(maxlen=CHUNK_TRAIL)
+        self.chunk_plan: dict[str, np.ndarray] = {}   # planner_chunk topic -> world positions [n, 3]
         self.planner = None
         self.history: deque[PlotSample] = deque()
         self._name_map: tuple[tuple[str, ...], np.ndarray] | None = None
@@ -234,6 +240,26 @@ class ViewState:
             self.chunk_trail.clear()
         self.chunk_trail.append(self.trunk_pos + _rot(self.trunk_wxyz).apply(self.command["hand_pos"]))
 
+    def _on_chunk(self, topic: str, msg) -> None:
+        """A planner_chunk PoseArray (base_link at the chunk's start) -> world, at the trunk pose now."""
+        pts = np.array([_pos(p.position) for p in msg.poses], dtype=float).reshape(-1, 3)
+        if topic == "base":   # the base path on the floor, turned by the trunk's yaw only
+            yaw = self._yaw()
+            pts = np.column_stack([pts[:, :2], np.zeros(len(pts))])
+            pts = Rotation.from_euler("z", yaw).apply(pts) + [self.trunk_pos[0], self.trunk_pos[1], 0.0]
+        else:
+            pts = self.trunk_pos + _rot(self.trunk_wxyz).apply(pts)
+        self.chunk_plan[topic] = pts
+
+    def on_planner_chunk_base(self, msg, t: float) -> None:
+        self._on_chunk("base", msg)
+
+    def on_planner_chunk_left_hand(self, msg, t: float) -> None:
+        self._on_chunk("left_hand", msg)
+
+    def on_planner_chunk_right_hand(self, msg, t: float) -> None:
+        self._on_chunk("right_hand", msg)
+
     def on_footstep_command(self, msg, t: float) -> None:
         self.footstep = msg
 
@@ -241,7 +267,7 @@ class ViewState:
         self.planner = {"engine": msg.engine, "inference_ms": float(msg.inference_ms), "stale": bool(msg.stale)}
 
     def on_message(self, topic: str, msg, t: float) -> None:
-        handler = getattr(self, f"on_{topic.lstrip('/')}", None)
+        handler = getattr(self, f"on_{topic.lstrip('/').replace('/', '_')}", None)
         if handler is not None:
             handler(msg, t)
 
@@ -284,6 +310,11 @@ class ViewState:
             f.hand_target_wxyz = np.array([_to_wxyz(trunk * _rot(w)) for w in c["hand_wxyz"]])
             f.grippers, f.chunk, v_cmd = c["grippers"], c["chunk"], c["v"]
             f.chunk_trail = np.array(self.chunk_trail)
+        plan = self.chunk_plan
+        if "left_hand" in plan and "right_hand" in plan and len(plan["left_hand"]) == len(plan["right_hand"]):
+            f.chunk_hands = np.stack([plan["left_hand"], plan["right_hand"]], axis=1)
+        if "base" in plan:
+            f.chunk_base = plan["base"].copy()
             errors = tuple(float(e) for e in np.linalg.norm(f.hand_target_pos - hand_pos, axis=1))
         f.footstep = self._footstep_world()
         if f.footstep and (not self.footsteps or self.footsteps[-1]["step_index"] != f.footstep["step_index"]):

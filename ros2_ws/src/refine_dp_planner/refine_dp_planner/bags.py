@@ -19,6 +19,10 @@ PLANNER_TOPICS: dict[str, str] = {
     "planner_status": "refine_dp_msgs/msg/PlannerStatus",
     "footstep_command": "refine_dp_msgs/msg/FootstepCommand",
     "joint_command": "refine_dp_msgs/msg/JointCommand",
+    # the planner's current chunk (what rviz and the view draw; from-bags does not read it)
+    "planner_chunk/base": "geometry_msgs/msg/PoseArray",
+    "planner_chunk/left_hand": "geometry_msgs/msg/PoseArray",
+    "planner_chunk/right_hand": "geometry_msgs/msg/PoseArray",
 }
 PROJECT_MSG_PACKAGES = ("refine_dp_msgs", "booster_interface")
 

@@ -1,9 +1,9 @@
-"""PlannerAction <-> refine_dp_msgs/HighLevelCommand (geometry_msgs quaternions are x, y, z, w)."""
+"""PlannerAction <-> refine_dp_msgs/HighLevelCommand, a chunk -> geometry_msgs/PoseArray (quaternions x, y, z, w)."""
 from __future__ import annotations
 
 from scipy.spatial.transform import Rotation
 
-from refine_dp_planner.planner_io import PlannerAction
+from refine_dp_planner.planner_io import PlannerAction, chunk_paths
 
 
 def high_level_command(action: PlannerAction, stamp, chunk_index: int = 0, chunk_id: int = 0):
@@ -19,6 +19,35 @@ def high_level_command(action: PlannerAction, stamp, chunk_index: int = 0, chunk
         pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = x, y, z, w
     cmd.left_gripper, cmd.right_gripper = (float(g) for g in action.grippers)
     return cmd
+
+
+CHUNK_TOPICS = ("planner_chunk/base", "planner_chunk/left_hand", "planner_chunk/right_hand")
+
+
+def chunk_pose_arrays(chunk, dt: float, limits, stamp, frame_id: str = "base_link") -> dict:
+    """A sampled chunk [Ta, ACTION_DIM] -> {CHUNK_TOPICS[i]: geometry_msgs/PoseArray} in base_link at the
+    chunk's start (planner_io.chunk_paths): the base path (Ta + 1 planar poses from the identity, yaw
+    about z) and each hand's Ta target poses."""
+    import numpy as np
+    from geometry_msgs.msg import Pose, PoseArray
+
+    base, hand_pos, hand_quat = chunk_paths(chunk, dt, limits)
+
+    def pose(p, q) -> Pose:
+        m = Pose()
+        m.position.x, m.position.y, m.position.z = (float(v) for v in p)
+        m.orientation.x, m.orientation.y, m.orientation.z, m.orientation.w = (float(v) for v in q)
+        return m
+
+    def array(poses) -> PoseArray:
+        msg = PoseArray(poses=poses)
+        msg.header.stamp, msg.header.frame_id = stamp, frame_id
+        return msg
+
+    base_quat = np.column_stack([np.zeros((len(base), 2)), np.sin(base[:, 2] / 2), np.cos(base[:, 2] / 2)])
+    return {CHUNK_TOPICS[0]: array([pose((x, y, 0.0), q) for (x, y, _), q in zip(base, base_quat)]),
+            **{topic: array([pose(p, q) for p, q in zip(hand_pos[:, h], hand_quat[:, h])])
+               for h, topic in enumerate(CHUNK_TOPICS[1:])}}
 
 
 def action_from_command(msg) -> PlannerAction:

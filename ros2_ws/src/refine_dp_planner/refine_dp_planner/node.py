@@ -1,7 +1,12 @@
 """refine_dp_planner node: the diffusion planner (PlannerCore behind ROS topics).
 
 Subscribes robot_state (RobotState) and objects (ObjectStateArray); publishes
-high_level_command (HighLevelCommand) and planner_status (PlannerStatus).
+high_level_command (HighLevelCommand) and planner_status (PlannerStatus), and, whenever a new chunk
+is sampled, the planner's current chunk as three geometry_msgs/PoseArray in base_link at the chunk's
+start (messages.chunk_pose_arrays): planner_chunk/base (its clamped base velocities integrated at the
+engine's rate from the identity: Ta + 1 poses), planner_chunk/left_hand and planner_chunk/right_hand
+(the Ta hand targets). The whole chunk is published (Ta actions), not only the replan_every executed:
+rviz_publisher and `refine-dp view` draw it.
 
 The engine's metadata.json is the contract: horizons, act_steps (-> replan_every) and rate_hz
 (-> the timer) come from it, nobody retypes them. obs_horizon, action_horizon, rate_hz and
@@ -20,7 +25,8 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-from refine_dp_planner.messages import high_level_command, objects_from_msg, robot_observation
+from refine_dp_planner.messages import (CHUNK_TOPICS, chunk_pose_arrays, high_level_command, objects_from_msg,
+                                        robot_observation)
 from refine_dp_planner.planner_core import PlannerCore
 from refine_dp_planner.planner_io import ACTION_DIM, ACTION_FIELDS, Clamps, observation_fields
 
@@ -28,6 +34,7 @@ from refine_dp_planner.planner_io import ACTION_DIM, ACTION_FIELDS, Clamps, obse
 class PlannerNode(Node):
     def __init__(self) -> None:
         super().__init__("refine_dp_planner")
+        from geometry_msgs.msg import PoseArray
         from refine_dp_msgs.msg import HighLevelCommand, ObjectStateArray, PlannerStatus, RobotState
 
         from refine_dp_planner.engines import MetadataMismatchError, make_engine, resolve_engine_dir
@@ -77,6 +84,9 @@ class PlannerNode(Node):
         self.cmd_pub = self.create_publisher(HighLevelCommand, "high_level_command",
                                              QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
         self.status_pub = self.create_publisher(PlannerStatus, "planner_status", 10)
+        self.clamps = clamps
+        reliable = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        self.chunk_pubs = {t: self.create_publisher(PoseArray, t, reliable) for t in CHUNK_TOPICS}
         self.backend = backend
         self.engine_dir = engine_dir
         self.stats = {"commands_published": 0, "stale_ticks": 0, "chunks": 0, "clamped": 0}
@@ -107,6 +117,8 @@ class PlannerNode(Node):
             if s.chunk_id != self.stats["chunks"]:  # a new chunk was sampled this tick
                 self.stats["chunks"] = s.chunk_id
                 self._inference_ms.append(s.inference_ms)
+                for topic, msg in chunk_pose_arrays(self.core.chunk, self.core.dt, self.clamps, stamp).items():
+                    self.chunk_pubs[topic].publish(msg)
             if self.stats["commands_published"] == 1:
                 self.get_logger().info(f"first high_level_command published (chunk {s.chunk_id}, inference "
                                        f"{s.inference_ms:.1f} ms)")

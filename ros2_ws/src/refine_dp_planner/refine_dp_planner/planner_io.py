@@ -136,6 +136,32 @@ def actions_from_vectors(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
     return a[:, :3].copy(), hands[..., :3].copy(), rot6d_to_matrix(hands[..., 3:]), np.clip(a[:, 21:23], 0.0, 1.0)
 
 
+def integrate_base(base_velocity, dt: float) -> np.ndarray:
+    """Base velocities [N, 3] (vx, vy, wz in the yaw-aligned root frame), each held for dt -> the base's
+    planar poses [N + 1, 3] (x, y, yaw) relative to where it started (the identity, first row): each
+    step moves along the heading at its start. One definition for the planner's published chunk and
+    rviz_publisher's fallback path (a held command)."""
+    v = np.asarray(base_velocity, dtype=np.float64).reshape(-1, 3)
+    yaw = np.concatenate([[0.0], np.cumsum(v[:, 2] * dt)])
+    c, s = np.cos(yaw[:-1]), np.sin(yaw[:-1])
+    steps = np.stack([c * v[:, 0] - s * v[:, 1], s * v[:, 0] + c * v[:, 1]], axis=1) * dt
+    return np.column_stack([np.vstack([np.zeros(2), np.cumsum(steps, axis=0)]), yaw])
+
+
+def chunk_paths(chunk: np.ndarray, dt: float, limits: Clamps | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A sampled chunk [Ta, ACTION_DIM] -> what it plans, in base_link at the chunk's start:
+    base poses [Ta + 1, 3] (x, y, yaw: its base velocities, clamped to the limits' base speed and yaw
+    rate, integrated at dt from the identity), hand positions [Ta, 2, 3] and hand quaternions
+    [Ta, 2, 4] (x, y, z, w) of every action, as decoded (the hand clamps act on the executed commands)."""
+    from scipy.spatial.transform import Rotation
+
+    v, pos, rot, _ = actions_from_vectors(chunk)
+    v, _, _, _ = clamp_actions(v, pos, rot, limits=limits)
+    quat = Rotation.from_matrix(rot.reshape(-1, 3, 3)).as_quat().reshape(len(pos), 2, 4)
+    return integrate_base(v, dt), pos, quat
+
+
 def actions_to_vectors(base_velocity, hand_pos, hand_rot, grippers) -> np.ndarray:
     """Batched PlannerAction.to_vector: -> [N, ACTION_DIM] float32 (ACTION_FIELDS order)."""
     n = np.shape(base_velocity)[0]
