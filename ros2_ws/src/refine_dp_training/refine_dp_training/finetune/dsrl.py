@@ -41,11 +41,12 @@ sparse task's policy worse: its critic's values grew to 25-35 where returns cann
   (`bound_targets`): [min(0, G_min), max(0, G_max)] * scale, G the discounted returns seen so far
   (RunningReturnScaler.value_bounds). A sparse task's values then stay in [0, 1] (scaled), and
   bootstrapping cannot inflate values beyond any return ever observed.
-- The entropy target is set for the noise box (`target_entropy` None): dim(w) * (log(noise_bound)
-  - 1), SAC's usual -1 per dimension for a [-1, 1] box moved by log(noise_bound) per dimension
-  (differential entropy is not scale-free: the same relative spread on a box noise_bound times as
-  wide has log(noise_bound) more per dimension). init_alpha 0.01: with the rewards scaled, the
-  return differences the actor follows are O(0.1-1), and 0.1 * dim(w) nats of entropy drowned them.
+- The entropy target is set for the noise box (`target_entropy` None): dim(w) * (H - 1), H the entropy of
+  the pretrained DP's own noise, N(0, 1) truncated to [-noise_bound, noise_bound]: one nat per dimension
+  below the DP's behaviour (SAC's usual -1 per dimension assumes a [-1, 1] box; differential entropy is not
+  scale-free). init_alpha 0.1, on the scaled rewards above.
+- The critics have LayerNorm (`critic_layer_norm`): without it they extrapolated freely to noises the
+  replay never held, and the actor chased those values.
 
 UTD: `utd` gradient steps per collected chunk transition (per env); fractions accumulate.
 Before `learning_starts` env steps, w ~ N(0, I) clipped to the box (the pretrained DP's own
