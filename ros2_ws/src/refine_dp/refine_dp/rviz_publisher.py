@@ -117,7 +117,7 @@ class RvizPublisher(Node):
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.create_publisher(String, "/robot_description", latched).publish(String(data=urdf_text))
         now = self.get_clock().now().to_msg()
-        base, world = self.p["base_frame"], self.p["world_frame"]
+        base = self.p["base_frame"]
         static = [_transform_msg(t, now) for t in self.tree.fixed]
         if base != self.tree.root:  # base_link is the URDF root link's frame (REP-105 name for it)
             static.append(_transform_msg(Transform(base, self.tree.root, np.zeros(3), np.array([0, 0, 0, 1.0])), now))
