@@ -109,7 +109,6 @@ def test_stats_over_all_steps():
 
 
 def test_medium_checkpoint_is_closest_to_fraction_of_best(tmp_path):
-    pytest.importorskip("gymnasium")
     from refine_dp_training.benchmarks.hopper.collect_demos import choose_medium
 
     rows = []

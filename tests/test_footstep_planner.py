@@ -53,7 +53,7 @@ def assert_feet_never_cross(outs, cfg: FootstepPlannerConfig = CFG):
 
 
 def test_swing_constants_match_the_message():
-    msg = pytest.importorskip("refine_dp_msgs.msg")
+    import refine_dp_msgs.msg as msg
     assert (gait.SWING_NONE, gait.SWING_LEFT, gait.SWING_RIGHT) == (
         msg.FootstepCommand.SWING_NONE, msg.FootstepCommand.SWING_LEFT, msg.FootstepCommand.SWING_RIGHT)
 
@@ -385,7 +385,7 @@ def test_footstep_node_runs_the_planner_config_of_the_legs_policy():
 @pytest.mark.ros
 @pytest.mark.timeout(60)
 def test_node_turns_high_level_commands_into_footstep_commands():
-    rclpy = pytest.importorskip("rclpy")
+    import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from refine_dp_msgs.msg import FootstepCommand, HighLevelCommand
 

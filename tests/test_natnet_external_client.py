@@ -25,7 +25,7 @@ from mocap_bridge.client import NatNetClientConfig
 from procs import free_udp_ports, python_process, ros_args, wait_for
 from t1_sim.natnet_server import NatNetServer
 
-natnetsdk = pytest.importorskip("natnetsdk.NatNetClient", reason="pip install natnetsdk==4.1.1 (requirements.txt)")
+import natnetsdk.NatNetClient as natnetsdk  # noqa: E402  (requirements.txt: natnetsdk==4.1.1)
 
 TRUNK = ("t1_trunk", 1, (0.25, -0.5, 0.667), (0.9659258, 0.0, 0.0, 0.2588190))  # w, x, y, z
 

@@ -72,8 +72,6 @@ def test_auto_reset_final_obs_and_episode_stats():
 
 
 def test_gym_adapter_hopper_autoreset_and_exact_state_restore():
-    pytest.importorskip("gymnasium")
-    pytest.importorskip("mujoco")
     from refine_dp_training.envs.gym_adapter import GymVecEnv
 
     env = GymVecEnv(env_id="Hopper-v5", num_envs=2, env_kwargs={"max_episode_steps": 5},

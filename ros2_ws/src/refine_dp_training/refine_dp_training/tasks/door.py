@@ -62,9 +62,7 @@ TASK = TaskSpec(
         ood=StartRange(radial=(0.80, 2.00), polar=(-0.70, 0.70), heading=(-1.0, 1.0)),
     ),
     # the door leaf's mass and friction are randomised like an object's (8 kg nominal)
-    randomization=Randomization(object_mass_scale=(0.75, 1.5), object_friction_scale=(0.7, 1.3),
-                                natnet_noise_pos_std=0.002, natnet_noise_rot_std_deg=0.5, natnet_dropout_prob=0.02,
-                                latency_s=(0.0, 0.01)),
+    randomization=Randomization(),
     stages=(
         Term("approach", terms.always()),
         Term("reach handle", hand_at_handle(0.06)),

@@ -13,7 +13,8 @@ import numpy as np
 from t1_description.scenes import scene_facts
 
 from . import terms
-from .spec import InitialState, ObjectPose, Randomization, StartRange, TaskSpec, Term
+from .pickup import TASK as PICKUP
+from .spec import Randomization, TaskSpec, Term
 
 FACTS = scene_facts("pick_place")
 FLOOR_Z = min(FACTS.pick_table.top_z, FACTS.place_table.top_z) - 0.1  # box centre below this: off both tables
@@ -78,16 +79,8 @@ TASK = TaskSpec(
     name="pick_place",
     scene="pick_place",
     objects=("box",),
-    initial_state=InitialState(
-        anchor="box",
-        approach_yaw=0.0,  # the robot faces +x (the pick table) at polar angle 0
-        objects={"box": ObjectPose(x=(-0.05, 0.10), y=(-0.15, 0.15), yaw=(-np.pi / 4, np.pi / 4))},
-        pretrain=StartRange(radial=(0.80, 1.05), polar=(-0.35, 0.35), heading=(-0.3, 0.3)),
-        ood=StartRange(radial=(0.60, 1.60), polar=(-0.80, 0.80), heading=(-1.2, 1.2)),
-    ),
-    randomization=Randomization(object_mass_scale=(0.75, 1.5), object_friction_scale=(0.7, 1.3),
-                                natnet_noise_pos_std=0.002, natnet_noise_rot_std_deg=0.5, natnet_dropout_prob=0.02,
-                                latency_s=(0.0, 0.01)),
+    initial_state=PICKUP.initial_state,  # the robot's start relative to the box, as in pickup
+    randomization=Randomization(),
     stages=(
         Term("approach", terms.always()),
         Term("align", aligned("box", 0.6, 0.5)),

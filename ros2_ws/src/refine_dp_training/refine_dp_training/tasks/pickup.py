@@ -24,9 +24,7 @@ TASK = TaskSpec(
         pretrain=StartRange(radial=(0.80, 1.05), polar=(-0.35, 0.35), heading=(-0.3, 0.3)),
         ood=StartRange(radial=(0.60, 1.60), polar=(-0.80, 0.80), heading=(-1.2, 1.2)),
     ),
-    randomization=Randomization(object_mass_scale=(0.75, 1.5), object_friction_scale=(0.7, 1.3),
-                                natnet_noise_pos_std=0.002, natnet_noise_rot_std_deg=0.5, natnet_dropout_prob=0.02,
-                                latency_s=(0.0, 0.01)),
+    randomization=Randomization(),
     stages=(
         Term("approach", terms.always()),
         Term("reach", terms.object_near_trunk("box", 0.6)),

@@ -61,7 +61,7 @@ class InitialState:
 
 
 @dataclass(frozen=True)
-class Randomization:
+class Randomization:  # the defaults: every task's (pickup, pick-and-place, door, stairs)
     """Per-episode domain randomisation. MoCap noise/dropouts use sim_t1's natnet_* parameters' meaning
     (t1_sim.natnet_server: Gaussian position noise, a random rotation of Gaussian angle per axis, a dropped
     body sent untracked), applied to the trunk and to every object; the planner sees what mocap_bridge

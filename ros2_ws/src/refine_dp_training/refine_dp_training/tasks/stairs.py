@@ -44,9 +44,7 @@ TASK = TaskSpec(
         pretrain=StartRange(radial=(1.05, 1.30), polar=(-0.30, 0.30), heading=(-0.3, 0.3)),
         ood=StartRange(radial=(1.05, 1.80), polar=(-0.50, 0.50), heading=(-1.0, 1.0)),
     ),
-    randomization=Randomization(object_mass_scale=(0.75, 1.5), object_friction_scale=(0.7, 1.3),
-                                natnet_noise_pos_std=0.002, natnet_noise_rot_std_deg=0.5, natnet_dropout_prob=0.02,
-                                latency_s=(0.0, 0.01)),
+    randomization=Randomization(),
     stages=(
         Term("approach", terms.always()),
         Term("step up", on_platform()),
