@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 REFINE_DP = Path(sys.executable).parent / "refine-dp"
 
@@ -48,3 +49,15 @@ def test_bench_env_takes_its_own_options():
                            "--variant", "absolute"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert '"num_envs": 2' in proc.stdout and '"variant": "absolute"' in proc.stdout
+
+
+def test_finetune_task_fills_env_pretrained_and_out_unless_given(tmp_path):
+    """`refine-dp finetune --task pickup --method dppo` = --env t1-pickup --pretrained runs/pretrain/pickup/policy.pt
+    --out runs/finetune/pickup_dppo; given flags win; a missing pretrained planner is named."""
+    from refine_dp_training.finetune.cli import main, with_task_defaults
+
+    argv = with_task_defaults(["--task", "pickup", "--method", "dppo", "--out", "X"], "pickup",
+                              {"--env": "t1-pickup", "--out": "Y"})
+    assert argv == ["--method", "dppo", "--out", "X", "--env", "t1-pickup"]
+    with pytest.raises(FileNotFoundError, match="runs/pretrain/nosuchtask/policy.pt"):
+        main(["--task", "nosuchtask", "--method", "dppo", "--out", str(tmp_path / "ft"), "--no-progress"])

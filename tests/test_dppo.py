@@ -14,7 +14,8 @@ from refine_dp_planner.diffusion.sampler import step_distributions
 from refine_dp_planner.models.mlp_denoiser import MLPDenoiserConfig
 from refine_dp_planner.policy import DiffusionPolicy
 from refine_dp_training.finetune import dppo
-from refine_dp_training.finetune.common import load_pretrained, run_finetune
+from refine_dp_training.envs.toy import PointMassVecEnv
+from refine_dp_training.finetune.common import ENV_FACTORIES, load_pretrained, next_start_level, run_finetune
 from refine_dp_training.pretrain.artifacts import save_policy_file
 from refine_dp_training.rl.storage import compute_gae
 
@@ -267,3 +268,63 @@ def test_resume_continues_exactly(pretrained, tmp_path):
     # and something was learned at all (the comparison is not between two untouched copies)
     pre = load_pretrained(pretrained).policy.denoiser.state_dict()
     assert any(not torch.equal(pre[k], v) for k, v in straight.actor.policy.denoiser.state_dict().items())
+
+
+# ---- the OOD curriculum (FinetuneConfig.curriculum) ----------------------------------------------
+class LevelledPointMass(PointMassVecEnv):
+    """PointMass with start levels: every episode succeeds at a level below `fail_from` and fails at or
+    above it (1-step episodes); records every level it is set to."""
+
+    levels_set: list = []
+
+    def __init__(self, num_envs: int = 8, fail_from: float = 0.75):
+        super().__init__(num_envs)
+        self.level, self.fail_from = 0.0, fail_from
+
+    def set_start_range(self, level: float) -> None:
+        self.level = level
+        LevelledPointMass.levels_set.append(level)
+
+    def step(self, actions, active=None):
+        active = self._move(actions, active)
+        ok = np.full(self.num_envs, self.level < self.fail_from)
+        return self._finish(self._obs(), ok.astype(np.float64), np.ones(self.num_envs, bool),
+                            np.zeros(self.num_envs, bool), active, ok)
+
+
+def test_next_start_level_widens_by_a_step_on_success_and_stops_at_the_ood_range():
+    assert next_start_level(0.0, 0.79, 0.25, 0.8) == 0.0
+    assert next_start_level(0.0, 0.8, 0.25, 0.8) == 0.25
+    assert next_start_level(0.9, 1.0, 0.25, 0.8) == 1.0
+    assert next_start_level(1.0, 1.0, 0.25, 0.8) == 1.0
+
+
+def test_curriculum_widens_the_start_range_of_training_and_evaluation_envs(pretrained, tmp_path, monkeypatch):
+    monkeypatch.setitem(ENV_FACTORIES, "toy-levels", lambda num_envs, **kw: LevelledPointMass(num_envs, **kw))
+    LevelledPointMass.levels_set = []
+    cfg = make_cfg(pretrained, tmp_path / "a", env="toy-levels", curriculum=True, curriculum_start=0.0,
+                   curriculum_step=0.5, curriculum_threshold=0.8, eval_every_env_steps=1, budget_env_steps=3 * 72)  # 72 env steps an iteration
+    method = dppo.Method(cfg)
+    summary = run_finetune(method, cfg, method_name="dppo")
+    curve = [r["start_level"] for r in summary_rows(tmp_path / "a")]
+    # evaluations at 0 and 0.5 succeed (level widens), at 1.0 they fail (it stays: capped at the OOD range)
+    assert curve[:3] == [0.0, 0.5, 1.0] and set(curve[3:]) <= {1.0}
+    assert summary["start_level"] == 1.0
+    assert method.env.env.level == 1.0  # the training env was moved too, not only the evaluation env
+    assert LevelledPointMass.levels_set.count(0.5) == 2  # training and evaluation env, once each
+    # resume keeps the level reached (not curriculum_start)
+    resumed = dppo.Method(dataclasses.replace(cfg, budget_env_steps=4 * 72))
+    run_finetune(resumed, dataclasses.replace(cfg, budget_env_steps=4 * 72), resume=True, method_name="dppo")
+    assert resumed.env.env.level == 1.0
+
+
+def test_curriculum_on_an_env_without_start_levels_is_refused(pretrained, tmp_path):
+    cfg = make_cfg(pretrained, tmp_path / "b", curriculum=True, budget_env_steps=24)
+    with pytest.raises(ValueError, match="set_start_range"):
+        run_finetune(dppo.Method(cfg), cfg, method_name="dppo")
+
+
+def summary_rows(out) -> list[dict]:
+    import csv
+    with open(out / "curve.csv") as f:
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]

@@ -1,5 +1,9 @@
 """`refine-dp finetune --method NAME --pretrained CKPT [--env ID] --out DIR [--resume] [options]`.
 
+`--task T` (a T1 task) = --env t1-T --pretrained runs/pretrain/T/policy.pt --out runs/finetune/T_METHOD, each
+unless given; `--curriculum` widens the robot's start range from the pre-training one to the OOD one as
+evaluation success passes --curriculum-threshold (FinetuneConfig).
+
 --env defaults to the env the pretrained policy records (where it was evaluated in pretraining);
 its observation and action sizes are checked against the policy's before anything trains.
 
@@ -86,13 +90,28 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_cls, defaults: 
                             help=f"(default: {default})")
 
 
+def with_task_defaults(argv: list[str], task: str, defaults: dict[str, str]) -> list[str]:
+    """`--task T` of pretrain/finetune: argv without it, plus each `--flag value` of defaults not given."""
+    argv = [a for i, a in enumerate(argv) if a != "--task" and (i == 0 or argv[i - 1] != "--task")]
+    for flag, value in defaults.items():
+        if flag not in argv:
+            argv += [flag, value]
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--method", required=False)
     pre.add_argument("--out")
     pre.add_argument("--resume", action="store_true")
+    pre.add_argument("--task", default=None)
     known, _ = pre.parse_known_args(argv)
+    if known.task and known.method:  # a T1 task: its env, its pretrained planner and a run folder, unless given
+        argv = with_task_defaults(argv, known.task, {
+            "--env": f"t1-{known.task}", "--pretrained": f"runs/pretrain/{known.task}/policy.pt",
+            "--out": f"runs/finetune/{known.task}_{known.method}"})
+        known.out = known.out or f"runs/finetune/{known.task}_{known.method}"
     if known.method is None:
         if "-h" in argv or "--help" in argv:
             print(__doc__ + "\nmethods: " + ", ".join(METHODS))

@@ -67,6 +67,13 @@ class FinetuneConfig:
     torch_threads: int = 1               # 2 threads on a shared 2-core VM are far slower (contention)
     tensorboard: bool = True
     progress: bool = True
+    # OOD curriculum (REFINE-DP Sec. IV; envs with set_start_range: the T1 tasks): train and evaluate at a
+    # start level (0 = the pre-training range of radial distance, polar angle and heading, 1 = the OOD
+    # range), raised by curriculum_step whenever an evaluation's success reaches curriculum_threshold
+    curriculum: bool = False
+    curriculum_start: float = 0.0
+    curriculum_step: float = 0.25
+    curriculum_threshold: float = 0.8
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -326,7 +333,27 @@ class RunningReturnScaler:
 
 # ---- learning curve, checkpoints ----------------------------------------------------------------
 CURVE_COLUMNS = ("iteration", "env_steps", "wall_s", "return_mean", "return_std", "success_mean",
-                 "success_std", "successes", "length_mean", "length_std", "episodes", "eval_env_steps")
+                 "success_std", "successes", "length_mean", "length_std", "episodes", "eval_env_steps",
+                 "start_level")
+
+
+def next_start_level(level: float, success: float, step: float, threshold: float) -> float:
+    """The OOD curriculum's rule: one `step` wider (at most 1, the OOD range) once success >= threshold."""
+    if success >= threshold and level < 1.0:
+        return min(1.0, level + step)
+    return level
+
+
+def set_start_level(env, level: float) -> None:
+    """Move the start distribution of `env`'s next resets to curriculum `level` (through wrappers to the
+    VecEnv that has set_start_range, e.g. tasks.env.TaskEnv)."""
+    inner = env
+    while not hasattr(inner, "set_start_range"):
+        if not hasattr(inner, "env"):
+            raise ValueError(f"--curriculum needs an env with start levels (set_start_range, the T1 tasks' "
+                             f"t1-TASK); {type(env).__name__} has none: drop --curriculum")
+        inner = inner.env
+    inner.set_start_range(float(level))
 
 
 def run_dir(out: str | Path, keep: int = 3, tensorboard: bool = False) -> RunDir:
@@ -386,7 +413,7 @@ def run_finetune(method: FinetuneMethod, cfg: FinetuneConfig, resume: bool = Fal
     out.mkdir(parents=True, exist_ok=True)
     run = run_dir(out, cfg.keep_checkpoints, cfg.tensorboard)
     logger = CurveLogger(run, CURVE_COLUMNS)
-    wall_s, next_eval = 0.0, 0
+    wall_s, next_eval, level = 0.0, 0, cfg.curriculum_start
     if resume:
         path = run.latest_checkpoint()
         if path is None:
@@ -399,6 +426,7 @@ def run_finetune(method: FinetuneMethod, cfg: FinetuneConfig, resume: bool = Fal
                 raise ValueError(f"--resume with another config than the run's ({path}): {diff}")
         method.load_state_dict(ckpt["method"])
         logger.rows, wall_s, next_eval = list(ckpt["curve"]), ckpt["wall_s"], ckpt["next_eval"]
+        level = ckpt.get("start_level", level)
         set_rng_state(ckpt["rng"])
     else:
         if run.latest_checkpoint() is not None:
@@ -406,16 +434,36 @@ def run_finetune(method: FinetuneMethod, cfg: FinetuneConfig, resume: bool = Fal
                                   "to continue it, or choose another --out")
         run.write_json("config.json", cfg.to_dict() | {"method": method_name})
 
+    def apply_level() -> None:
+        for env in (method.env, eval_env):
+            if env is not None:
+                set_start_level(env, level)
+
+    if cfg.curriculum:
+        if eval_env is None:
+            raise ValueError("--curriculum widens the start range on evaluation success: set --eval-episodes > 0")
+        apply_level()
+
     def do_eval() -> dict:
+        nonlocal level
         res = evaluate(method.act_deterministic, eval_env, cfg.eval_seed)
         row = {"iteration": method.iteration, "env_steps": method.env_steps, "wall_s": round(wall_s, 2)} | res
+        if cfg.curriculum:
+            row["start_level"] = level
+            new = next_start_level(level, row.get("success_mean", 0.0), cfg.curriculum_step, cfg.curriculum_threshold)
+            if new != level:
+                print(f"curriculum: success {row.get('success_mean', 0.0):.2f} >= {cfg.curriculum_threshold} at start "
+                      f"level {level:.2f}: now {new:.2f}", flush=True)
+                level = new
+                apply_level()
         logger.eval_row(row)
         return row
 
     def checkpoint() -> None:
         run.save_checkpoint({"format": CHECKPOINT_FORMAT, "rng": rng_state(), "git_revision": git_revision(),
                              "config": cfg.to_dict(), "method_name": method_name, "method": method.state_dict(),
-                             "curve": logger.rows, "wall_s": wall_s, "next_eval": next_eval}, method.iteration)
+                             "curve": logger.rows, "wall_s": wall_s, "next_eval": next_eval, "start_level": level},
+                            method.iteration)
         write_policy_file(method, out / POLICY_FILE, method_name, cfg)
 
     bar = None
@@ -453,6 +501,7 @@ def run_finetune(method: FinetuneMethod, cfg: FinetuneConfig, resume: bool = Fal
                "first_eval": logger.rows[0] if logger.rows else None,
                "last_eval": logger.rows[-1] if logger.rows else None,
                "best_eval": max(logger.rows, key=lambda r: r["return_mean"]) if logger.rows else None,
+               "start_level": level if cfg.curriculum else None,
                "policy": str(out / POLICY_FILE) if (out / POLICY_FILE).exists() else None,
                "git_revision": git_revision(), "config": cfg.to_dict()}
     run.write_json("summary.json", summary)

@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..finetune.cli import add_config_arguments
+from ..finetune.cli import add_config_arguments, with_task_defaults
 from .config import PRESETS, PretrainConfig
 
 
@@ -31,14 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     pre.add_argument("--task", default=None)
     known, _ = pre.parse_known_args(argv)
     if known.task:  # a T1 task: its demos (refine-dp collect --out runs/demos/TASK) and its env, unless given
-        argv = [a for i, a in enumerate(argv) if a != "--task" and (i == 0 or argv[i - 1] != "--task")]
-        if "--data" not in argv:
-            argv += ["--data", f"runs/demos/{known.task}"]
-        if "--env" not in argv:
-            argv += ["--env", f"t1-{known.task}"]
-        if "--out" not in argv:
-            argv += ["--out", f"runs/pretrain/{known.task}"]
-            known.out = f"runs/pretrain/{known.task}"
+        argv = with_task_defaults(argv, known.task, {"--data": f"runs/demos/{known.task}", "--env": f"t1-{known.task}",
+                                                     "--out": f"runs/pretrain/{known.task}"})
+        known.out = known.out or f"runs/pretrain/{known.task}"
     defaults = {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())
                 for f in dataclasses.fields(PretrainConfig)} | PRESETS[known.preset]
     if known.resume and known.out and (Path(known.out) / "config.json").exists():
