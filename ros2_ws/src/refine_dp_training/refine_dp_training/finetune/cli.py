@@ -33,6 +33,7 @@ import torch
 # name -> (module, Config overrides). Add a method by adding a line here.
 METHODS: dict[str, tuple[str, dict]] = {
     "dppo": ("refine_dp_training.finetune.dppo", {}),
+    "joint": ("refine_dp_training.finetune.joint", {}),
     "ppo-gaussian": ("refine_dp_training.finetune.ppo_gaussian", {}),
     "mlp-ft": ("refine_dp_training.finetune.mlp_ft", {}),
     "residual": ("refine_dp_training.finetune.residual", {}),

@@ -11,6 +11,8 @@ A method (dppo.py, mlp_ft.py, residual.py, dsrl.py, ppo_gaussian.py) is a class 
     act_deterministic(obs_hist) -> chunk evaluation actions: obs [N, To, Do] -> chunk [N, Ta, Da], numpy
     deployable() -> Deployable           act_deterministic as one torch module (refine_dp_planner.deployable):
                                          written as policy.pt, which `refine-dp export planner` takes
+    attach_eval_env(env)  (optional)     called with the evaluation env before anything runs (joint.py puts
+                                         its updated controller into it)
     state_dict() / load_state_dict(d)    EVERYTHING needed to continue bit for bit (weights, optimizers,
                                          env state via `ChunkedVecEnv.state_dict`, counters, scalers)
 
@@ -409,6 +411,8 @@ def run_finetune(method: FinetuneMethod, cfg: FinetuneConfig, resume: bool = Fal
     if eval_env is None and cfg.eval_episodes > 0:
         eval_env = make_chunked_env(cfg.env, cfg.eval_episodes, method.obs_horizon, method.act_steps,
                                     env_kwargs=cfg.env_kwargs)
+    if eval_env is not None and hasattr(method, "attach_eval_env"):
+        method.attach_eval_env(eval_env)  # joint.py: the evaluation runs the controller being trained too
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     run = run_dir(out, cfg.keep_checkpoints, cfg.tensorboard)

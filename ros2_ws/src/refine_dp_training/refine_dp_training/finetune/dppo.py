@@ -337,18 +337,25 @@ class Method:
         env_state = self.env.state_dict()
         if env_state is None:
             raise RuntimeError(f"{type(self.env.env).__name__} cannot export its state, so DPPO cannot resume exactly")
+        return self.learner_state() | {"env": env_state, "obs": self.obs.copy()}
+
+    def learner_state(self) -> dict:
+        """All but the env's state: actor, critic, optimizers, reward scaler, counters."""
         return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
                 "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
                 "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-                "env": env_state, "obs": self.obs.copy(), "iteration": self.iteration}
+                "iteration": self.iteration, "env_steps": self.env_steps}
 
     def load_state_dict(self, state: dict) -> None:
+        self.load_learner_state(state)
+        self.env.load_state_dict(state["env"])
+        self.obs = state["obs"].copy()
+
+    def load_learner_state(self, state: dict) -> None:
         self.actor.load_state_dict(state["actor"])
         self.critic.load_state_dict(state["critic"])
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.critic_opt.load_state_dict(state["critic_opt"])
         if self.scaler is not None:
             self.scaler.load_state_dict(state["scaler"])
-        self.env.load_state_dict(state["env"])
-        self.obs = state["obs"].copy()
         self.iteration = int(state["iteration"])

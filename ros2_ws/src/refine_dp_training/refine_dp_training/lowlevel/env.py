@@ -17,6 +17,13 @@ node's own reference_motion.StanceFrameReference from the measured legs and the 
 Per control step: policy_io turns the action into joint targets, BatchedT1 runs `decimation`
 physics steps of all envs in C (PD servos inside MuJoCo), and observations are built by the
 same policy_io builders the controller node uses, from the state rows alone.
+
+Command source (`commands=`, optional; default the random commands above): a replay.CommandReplay plays the
+diffusion planner's recorded commands instead (REFINE-DP joint optimisation, finetune/joint.py): its base
+velocity drives the footstep planner (never re-anchored on a change: the footstep node does not), its hand
+poses are the hand targets (legs task: of the arm policy, which it then needs; arms task: the legs walk
+along with the replayed velocity when a leg policy drives them), its grippers drive the grippers, and the
+arms start at the default pose as in the task env.
 """
 from __future__ import annotations
 
@@ -58,8 +65,12 @@ def _integrate_pose(pose: np.ndarray, cmd: np.ndarray, dt: float) -> np.ndarray:
 class T1LowLevelEnv(VecEnv):
     supports_active_mask = False
 
-    def __init__(self, cfg: EnvConfig | None = None, seed: int = 0):
+    def __init__(self, cfg: EnvConfig | None = None, seed: int = 0, commands=None):
         self.cfg = cfg = cfg or EnvConfig()
+        if commands is not None and cfg.task == "legs" and (not cfg.arm_policy_onnx or cfg.arm_policy_fraction < 1.0):
+            raise ValueError("replayed planner commands on the legs task need an arm policy that tracks their hand "
+                             "poses in every env: set EnvConfig.arm_policy_onnx and arm_policy_fraction 1.0")
+        self.commands = commands  # replay.CommandReplay or None (random commands)
         terms.check_reward_names(cfg.rewards)
         unknown = sorted(set(cfg.terminations) - set(terms.TERMINATION_TERMS))
         if unknown:
@@ -168,6 +179,8 @@ class T1LowLevelEnv(VecEnv):
         if seed is not None:
             self.rng = np.random.default_rng(seed)
             self.vel_cmd.rng = self.arm_paths.rng = self.rng
+            if self.commands is not None:
+                self.commands.rng = self.rng
         self.episode_stats.reset_all()
         self._reset_envs(np.ones(self.num_envs, bool))
         self._obs = self._observe()
@@ -179,7 +192,9 @@ class T1LowLevelEnv(VecEnv):
             return
         cfg, r, jt, n = self.cfg, self.cfg.randomization, self.table, len(ids)
         self._randomize_models(ids)
-        self.arm_paths.reset(mask, random_start=(cfg.task == "legs"))
+        self.arm_paths.reset(mask, random_start=(cfg.task == "legs" and self.commands is None))
+        if self.commands is not None:
+            self.commands.reset(mask)
         q = np.tile(jt.default_q, (n, 1))
         q[:, self.arm_idx] = self.arm_paths.current()[mask]
         noise = r.reset_joint_noise if r.enabled else 0.0
@@ -268,6 +283,8 @@ class T1LowLevelEnv(VecEnv):
                                  rng=noise_rng, noise_scale=self.cfg.obs_noise_scale)
 
     def hand_targets(self):
+        if self.commands is not None:
+            return self.commands.hand_targets()
         return arm_kinematics().fk(self.arm_paths.current())
 
     # ------------------------------------------------------------------ step
@@ -287,22 +304,27 @@ class T1LowLevelEnv(VecEnv):
         elif self.leg_policy is not None:
             q_des[:, self.leg_idx] = self._leg_policy_targets()
         self.q_des = q_des
-        self.sim.step(q_des, q_prev_des, self.delay, rate_limit=self.rate_limit)
+        grippers = self.commands.grippers() if self.commands is not None else None
+        self.sim.step(q_des, q_prev_des, self.delay, gripper=grippers, rate_limit=self.rate_limit)
         self.steps += 1
 
         # commands advance to the time of the new state
         self.arm_paths.update(self.dt)
         cmd_before = self.vel_cmd.cmd.copy()
-        self.vel_cmd.update(self.dt)
-        if cfg.task == "arms":
-            self.vel_cmd.cmd[:] = 0.0
+        if self.commands is not None:  # the footsteps follow the velocity this step ran under; the next action
+            self.vel_cmd.cmd[:] = self.commands.base_velocity()  # sees the next hand targets
+            self.commands.advance()
+        else:
+            self.vel_cmd.update(self.dt)
+            if cfg.task == "arms":
+                self.vel_cmd.cmd[:] = 0.0
         prev_cmds = self._cmds
         foot_pos, foot_yaw = self._foot_links()
         feet_planar = np.concatenate([foot_pos[..., :2], foot_yaw[..., None]], -1)
         self._cmds = cmds = self.planner.update(self.dt, self.vel_cmd.cmd, feet_pose=feet_planar,
                                                 ground_height=self.sim.ground_height if self.platforms else None)
         changed = np.any(self.vel_cmd.cmd != cmd_before, axis=-1)
-        if changed.any():
+        if changed.any() and self.commands is None:
             self.planner.reanchor_path(changed)  # a new command: a new commanded path from where the robot is
             self._cmds = cmds = self.planner.output(cmds.new_step)
         self._ref_fresh = False
@@ -416,10 +438,11 @@ class T1LowLevelEnv(VecEnv):
         self.last_reference = ref
 
     def _leg_policy_targets(self) -> np.ndarray:
-        """Arms task: the exported leg policy stands (a standing footstep command), via the node's code path."""
+        """Arms task: the exported leg policy stands (a standing footstep command), or walks the footsteps of
+        replayed planner commands, via the node's code path."""
         q, dq, _, quat, gyro = self._state_arrays()
-        q_des = self.leg_policy.step(q, dq, pio.projected_gravity(quat), gyro, Footstep.standing(self.num_envs),
-                                     None, None)
+        footstep = self._cmds.footstep if self.commands is not None else Footstep.standing(self.num_envs)
+        q_des = self.leg_policy.step(q, dq, pio.projected_gravity(quat), gyro, footstep, None, None)
         self.leg_action = self.leg_policy.leg_action
         return q_des[:, self.leg_idx]
 

@@ -57,6 +57,52 @@ def export_policy(runner, env_cfg: EnvConfig, out: Path, part: str) -> Path:
     return path
 
 
+def make_runner(env, train_cfg, log_dir: Path | None = None, eval_env=None):
+    """The PPO runner of a low-level part: rl.PPORunner, with the left-right mirror loss when the config asks
+    for it (legs only)."""
+    from ..rl import PPORunner
+    runner = PPORunner(env, train_cfg, log_dir=log_dir, eval_env=eval_env)
+    if train_cfg.ppo.symmetry_coef > 0.0:
+        if env.cfg.task != "legs":
+            raise ValueError("--symmetry is defined for the legs policy")
+        from .symmetry import Mirror
+        runner.alg.mirror = Mirror(env.obs_spec, env.act_spec, runner.policy.normalizer)
+    return runner
+
+
+def warm_start(runner, init_from: str | Path, part: str, out: Path) -> str:
+    """--init-from: load `init_from` into a new run's runner and keep its lineage under `out`; returns what
+    was done, in words. An exported policy (.onnx, e.g. the shipped legs): its actor and normalizer
+    (warm_start.py; critic and optimizer stay fresh); a train-lowlevel checkpoint (.pt): policy, critic,
+    normalizer and optimizer (same part and network; ValueError otherwise), the adaptive lr restarting at
+    the run's configured learning rate."""
+    import shutil
+
+    init_from = Path(init_from)
+    out.mkdir(parents=True, exist_ok=True)
+    if init_from.suffix == ".onnx":
+        from .warm_start import load_actor_from_onnx
+        meta = load_actor_from_onnx(runner.policy, init_from, runner.env.obs_spec)
+        shutil.copy2(init_from, out / "init_from.onnx")
+        beside = init_from.with_name("lineage.json")  # a shipped file: its lineage goes on with the run
+        if beside.is_file():
+            (out / "init_from_lineage.json").write_text(json.dumps(json.loads(beside.read_text()).get(part),
+                                                                   indent=2))
+        return (f"warm start from {init_from} (actor + normalizer; its iteration {meta.get('iteration')}, "
+                f"{meta.get('env_steps')} env steps); critic and optimizer fresh")
+    import torch
+    warm = torch.load(init_from, map_location="cpu", weights_only=False)
+    # the source run prunes its old checkpoints: keep this one beside the new run for the lineage
+    shutil.copy2(init_from, out / "init_from.pt")
+    if warm["config"]["policy"] != runner.cfg.to_dict()["policy"] or warm["obs_dim"] != runner.env.obs_dim:
+        raise ValueError(f"--init-from {init_from} has another network or observation size")
+    runner.alg.load_state_dict(warm["alg"])
+    runner.alg.learning_rate = runner.cfg.ppo.learning_rate  # the adaptive lr restarts for the new task
+    for group in runner.alg.optimizer.param_groups:
+        group["lr"] = runner.alg.learning_rate
+    return f"warm start from {init_from} (its iteration {warm['iteration']}, {warm['env_steps']} env steps)"
+
+
 def prune_checkpoints(out: Path, keep_last: int = 3, keep_every: int = 1000) -> None:
     """Delete old checkpoints except the newest `keep_last` and every `keep_every`-th iteration."""
     ckpts = sorted((out / "checkpoints").glob("model_*.pt"))
@@ -148,7 +194,7 @@ def main(argv=None) -> int:
                         "(e.g. commands.max_vx=0.3, rewards.base_velocity=5); repeatable; recorded in config.json")
     args = p.parse_args(argv)
 
-    from ..rl import PPORunner, PPOTrainConfig
+    from ..rl import PPOTrainConfig
     from .env import T1LowLevelEnv
 
     if args.checkpoint is not None and not args.export_only:
@@ -202,42 +248,16 @@ def main(argv=None) -> int:
     eval_cfg = EnvConfig.from_dict(env_cfg.to_dict())
     eval_cfg.num_envs, eval_cfg.obs_noise_scale = 8, 0.0
     eval_env = T1LowLevelEnv(eval_cfg, seed=10_000) if train_cfg.runner.eval_interval > 0 else None
-    runner = PPORunner(env, train_cfg, log_dir=out, eval_env=eval_env)
-    if train_cfg.ppo.symmetry_coef > 0.0:
-        if env_cfg.task != "legs":
-            print("error: --symmetry is defined for the legs policy", file=sys.stderr)
-            return 2
-        from .symmetry import Mirror
-        runner.alg.mirror = Mirror(env.obs_spec, env.act_spec, runner.policy.normalizer)
-    if ckpt is not None:
-        runner.load(ckpt)
-        print(f"resumed from {ckpt} (iteration {runner.iteration}, {runner.env_steps} env steps)")
-    elif args.init_from and args.init_from.endswith(".onnx"):
-        import shutil
-
-        from .warm_start import load_actor_from_onnx
-        meta = load_actor_from_onnx(runner.policy, args.init_from, env.obs_spec)
-        shutil.copy2(args.init_from, out / "init_from.onnx")
-        beside = Path(args.init_from).with_name("lineage.json")  # a shipped file: its lineage goes on with the run
-        if beside.is_file():
-            (out / "init_from_lineage.json").write_text(json.dumps(json.loads(beside.read_text()).get(args.part),
-                                                                   indent=2))
-        print(f"warm start from {args.init_from} (actor + normalizer; its iteration {meta.get('iteration')}, "
-              f"{meta.get('env_steps')} env steps); critic and optimizer fresh")
-    elif args.init_from:
-        import torch
-        warm = torch.load(args.init_from, map_location="cpu", weights_only=False)
-        # the source run prunes its old checkpoints: keep this one beside the new run for the lineage
-        import shutil
-        shutil.copy2(args.init_from, out / "init_from.pt")
-        if warm["config"]["policy"] != train_cfg.to_dict()["policy"] or warm["obs_dim"] != env.obs_dim:
-            print(f"error: --init-from {args.init_from} has another network or observation size", file=sys.stderr)
-            return 2
-        runner.alg.load_state_dict(warm["alg"])
-        runner.alg.learning_rate = train_cfg.ppo.learning_rate  # the adaptive lr restarts for the new task
-        for group in runner.alg.optimizer.param_groups:
-            group["lr"] = runner.alg.learning_rate
-        print(f"warm start from {args.init_from} (its iteration {warm['iteration']}, {warm['env_steps']} env steps)")
+    try:
+        runner = make_runner(env, train_cfg, log_dir=out, eval_env=eval_env)
+        if ckpt is not None:
+            runner.load(ckpt)
+            print(f"resumed from {ckpt} (iteration {runner.iteration}, {runner.env_steps} env steps)")
+        elif args.init_from:
+            print(warm_start(runner, args.init_from, args.part, out))
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if args.export_only:
         path = export_policy(runner, env_cfg, out, args.part)
         print(f"exported {path}")
