@@ -1,29 +1,42 @@
-"""Stage-conditioned heuristic planner for the door task, batched over N envs (first version).
+"""Stage-conditioned heuristic planner for the door task, batched over N envs.
 
 Like the pickup heuristic it sees only the planner's observation (hands by FK, grippers, gravity, the door
 leaf as MoCap reports it in base_link) and emits clamped planner actions. The lever's grasp point and spindle
-are fixed in the leaf's frame (t1_description.scenes.DoorFacts), so the observed leaf pose gives them.
+are fixed in the leaf's frame (t1_description.scenes.DoorFacts), so the observed leaf pose gives them; the
+estimate is smoothed (the leaf's 0.5 deg rotation noise is ~7 mm at the handle, 0.8 m from the hinge) and
+used live, never frozen: raising the arm leans the trunk back by up to 0.2 rad, which moves a world-fixed
+handle by several cm in base_link.
 
 Stages (per env):
-    approach  walk until the grasp point is at `stand_at` in base_link (the welded-trunk proof's stance:
-              trunk 0.5 m before the handle, 0.23 m to its left), facing the leaf
-    reach     right hand to 8 cm behind the bar until it is there (measured), then onto it (hand x along the bar, fingers forward,
-              pads closing vertically across the bar), gripper open
+    approach  walk to the stance (the grasp point `stand_at` ahead/right of the trunk, facing the leaf),
+              following the line through the stance along the leaf's normal; the right hand rises meanwhile
+              to a ready pose out to the side (in front of the hip the swinging thigh catches it and the legs
+              stop walking), fingers forward and tilted up
+    reach     hand to `pre_back` behind the bar along the fingers, then onto it; an integral term on
+              (target - measured hand) removes the arm policy's steady error (it falls 1-4 cm short up there)
     close     gripper closed on the bar
     turn      the hand follows the lever's arc about the spindle to `turn_to` rad (past the 0.48 rad release;
-              the arm's PD yields to the lever's spring, so the command overshoots, as in the proof)
-    push      walk forward holding the turned lever: the leaf swings open
-    pass      let go, arm back to its default pose, walk through the opening
+              the arm's PD yields to the lever's spring, so the command overshoots)
+    push      the turned lever held, the hand pushed on along the leaf's normal while the legs walk: the leaf
+              swings open
+    pass      let go, arm back down, walk through the opening (aimed at a point past it, relative to the
+              observed hinge)
+
+Why these numbers (measured with the shipped legs and arms in TaskEnv): forward 0.2 m/s walks ~0.11 m/s and
+yaws left ~0.09 rad/s, with wz -0.25 it walks straight; standing, (0, 0, 0.25) turns left ~0.1 rad/s and
+(0, 0.1, -0.25) right ~0.19 rad/s; sideways commands hardly move the robot (so lateral error is removed while
+walking, by steering). With the hand at ~0.28 m above the trunk and 0.40-0.45 m ahead the arm policy tracks
+to 1-2 cm with the fingers tilted up 0.4-0.5 rad (3-5 cm with them horizontal).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
 from refine_dp_planner.planner_io import Clamps, actions_to_vectors, clamp_actions, observation_fields, rot6d_to_matrix
-from t1_description.kinematics import arm_kinematics
 from t1_description.joint_table import ARM_GROUPS, load_joint_table
+from t1_description.kinematics import arm_kinematics
 from t1_description.scenes import scene_facts
 
 APPROACH, REACH, CLOSE, TURN, PUSH, PASS = range(6)
@@ -32,24 +45,93 @@ FACTS = scene_facts("door")
 _HINGE = np.asarray(FACTS.hinge_point)
 GRASP_IN_LEAF = np.asarray(FACTS.handle_grasp_point) - _HINGE    # leaf (door body) frame = world at angle 0
 SPINDLE_IN_LEAF = np.asarray(FACTS.handle_spindle) - _HINGE
-# right hand on the bar: hand x along the bar (+y), fingers (hand -y) forward (+x), pads closing along z
-GRASP_ROT = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+# the pass aim point: beyond the opening's centre on the latch side (the leaf swings to the hinge side)
+# where the right hand takes the bar (base_link, m): 0.36-0.50 ahead, 0.18-0.32 to the right (measured: the arm
+# policy tracks there to 1-3 cm with the fingers tilted up, further in or out it falls short; beyond ~0.5 m or further out
+# than ~0.32 m the extended arm cannot hold the lever down against its spring and slips off it)
+REACH_X, REACH_Y = (0.36, 0.50), (-0.32, -0.18)
+PASS_AIM_IN_WORLD = np.array([FACTS.door_plane_x + 1.0, -0.05]) - _HINGE[:2]
 
 
 @dataclass
 class DoorHeuristicParams:
-    stand_at: tuple = (0.49, -0.23)   # grasp point in base_link (x, y) where the robot stops
-    window: float = 0.04              # m, stop tolerance
-    walk_speed: float = 0.2           # m/s forward while far (the legs barely walk slower commands)
-    pre_back: float = 0.08            # m behind the bar before closing in
-    turn_to: float = 1.0              # rad lever command (past the stop: the arm yields to the spring)
-    open_enough: float = 0.35         # rad door angle (from the observed leaf yaw) to let go and walk through
+    """Per-episode ranges (uniform), so demonstrations differ. Positions in base_link / the leaf's frame."""
+
+    stand_x: tuple = (0.42, 0.44)      # m, grasp point ahead of the trunk at the stance (along the leaf normal)
+    stand_y: tuple = (-0.26, -0.24)    # m, ... and to its side (right)
+    lookahead: tuple = (0.1, 0.2)      # m, the approach aims at the stance line this far beyond the stance
+    stop_lead: tuple = (0.10, 0.13)    # m, stop walking this far before the stance (the robot coasts ~0.1 m)
+    yaw_left: tuple = (0.25, 0.3)      # rad the robot may face left of square on at the stance, and right:
+    yaw_right: tuple = (0.06, 0.1)     # (facing right the hand slips off the lever turning it)
+    walk_speed: tuple = (0.18, 0.2)    # m/s (the legs barely walk slower commands)
+    bearing_gain: tuple = (0.8, 1.2)   # rad/s of yaw asked per rad of bearing error while walking
+    raise_at: tuple = (0.5, 0.6)       # m from the stance where the hand starts up (with the right arm up the
+                                       # legs veer left and hardly turn right)
+    ready_x: tuple = (0.28, 0.32)      # ready pose while walking: out to the side, below the shoulder
+    ready_y: tuple = (-0.36, -0.32)
+    ready_z: tuple = (0.08, 0.12)
+    pitch: tuple = (-0.5, -0.35)       # rad, fingers tilted up (about the bar)
+    pre_back: tuple = (0.06, 0.08)     # m, behind the bar along the fingers before closing in
+    pre_tol: tuple = (0.03, 0.04)      # m, measured hand to the pre-grasp point before going on
+    reach_tol: tuple = (0.012, 0.016)   # m, measured hand to the grasp point before closing
+    integral_gain: tuple = (0.15, 0.3)  # per step, of the hand error folded into the command
+    reach_timeout_s: tuple = (4.0, 5.0)  # s in each reach phase before going on anyway
+    close_s: tuple = (0.8, 1.0)        # s closing before turning
+    turn_to: tuple = (0.95, 1.05)      # rad lever command (past the stop: the arm yields to the spring)
+    turn_s: tuple = (2.2, 2.6)         # s to turn
+    turn_hold_s: tuple = (0.4, 0.6)    # s held turned before pushing
+    press: tuple = (0.005, 0.015)      # m the turning hand is pressed towards the leaf (it slides off the bar's
+                                       # free end otherwise)
+    turned_enough: tuple = (0.58, 0.62)  # rad, lever angle (estimated from the measured hand) before pushing
+    turn_gain: tuple = (0.05, 0.08)    # rad of extra command per step and rad of lever angle short
+    turn_timeout_s: tuple = (6.0, 7.0)  # s turning before letting go and reaching again
+    push_depth: tuple = (0.08, 0.11)   # m the hand is pushed beyond the handle along the leaf normal, standing
+    open_enough: tuple = (0.04, 0.06)  # m the hand holding the lever has gone forward (the leaf ~0.08 rad open)
+                                       # when it lets go: the bolt is clear of the keeper; the rest is pushed walking
+    push_timeout_s: tuple = (3.5, 4.5)
+    release_s: tuple = (0.6, 0.8)      # s the opened hand stays where it is before the arm moves on
+    sweep_x: tuple = (0.42, 0.46)      # walking through, the open right hand ahead of the trunk pushes the leaf
+    sweep_y: tuple = (-0.16, -0.12)
+    sweep_z: tuple = (0.10, 0.14)
+
+    def draw(self, rng: np.random.Generator, n: int) -> dict:
+        return {f.name: rng.uniform(*getattr(self, f.name), n) for f in fields(self)}
 
 
-def _rot_x(a):
-    c, s = np.cos(a), np.sin(a)
-    z, o = np.zeros_like(a), np.ones_like(a)
-    return np.stack([np.stack([o, z, z], -1), np.stack([z, c, -s], -1), np.stack([z, s, c], -1)], -2)
+def _rot_about(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
+    """Rotation matrices [N, 3, 3] about unit axes [N, 3] by angles [N] (Rodrigues)."""
+    k = axis / np.linalg.norm(axis, axis=-1, keepdims=True)
+    K = np.zeros(k.shape[:-1] + (3, 3))
+    K[..., 0, 1], K[..., 0, 2], K[..., 1, 2] = -k[..., 2], k[..., 1], -k[..., 0]
+    K = K - np.swapaxes(K, -1, -2)
+    s, c = np.sin(angle)[..., None, None], np.cos(angle)[..., None, None]
+    return np.eye(3) + s * K + (1 - c) * K @ K
+
+
+def grasp_rotation(bar: np.ndarray, pitch: np.ndarray) -> np.ndarray:
+    """Right-hand rotation [N, 3, 3] on the bar: hand x along the bar (`bar` [N, 3], base_link), fingers (hand
+    -y) forward, tilted up by -pitch about the bar, the pads (hand z) closing across it."""
+    x = bar / np.linalg.norm(bar, axis=-1, keepdims=True)
+    f = np.stack([np.cos(pitch), np.zeros_like(pitch), -np.sin(pitch)], -1)
+    f = f - np.sum(f * x, -1, keepdims=True) * x
+    f /= np.linalg.norm(f, axis=-1, keepdims=True)
+    y = -f
+    return np.stack([x, y, np.cross(x, y)], -1)
+
+
+def steer(yaw_rate: np.ndarray, speed: np.ndarray) -> np.ndarray:
+    """Base commands [N, 3] that walk forward turning at about `yaw_rate` (rad/s), from the legs' measured
+    response (right arm raised, walking): (0.2, 0, -0.25) walks straight at ~0.11 m/s (wz 0 yaws left at
+    ~0.36 rad/s: the legs drift left, more so with the right arm up), and they turn right only when asked to
+    step left as well: (0.15, 0.1, -0.5) yaws right at ~0.18 rad/s. Interpolated between those."""
+    r = np.clip(yaw_rate, -0.175, 0.34)
+    wz = np.where(r >= 0, -0.25 + 0.25 * r / 0.34, -0.5)
+    vy = np.where(r >= 0, 0.0, 0.1 * -r / 0.175)
+    return np.stack([speed, vy, wz], -1)
+
+
+def _wrap(a):
+    return np.angle(np.exp(1j * a))
 
 
 class DoorHeuristic:
@@ -59,7 +141,7 @@ class DoorHeuristic:
                  params: DoorHeuristicParams | None = None):
         self.n, self.dt = int(num_envs), float(planner_dt)
         self.clamps = clamps or Clamps()
-        self.p = params or DoorHeuristicParams()
+        self.params = params or DoorHeuristicParams()
         self.rng = np.random.default_rng(seed)
         layout, start = {}, 0
         for name, size in observation_fields(spec.objects):
@@ -70,79 +152,170 @@ class DoorHeuristic:
         arms = np.concatenate([jt.indices(g) for g in ARM_GROUPS])
         self.default_pos, self.default_rot = (x[0] for x in arm_kinematics().fk(jt.default_q[arms][None]))
         n = self.n
+        self.p = self.params.draw(self.rng, n)
         self.stage, self.timer = np.zeros(n, np.int64), np.zeros(n)
         self.prev_pos, self.prev_rot = np.zeros((n, 2, 3)), np.tile(np.eye(3), (n, 2, 1, 1))
         self.fresh = np.ones(n, bool)
-        self.grasp = np.zeros((n, 3))     # base_link grasp point frozen at the end of approach
-        self.spindle = np.zeros((n, 3))
+        self.door_pos, self.door_rot = np.zeros((n, 3)), np.tile(np.eye(3), (n, 1, 1))
+        self.seen = np.zeros(n, bool)
         self.at_pre = np.zeros(n, bool)
+        self.integral = np.zeros((n, 3))
+        self.normal0 = np.zeros((n, 3))   # the leaf's normal when the turn began (the push direction)
+        self.turn_cmd = np.zeros(n)       # rad, the lever command (ramped, then raised while the lever lags)
+        self.hand0 = np.zeros((n, 3))     # the measured hand when the push began
+        self.raised = np.zeros(n, bool)   # the hand has started up to the ready pose
+        self.heading = np.zeros(n)        # the robot's yaw in the wall's frame: measured on the shut leaf, then
+                                          # dead-reckoned from the commanded turn rates (the open leaf shows nothing)
 
     def reset(self, mask=None) -> None:
         mask = np.ones(self.n, bool) if mask is None else np.asarray(mask, bool)
-        self.stage[mask], self.timer[mask], self.fresh[mask], self.at_pre[mask] = APPROACH, 0.0, True, False
+        k = int(mask.sum())
+        if k == 0:
+            return
+        draw = self.params.draw(self.rng, k)
+        for key in self.p:
+            self.p[key][mask] = draw[key]
+        self.stage[mask], self.timer[mask], self.fresh[mask] = APPROACH, 0.0, True
+        self.seen[mask], self.at_pre[mask], self.integral[mask] = False, False, 0.0
+        self.turn_cmd[mask], self.raised[mask] = 0.0, False
+
+    # ------------------------------------------------------------------ observation
+    def _door(self, obs):
+        """Smoothed leaf pose in base_link (position [N, 3], rotation [N, 3, 3]); a dropped body is held."""
+        door = obs[:, self.sl[self.door_name]].astype(np.float64)
+        present = np.abs(door).sum(-1) > 0
+        pos, rot = door[:, :3], rot6d_to_matrix(door[:, 3:9])
+        a = np.where(self.seen, 0.3, 1.0)[:, None]
+        upd = present[:, None]
+        self.door_pos = np.where(upd, (1 - a) * self.door_pos + a * pos, self.door_pos)
+        r6 = np.where(upd[..., None], (1 - a[..., None]) * self.door_rot + a[..., None] * rot, self.door_rot)
+        self.door_rot = rot6d_to_matrix(np.concatenate([r6[..., 0], r6[..., 1]], -1))
+        self.seen |= present
+        return self.door_pos, self.door_rot
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         p, n = self.p, self.n
         hands = obs[:, self.sl["hands"]].reshape(-1, 2, 9).astype(np.float64)
         hand_pos, hand_rot = hands[..., :3], rot6d_to_matrix(hands[..., 3:])
-        door = obs[:, self.sl[self.door_name]].astype(np.float64)
-        R_door = rot6d_to_matrix(door[:, 3:9])
-        grasp = door[:, :3] + np.einsum("nij,j->ni", R_door, GRASP_IN_LEAF)
-        spindle = door[:, :3] + np.einsum("nij,j->ni", R_door, SPINDLE_IN_LEAF)
-        door_yaw = np.arctan2(R_door[:, 1, 0], R_door[:, 0, 0])   # leaf yaw in base_link (0: facing it)
         if self.fresh.any():
             self.prev_pos[self.fresh], self.prev_rot[self.fresh] = hand_pos[self.fresh], hand_rot[self.fresh]
+            self.door_pos[self.fresh], self.door_rot[self.fresh] = 0.0, np.eye(3)
             self.fresh[:] = False
+        door_pos, R_door = self._door(obs)
+        grasp = door_pos + np.einsum("nij,j->ni", R_door, GRASP_IN_LEAF)
+        spindle = door_pos + np.einsum("nij,j->ni", R_door, SPINDLE_IN_LEAF)
+        normal, bar = R_door[:, :, 0], R_door[:, :, 1]          # leaf normal (+x: away), bar direction (+y)
+        door_yaw = np.arctan2(normal[:, 1], normal[:, 0])       # 0: facing the leaf square on
         st = self.stage
         self.timer += self.dt
+        t = self.timer
         v = np.zeros((n, 3))
         pos = np.broadcast_to(self.default_pos, (n, 2, 3)).copy()
         rot = np.broadcast_to(self.default_rot, (n, 2, 3, 3)).copy()
         grip = np.zeros((n, 2))
+        rot_grasp = grasp_rotation(bar, p["pitch"])
+        fingers = -rot_grasp[:, :, 1]
 
-        # approach: forward bang-bang while far, sideways and yaw proportional (the leaf's yaw is the heading error)
-        ex, ey = grasp[:, 0] - p.stand_at[0], grasp[:, 1] - p.stand_at[1]
-        a = st == APPROACH
-        v[a, 0] = np.where(ex[a] > 0.15, p.walk_speed, np.clip(1.0 * ex[a], -0.1, 0.2))
-        v[a, 1] = np.clip(1.0 * ey[a], -0.1, 0.1)
-        v[a, 2] = np.clip(1.0 * door_yaw[a], -0.3, 0.3)
-        arrived = a & (np.abs(ex) < p.window) & (np.abs(ey) < p.window) & (self.timer > 1.0)
-        self.grasp[arrived], self.spindle[arrived] = grasp[arrived], spindle[arrived]
-        self._advance(arrived, REACH)
+        # ---- approach: the trunk's target in base_link, and a point `lookahead` beyond it along the normal
+        c, s = np.cos(door_yaw), np.sin(door_yaw)
+        target = grasp[:, :2] - np.stack([c * p["stand_x"] - s * p["stand_y"], s * p["stand_x"] + c * p["stand_y"]], -1)
+        aim = target + p["lookahead"][:, None] * np.stack([c, s], -1)
+        berr = np.arctan2(aim[:, 1], aim[:, 0])
+        a = (st == APPROACH) & self.seen
+        far = a & (target[:, 0] > p["stop_lead"])
+        v[far] = steer(p["bearing_gain"] * berr, p["walk_speed"])[far]
+        # at the stance: face the leaf, then bring the bar within the hand's reach (steps, not walking)
+        near = a & ~far
+        face = near & ((door_yaw < -p["yaw_left"]) | (door_yaw > p["yaw_right"]))
+        v[face] = np.where((door_yaw > 0)[:, None], [0.0, 0.0, 0.25], [0.0, 0.1, -0.25])[face]
+        gx, gy = grasp[:, 0], grasp[:, 1]
+        right, left = near & ~face & (gy < REACH_Y[0]), near & ~face & (gy > REACH_Y[1])
+        v[right], v[left] = [0.0, -0.2, -0.25], [0.0, 0.15, 0.0]
+        step = near & ~face & ~right & ~left
+        fwd, back = step & (gx > REACH_X[1]), step & (gx < REACH_X[0])
+        v[fwd], v[back] = [0.2, 0.0, -0.25], [-0.2, 0.0, 0.0]
+        moving = far | face | right | left | fwd | back
+        self.timer[moving] = 0.0   # the timer counts standing time in approach
+        ready = np.stack([p["ready_x"], p["ready_y"], p["ready_z"]], -1)
+        self.raised |= a & (target[:, 0] < p["raise_at"])
+        up = a & self.raised
+        pos[up, 1], rot[up, 1] = ready[up], grasp_rotation(np.tile([0.0, 1.0, 0.0], (n, 1)), p["pitch"])[up]
+        self._advance(a & ~moving & (t > 1.0), REACH)
 
-        # reach: behind the bar until the measured hand is there (the hands move at most 0.05 m/s: ~10 s up
-        # from the default pose), then onto it
+        # ---- reach: behind the bar along the fingers, then onto it, with the integral correction
         r = st == REACH
-        pre = self.grasp - p.pre_back * np.array([1.0, 0, 0])
-        self.at_pre |= r & (np.linalg.norm(hand_pos[:, 1] - pre, axis=-1) < 0.03)
-        target = np.where(self.at_pre[:, None], self.grasp, pre)
-        pos[r, 1], rot[r, 1] = target[r], GRASP_ROT
-        on_bar = np.linalg.norm(hand_pos[:, 1] - self.grasp, axis=-1) < 0.02
-        self._advance(r & ((self.at_pre & on_bar) | (self.timer > 20.0)), CLOSE)
+        pre = grasp - p["pre_back"][:, None] * fingers
+        goal = np.where(self.at_pre[:, None], grasp, pre)
+        err = goal - hand_pos[:, 1]
+        dist = np.linalg.norm(err, axis=-1)
+        caught_up = np.linalg.norm(self.prev_pos[:, 1] - (goal + self.integral), axis=-1) < 0.006
+        correcting = r & (dist < 0.08) & caught_up
+        self.integral = np.where(correcting[:, None],
+                                 np.clip(self.integral + p["integral_gain"][:, None] * err, -0.05, 0.05), self.integral)
+        reached_pre = r & ~self.at_pre & ((dist < p["pre_tol"]) | (t > p["reach_timeout_s"]))
+        self.at_pre |= reached_pre
+        self.timer[reached_pre] = 0.0
+        pos[r, 1], rot[r, 1] = (goal + self.integral)[r], rot_grasp[r]
+        self._advance(r & self.at_pre & ~reached_pre & ((dist < p["reach_tol"]) | (t > p["reach_timeout_s"])), CLOSE)
 
-        c = st == CLOSE
-        pos[c, 1], rot[c, 1], grip[c, 1] = self.grasp[c], GRASP_ROT, 1.0
-        self._advance(c & (self.timer > 1.0), TURN)
+        cl = st == CLOSE
+        pos[cl, 1], rot[cl, 1], grip[cl, 1] = (grasp + self.integral)[cl], rot_grasp[cl], 1.0
+        start_turn = cl & (t > p["close_s"])
+        self.normal0[start_turn], self.turn_cmd[start_turn] = normal[start_turn], 0.0
+        self.heading[start_turn] = -door_yaw[start_turn]   # the robot's yaw in the wall's frame (the leaf is shut)
+        self._advance(start_turn, TURN)
 
-        # turn: along the lever's arc about the spindle (axis -x), up to turn_to over 3 s, then hold 1 s
-        t = (st == TURN) | (st == PUSH)
-        angle = np.clip(self.timer / 3.0, 0.0, 1.0) * p.turn_to
-        angle = np.where(st == PUSH, p.turn_to, angle)
-        Rt = _rot_x(-angle)
-        pos[t, 1] = self.spindle[t] + np.einsum("nij,nj->ni", Rt[t], (self.grasp - self.spindle)[t])
-        rot[t, 1] = Rt[t] @ GRASP_ROT
-        grip[t, 1] = 1.0
-        self._advance((st == TURN) & (self.timer > 4.0), PUSH)
+        # ---- turn: along the lever's arc about the spindle (axis -normal), then hold it turned; the lever's
+        # angle is estimated from the measured hand (it holds the bar), and the command raised while it lags
+        tu = (st == TURN) | (st == PUSH)
+        lever0, lever = grasp - spindle, hand_pos[:, 1] - spindle
+        lever0 = lever0 - np.sum(lever0 * normal, -1, keepdims=True) * normal
+        lever = lever - np.sum(lever * normal, -1, keepdims=True) * normal
+        est = np.arctan2(np.sum(np.cross(lever, lever0) * normal, -1), np.sum(lever * lever0, -1))
+        ramp = np.clip(t / p["turn_s"], 0.0, 1.0) * p["turn_to"]
+        lagging = (st == TURN) & (t > p["turn_s"])
+        self.turn_cmd = np.where(st == TURN, np.maximum(ramp, self.turn_cmd), self.turn_cmd)
+        self.turn_cmd = np.where(lagging, np.clip(self.turn_cmd + p["turn_gain"] * (p["turned_enough"] + 0.05 - est),
+                                                  p["turn_to"], 1.5), self.turn_cmd)
+        Rt = _rot_about(-normal, self.turn_cmd)
+        turned = spindle + np.einsum("nij,nj->ni", Rt, grasp - spindle) + self.integral + p["press"][:, None] * normal
+        pos[tu, 1], rot[tu, 1], grip[tu, 1] = turned[tu], (Rt @ rot_grasp)[tu], 1.0
+        self.est = est
+        # the hand still on the lever: as far from the spindle as the grasp point, turned no further than commanded
+        on_lever = (np.abs(np.linalg.norm(lever, axis=-1) - np.linalg.norm(lever0, axis=-1)) < 0.03) \
+            & (est < self.turn_cmd + 0.2)
+        start_push = (st == TURN) & (t > p["turn_s"] + p["turn_hold_s"]) & (est > p["turned_enough"]) & on_lever
+        self.hand0[start_push] = hand_pos[start_push, 1]
+        self._advance(start_push, PUSH)
+        failed = ((st == TURN) & (t > p["turn_timeout_s"])) | ((st == TURN) & (t > 1.0) & ~on_lever)
+        self.at_pre[failed] = False
+        self._advance(failed, REACH)   # let go (reach opens the gripper) and take the bar again
 
-        # push: walk forward holding the lever until the leaf has swung open_enough (or 8 s)
+        # ---- push: standing, the hand pressed on beyond the turned lever along the leaf's first normal until the
+        # leaf has turned open_enough (walking while holding the lever twists the robot over)
         pu = st == PUSH
-        v[pu, 0] = p.walk_speed
-        self._advance(pu & ((-door_yaw > p.open_enough) | (self.timer > 8.0)), PASS)
+        depth = np.clip(t / 1.2, 0.0, 1.0) * p["push_depth"]
+        pos[pu, 1] = (turned + depth[:, None] * self.normal0)[pu]
+        # the leaf has opened when the hand holding the lever has gone forward with it (the robot's own yaw,
+        # which the observed leaf yaw includes, does not enter)
+        opened = np.sum((hand_pos[:, 1] - self.hand0) * self.normal0, -1)
+        self._advance(pu & ((opened > p["open_enough"]) | (t > p["push_timeout_s"])), PASS)
 
-        # pass: let go, arm back, walk through aiming at the opening's centre (world y 0 ~ where it started)
+        # ---- pass: let go, then walk through with the open hand ahead pushing the leaf, aiming past the opening
+        # (relative to the observed hinge, assuming the robot still faces the wall square on: its heading is not
+        # observable once the leaf moves)
         ps = st == PASS
-        v[ps, 0] = p.walk_speed
-        v[ps, 2] = 0.0
+        ch, sh = np.cos(self.heading), np.sin(self.heading)
+        pass_aim = door_pos[:, :2] + np.stack([ch * PASS_AIM_IN_WORLD[0] + sh * PASS_AIM_IN_WORLD[1],
+                                               -sh * PASS_AIM_IN_WORLD[0] + ch * PASS_AIM_IN_WORLD[1]], -1)
+        perr = np.arctan2(pass_aim[:, 1], pass_aim[:, 0])
+        walking_through = ps & ~(t < p["release_s"])
+        self.heading += np.where(walking_through, np.clip(p["bearing_gain"] * perr, -0.175, 0.34), 0.0) * self.dt
+        letting_go = t < p["release_s"]
+        sweep = np.stack([p["sweep_x"], p["sweep_y"], p["sweep_z"]], -1)
+        v[ps & ~letting_go] = steer(p["bearing_gain"] * perr, p["walk_speed"])[ps & ~letting_go]
+        pos[ps, 1] = np.where(letting_go[:, None], self.prev_pos[:, 1], sweep)[ps]
+        rot[ps, 1] = self.prev_rot[ps, 1]
 
         v, pos, rot, _ = clamp_actions(v, pos, rot, self.prev_pos, self.prev_rot, self.dt, self.clamps,
                                        np.ones(n, bool))
@@ -151,3 +324,5 @@ class DoorHeuristic:
 
     def _advance(self, mask, stage) -> None:
         self.stage[mask], self.timer[mask] = stage, 0.0
+        if stage < CLOSE:
+            self.integral[mask] = 0.0
