@@ -328,3 +328,29 @@ def summary_rows(out) -> list[dict]:
     import csv
     with open(out / "curve.csv") as f:
         return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+
+
+class StatelessPointMass(PointMassVecEnv):
+    """PointMass that cannot export its state (as the T1 task envs cannot export their physics)."""
+
+    def state_dict(self):
+        return None
+
+
+def test_resume_on_an_env_without_state_starts_fresh_episodes_and_keeps_the_learner(pretrained, tmp_path, monkeypatch):
+    monkeypatch.setitem(ENV_FACTORIES, "toy-stateless", lambda num_envs, **kw: StatelessPointMass(num_envs, **kw))
+    cfg = make_cfg(pretrained, tmp_path / "s", env="toy-stateless", budget_env_steps=2 * 72)
+    first = dppo.Method(cfg)
+    run_finetune(first, cfg, method_name="dppo")  # checkpoints every iteration: must not raise
+    more = dataclasses.replace(cfg, budget_env_steps=first.env_steps + 72)
+    resumed = dppo.Method(more)
+    with pytest.warns(UserWarning, match="fresh episodes"):
+        resumed.load_state_dict(torch.load(sorted((tmp_path / "s" / "checkpoints").glob("*.pt"))[-1],
+                                           weights_only=False)["method"])
+    assert (resumed.iteration, resumed.env_steps) == (first.iteration, first.env_steps)
+    for p_first, p_loaded in zip(first.actor.parameters(), resumed.actor.parameters()):
+        assert torch.equal(p_first, p_loaded)  # the learner is the checkpoint's, the episodes are new
+    resumed = dppo.Method(more)
+    with pytest.warns(UserWarning, match="fresh episodes"):
+        run_finetune(resumed, more, resume=True, method_name="dppo")
+    assert resumed.iteration > first.iteration and resumed.env_steps >= more.budget_env_steps

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -334,10 +335,8 @@ class Method:
         return DiffusionDeployable(base, len(a.timesteps), 0.0, a.policy.denoiser, a.J, self.act_steps)
 
     def state_dict(self) -> dict:
-        env_state = self.env.state_dict()
-        if env_state is None:
-            raise RuntimeError(f"{type(self.env.env).__name__} cannot export its state, so DPPO cannot resume exactly")
-        return self.learner_state() | {"env": env_state, "obs": self.obs.copy()}
+        env_state = self.env.state_dict()  # None: the env cannot export its state (the T1 task envs' physics)
+        return self.learner_state() | {"env": env_state, "obs": None if env_state is None else self.obs.copy()}
 
     def learner_state(self) -> dict:
         """All but the env's state: actor, critic, optimizers, reward scaler, counters."""
@@ -348,8 +347,20 @@ class Method:
 
     def load_state_dict(self, state: dict) -> None:
         self.load_learner_state(state)
-        self.env.load_state_dict(state["env"])
-        self.obs = state["obs"].copy()
+        self.restore_env(state["env"], state["obs"])
+
+    def restore_env(self, env_state: dict | None, obs: np.ndarray | None) -> None:
+        """The env where the checkpoint left it, bit for bit; an env that cannot export its state (None)
+        starts fresh episodes instead, with a warning: training continues correctly, not bit for bit."""
+        if env_state is not None:
+            self.env.load_state_dict(env_state)
+            self.obs = obs.copy()
+            return
+        warnings.warn(f"{type(self.env.env).__name__} cannot export its state: resumed with fresh episodes "
+                      "(training continues correctly, not bit for bit)")
+        env_steps = self.env_steps
+        self.obs = self.env.reset(seed=self.cfg.seed + self.iteration)
+        self.env.env_steps = env_steps
 
     def load_learner_state(self, state: dict) -> None:
         self.actor.load_state_dict(state["actor"])
@@ -359,3 +370,4 @@ class Method:
         if self.scaler is not None:
             self.scaler.load_state_dict(state["scaler"])
         self.iteration = int(state["iteration"])
+        self.env_steps = int(state["env_steps"])

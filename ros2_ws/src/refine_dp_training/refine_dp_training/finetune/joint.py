@@ -38,7 +38,6 @@ from __future__ import annotations
 import json
 import math
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -289,10 +288,7 @@ class Method(dppo.Method):
             raise ValueError(f"the checkpoint trains the controller parts {sorted(state['controller'])}, this run "
                              f"{sorted(self.parts)}: resume with the run's saved config")
         self.load_learner_state(state["dp"])
-        warnings.warn("joint: the task env cannot export its physics state: resumed with fresh episodes "
-                      "(training continues correctly, not bit for bit)")
-        self.obs = self.env.reset(seed=self.cfg.seed + self.iteration)
-        self.env.env_steps = int(state["dp"]["env_steps"])
+        self.restore_env(None, None)  # fresh episodes: the task env cannot export its physics state
         self.buffer.load_state_dict(state["buffer"])
         for i in range(self.cfg.num_envs):  # the episodes those commands came from were cut
             self.buffer.finish(i)
