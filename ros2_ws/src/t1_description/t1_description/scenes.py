@@ -12,8 +12,8 @@ the robot's stand keyframe puts the trunk at the origin facing +x in every scene
     door = scene_facts("door")
     door.walked_through(trunk_pos)             # trunk 0.5 m past the door plane
 
-MoCap: sim_t1 serves the bodies named in its `mocap_bodies` parameter (default Trunk, box, door;
-names missing from a scene are skipped) as NatNet rigid bodies of the same name; each scene's
+MoCap: sim_t1 serves the bodies named in its `mocap_bodies` parameter (default Trunk, box, door,
+place_target; names missing from a scene are skipped) as NatNet rigid bodies of the same name; each scene's
 `mocap_bodies` below lists the bodies of that scene a lab would put markers on, all covered by
 that default.
 """
@@ -99,7 +99,9 @@ class PickPlaceFacts(SceneFacts):
     """The box to carry."""
     place_region: Region
     """Where the box's centre must end: the marked square on the place table's top (site
-    `place_target` at its centre on the surface), z from the top to one box height above it."""
+    `place_target` at its centre on the surface), z from the top to one box height above it. The
+    marked mat is a static MoCap rigid body `place_target` (origin: that site), so the planner
+    observes where to place as a lab's would."""
 
     def placed(self, box_pos, box_speed=None, max_speed: float = 0.05) -> np.ndarray:
         """Success test [...] bool: box centre in the region and (if given) the box at rest."""
@@ -197,7 +199,7 @@ BOX_AT_TABLE = ObjectFacts("box", 0.025, 0.2, (0.6, 0.0, 0.765))
 SCENES: dict[str, SceneFacts] = {
     "table_box": TableBoxFacts(scene="table_box", mocap_bodies=("box",), table=PICKUP_TABLE, box=BOX_AT_TABLE),
     "pick_place": PickPlaceFacts(
-        scene="pick_place", mocap_bodies=("box",),
+        scene="pick_place", mocap_bodies=("box", "place_target"),
         pick_table=TableFacts("pick_table", 0.74, (0.5, 1.1), (-0.4, 0.4)),
         place_table=TableFacts("place_table", 0.70, (0.5, 1.1), (-2.4, -1.6)),
         box=BOX_AT_TABLE,

@@ -98,7 +98,7 @@ class SimT1Node(Node):
         self.wait_for_command = p("wait_for_command", True)
         self.mocap_trunk_name = p("mocap_trunk_name", "t1_trunk")
         # bodies a lab would put markers on; those missing from the scene are skipped
-        self.mocap_bodies = list(p("mocap_bodies", [TRUNK_BODY, "box", "door"]))
+        self.mocap_bodies = list(p("mocap_bodies", [TRUNK_BODY, "box", "door", "place_target"]))
         transport = p("natnet_transport", "unicast")  # Motive's default is multicast
         if transport not in NATNET_TRANSPORTS:
             raise ValueError(f"natnet_transport must be one of {NATNET_TRANSPORTS}, got {transport!r}")

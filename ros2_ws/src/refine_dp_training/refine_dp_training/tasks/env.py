@@ -59,6 +59,7 @@ class ObjectAddress:
     vel_cols: np.ndarray   # 6
     geoms: np.ndarray      # geom ids of the body
     hinge: tuple | None = None  # a hinged body (a door): (qpos column, world anchor, world axis, rest pos, rest quat)
+    fixed: tuple | None = None  # a static body (a marker on a table): (world pos, quat w, x, y, z)
 
 
 def _object_address(model, layout, name: str) -> ObjectAddress:
@@ -68,18 +69,24 @@ def _object_address(model, layout, name: str) -> ObjectAddress:
     if body < 0:
         raise KeyError(f"the task scene has no body named {name!r} (a task object must be a free body)")
     joint = model.body_jntadr[body]
+    empty = np.zeros(0, np.int64)
+    if joint < 0 and model.body_weldid[body] == 0:
+        # a body welded to the world (a MoCap marker on a table, e.g. pick_place's place_target): a fixed pose
+        d = mujoco.MjData(model)
+        mujoco.mj_forward(model, d)
+        return ObjectAddress(name, body, empty, empty, empty, np.flatnonzero(model.geom_bodyid == body),
+                             fixed=(d.xpos[body].copy(), d.xquat[body].copy()))
     if (joint >= 0 and model.jnt_type[joint] == mujoco.mjtJoint.mjJNT_HINGE and model.body_jntnum[body] == 1
             and model.body_weldid[model.body_parentid[body]] == 0):
         # a body on one hinge to the static world (a door leaf): its pose is its rest pose turned about the axis
         d = mujoco.MjData(model)
         mujoco.mj_forward(model, d)
-        empty = np.zeros(0, np.int64)
         return ObjectAddress(name, body, empty, empty, empty, np.flatnonzero(model.geom_bodyid == body),
                              (layout.qpos.start + model.jnt_qposadr[joint], d.xanchor[joint].copy(),
                               d.xaxis[joint].copy(), d.xpos[body].copy(), d.xquat[body].copy()))
     if joint < 0 or model.jnt_type[joint] != mujoco.mjtJoint.mjJNT_FREE:
         raise ValueError(f"task object {name!r} must have a free joint (it is tracked and moved as a whole), "
-                         "or be a body on one hinge to the static world (a door)")
+                         "or be a body on one hinge to the static world (a door), or a static body (a marker)")
     qa, va = layout.qpos.start + model.jnt_qposadr[joint], layout.qvel.start + model.jnt_dofadr[joint]
     return ObjectAddress(name, body, qa + np.arange(3), qa + 3 + np.arange(4), va + np.arange(6),
                          np.flatnonzero(model.geom_bodyid == body))
@@ -87,6 +94,8 @@ def _object_address(model, layout, name: str) -> ObjectAddress:
 
 def _object_pose(obj: ObjectAddress, st: np.ndarray):
     """World position [N, 3] and quaternion [N, 4] of a task object from state rows st [N, nstate]."""
+    if obj.fixed is not None:
+        return np.tile(obj.fixed[0], (len(st), 1)), np.tile(obj.fixed[1], (len(st), 1))
     if obj.hinge is None:
         return st[:, obj.pos_cols], st[:, obj.quat_cols]
     col, anchor, axis, rest_pos, rest_quat = obj.hinge
@@ -143,8 +152,8 @@ class TaskEnv(VecEnv):
         self.objects = [_object_address(m, L, k) for k in names]
         self._obj_index = {o.name: i for i, o in enumerate(self.objects)}
         for o in self.objects:
-            if o.hinge is not None and o.name in self.spec.initial_state.objects:
-                raise ValueError(f"task object {o.name!r} is hinged: it has no ObjectPose randomisation")
+            if not len(o.pos_cols) and o.name in self.spec.initial_state.objects:
+                raise ValueError(f"task object {o.name!r} is hinged or static: it has no ObjectPose randomisation")
         import mujoco
         self.joint_cols = {}
         for j in self.spec.joints:
@@ -269,7 +278,7 @@ class TaskEnv(VecEnv):
         key = sim.keyframe_state
         obj_pos, obj_quat = np.zeros((len(idx), len(self.objects), 3)), np.zeros((len(idx), len(self.objects), 4))
         for o, obj in enumerate(self.objects):
-            if obj.hinge is not None:  # reset to the scene's pose (the keyframe's hinge angle)
+            if not len(obj.pos_cols):  # hinged or static: the scene's pose (the keyframe's hinge angle)
                 p, q = _object_pose(obj, np.tile(key, (len(idx), 1)))
                 obj_pos[:, o], obj_quat[:, o] = p, q
                 continue
@@ -288,7 +297,7 @@ class TaskEnv(VecEnv):
         sim.reset_rows(mask, root_xy_yaw=np.c_[xy, yaw])
         rows = sim.state[idx]
         for o, obj in enumerate(self.objects):
-            if obj.hinge is None:
+            if len(obj.pos_cols):
                 rows[:, obj.pos_cols], rows[:, obj.quat_cols], rows[:, obj.vel_cols] = obj_pos[:, o], obj_quat[:, o], 0.0
         sim.state[idx] = rows
         self.obj_start[idx] = obj_pos
@@ -427,7 +436,7 @@ class TaskEnv(VecEnv):
         st = self.sim.state if rows is None else self.sim.state[rows]
         sel = slice(None) if rows is None else rows
         return {o.name: ObjectTruth(*_object_pose(o, st), self.obj_start[sel, k], self.obj_peak_z[sel, k],
-                                    None if o.hinge is not None else st[:, o.vel_cols[:3]])
+                                    st[:, o.vel_cols[:3]] if len(o.vel_cols) else None)
                 for k, o in enumerate(self.objects)}
 
     def task_state(self) -> TaskState:
