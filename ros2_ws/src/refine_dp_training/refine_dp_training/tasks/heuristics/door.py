@@ -49,7 +49,7 @@ SPINDLE_IN_LEAF = np.asarray(FACTS.handle_spindle) - _HINGE
 # where the right hand takes the bar (base_link, m): 0.36-0.50 ahead, 0.18-0.32 to the right (measured: the arm
 # policy tracks there to 1-3 cm with the fingers tilted up, further in or out it falls short; beyond ~0.5 m or further out
 # than ~0.32 m the extended arm cannot hold the lever down against its spring and slips off it)
-REACH_X, REACH_Y = (0.36, 0.50), (-0.32, -0.18)
+REACH_X, REACH_Y = (0.40, 0.52), (-0.30, -0.17)
 PASS_AIM_IN_WORLD = np.array([FACTS.door_plane_x + 1.0, -0.05]) - _HINGE[:2]
 
 
@@ -57,8 +57,8 @@ PASS_AIM_IN_WORLD = np.array([FACTS.door_plane_x + 1.0, -0.05]) - _HINGE[:2]
 class DoorHeuristicParams:
     """Per-episode ranges (uniform), so demonstrations differ. Positions in base_link / the leaf's frame."""
 
-    stand_x: tuple = (0.42, 0.44)      # m, grasp point ahead of the trunk at the stance (along the leaf normal)
-    stand_y: tuple = (-0.26, -0.24)    # m, ... and to its side (right)
+    stand_x: tuple = (0.45, 0.47)      # m, grasp point ahead of the trunk at the stance (along the leaf normal)
+    stand_y: tuple = (-0.25, -0.23)    # m, ... and to its side (right)
     lookahead: tuple = (0.1, 0.2)      # m, the approach aims at the stance line this far beyond the stance
     stop_lead: tuple = (0.10, 0.13)    # m, stop walking this far before the stance (the robot coasts ~0.1 m)
     yaw_left: tuple = (0.25, 0.3)      # rad the robot may face left of square on at the stance, and right:
@@ -75,7 +75,8 @@ class DoorHeuristicParams:
     pre_tol: tuple = (0.03, 0.04)      # m, measured hand to the pre-grasp point before going on
     reach_tol: tuple = (0.012, 0.016)   # m, measured hand to the grasp point before closing
     integral_gain: tuple = (0.15, 0.3)  # per step, of the hand error folded into the command
-    reach_timeout_s: tuple = (4.0, 5.0)  # s in each reach phase before going on anyway
+    reach_timeout_s: tuple = (2.0, 3.0)  # s near the goal (6 cm) before going on anyway
+    reach_cap_s: tuple = (12.0, 13.0)   # s in a reach phase before going on anyway
     close_s: tuple = (0.8, 1.0)        # s closing before turning
     turn_to: tuple = (0.95, 1.05)      # rad lever command (past the stop: the arm yields to the spring)
     turn_s: tuple = (2.2, 2.6)         # s to turn
@@ -164,6 +165,7 @@ class DoorHeuristic:
         self.turn_cmd = np.zeros(n)       # rad, the lever command (ramped, then raised while the lever lags)
         self.hand0 = np.zeros((n, 3))     # the measured hand when the push began
         self.raised = np.zeros(n, bool)   # the hand has started up to the ready pose
+        self.waited = np.zeros(n)         # s the reach command has been at its goal
         self.heading = np.zeros(n)        # the robot's yaw in the wall's frame: measured on the shut leaf, then
                                           # dead-reckoned from the commanded turn rates (the open leaf shows nothing)
 
@@ -222,6 +224,7 @@ class DoorHeuristic:
         aim = target + p["lookahead"][:, None] * np.stack([c, s], -1)
         berr = np.arctan2(aim[:, 1], aim[:, 0])
         a = (st == APPROACH) & self.seen
+        plane = np.sum(door_pos * normal, -1)   # the trunk's distance to the leaf's plane
         far = a & (target[:, 0] > p["stop_lead"])
         v[far] = steer(p["bearing_gain"] * berr, p["walk_speed"])[far]
         # at the stance: face the leaf, then bring the bar within the hand's reach (steps, not walking)
@@ -229,7 +232,8 @@ class DoorHeuristic:
         face = near & ((door_yaw < -p["yaw_left"]) | (door_yaw > p["yaw_right"]))
         v[face] = np.where((door_yaw > 0)[:, None], [0.0, 0.0, 0.25], [0.0, 0.1, -0.25])[face]
         gx, gy = grasp[:, 0], grasp[:, 1]
-        right, left = near & ~face & (gy < REACH_Y[0]), near & ~face & (gy > REACH_Y[1])
+        roomy = plane > -GRASP_IN_LEAF[0] + REACH_X[0]  # no sideways steps with the lever in the way
+        right, left = near & ~face & roomy & (gy < REACH_Y[0]), near & ~face & roomy & (gy > REACH_Y[1])
         v[right], v[left] = [0.0, -0.2, -0.25], [0.0, 0.15, 0.0]
         step = near & ~face & ~right & ~left
         fwd, back = step & (gx > REACH_X[1]), step & (gx < REACH_X[0])
@@ -237,6 +241,8 @@ class DoorHeuristic:
         moving = far | face | right | left | fwd | back
         self.timer[moving] = 0.0   # the timer counts standing time in approach
         ready = np.stack([p["ready_x"], p["ready_y"], p["ready_z"]], -1)
+        ready[:, 0] = np.minimum(ready[:, 0], plane - 0.25)   # clear of the leaf and the lever (a hand resting
+                                                              # on the leaf while the legs step tips the robot over)
         self.raised |= a & (target[:, 0] < p["raise_at"])
         up = a & self.raised
         pos[up, 1], rot[up, 1] = ready[up], grasp_rotation(np.tile([0.0, 1.0, 0.0], (n, 1)), p["pitch"])[up]
@@ -252,11 +258,15 @@ class DoorHeuristic:
         correcting = r & (dist < 0.08) & caught_up
         self.integral = np.where(correcting[:, None],
                                  np.clip(self.integral + p["integral_gain"][:, None] * err, -0.05, 0.05), self.integral)
-        reached_pre = r & ~self.at_pre & ((dist < p["pre_tol"]) | (t > p["reach_timeout_s"]))
+        # timeouts count from when the hand is near its goal (the hand rising from its default pose lags the
+        # speed-limited command by seconds), and in any case after `reach_cap_s`
+        self.waited = np.where(r & (dist < 0.06), self.waited + self.dt, 0.0)
+        timed_out = (self.waited > p["reach_timeout_s"]) | (t > p["reach_cap_s"])
+        reached_pre = r & ~self.at_pre & ((dist < p["pre_tol"]) | timed_out)
         self.at_pre |= reached_pre
-        self.timer[reached_pre] = 0.0
+        self.waited[reached_pre], self.timer[reached_pre] = 0.0, 0.0
         pos[r, 1], rot[r, 1] = (goal + self.integral)[r], rot_grasp[r]
-        self._advance(r & self.at_pre & ~reached_pre & ((dist < p["reach_tol"]) | (t > p["reach_timeout_s"])), CLOSE)
+        self._advance(r & self.at_pre & ~reached_pre & ((dist < p["reach_tol"]) | timed_out), CLOSE)
 
         cl = st == CLOSE
         pos[cl, 1], rot[cl, 1], grip[cl, 1] = (grasp + self.integral)[cl], rot_grasp[cl], 1.0
