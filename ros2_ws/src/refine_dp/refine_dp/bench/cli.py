@@ -1,4 +1,4 @@
-"""Argument parsing and dispatch of `refine-dp bench {robot,planner}`."""
+"""Argument parsing and dispatch of `refine-dp bench {robot,planner,env,task-env}`."""
 from __future__ import annotations
 
 import argparse
@@ -25,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--ort-threads", type=int, default=None)
     p = sub.add_parser("env", help="low-level training env steps/s vs the physics-only ceiling")
     p.add_argument("argv", nargs=argparse.REMAINDER, help="options of refine_dp_training.lowlevel.bench")
+    # listed for --help; `refine-dp bench task-env ...` goes straight to refine_dp_training.tasks.bench (cli.TARGETED)
+    sub.add_parser("task-env", help="task env planner steps/s vs the physics-only ceiling (--task, --num-envs)")
 
 
 def run(args: argparse.Namespace) -> int:
