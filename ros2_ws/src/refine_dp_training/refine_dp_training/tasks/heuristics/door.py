@@ -61,7 +61,8 @@ class DoorHeuristicParams:
     stand_y: tuple = (-0.25, -0.23)    # m, ... and to its side (right)
     lookahead: tuple = (0.1, 0.2)      # m, the approach aims at the stance line this far beyond the stance
     stop_lead: tuple = (0.10, 0.13)    # m, stop walking this far before the stance (the robot coasts ~0.1 m)
-    yaw_left: tuple = (0.25, 0.3)      # rad the robot may face left of square on at the stance, and right:
+    window_lat: tuple = (0.06, 0.08)   # m, lateral stance error tolerated (the hand takes it up)
+    yaw_left: tuple = (0.3, 0.35)      # rad the robot may face left of square on at the stance, and right:
     yaw_right: tuple = (0.06, 0.1)     # (facing right the hand slips off the lever turning it)
     walk_speed: tuple = (0.18, 0.2)    # m/s (the legs barely walk slower commands)
     bearing_gain: tuple = (0.8, 1.2)   # rad/s of yaw asked per rad of bearing error while walking
@@ -227,14 +228,19 @@ class DoorHeuristic:
         plane = np.sum(door_pos * normal, -1)   # the trunk's distance to the leaf's plane
         far = a & (target[:, 0] > p["stop_lead"])
         v[far] = steer(p["bearing_gain"] * berr, p["walk_speed"])[far]
-        # at the stance: face the leaf, then bring the bar within the hand's reach (steps, not walking)
+        # at the stance: first the lateral offset from the stance line (sideways steps, which also yaw the legs
+        # left), then the heading (turning right also steps them left: the window is wider facing left), then
+        # the distance (walking back hardly moves them); judged in the leaf's frame, as turning moves the bar in
+        # base_link
         near = a & ~far
-        face = near & ((door_yaw < -p["yaw_left"]) | (door_yaw > p["yaw_right"]))
-        v[face] = np.where((door_yaw > 0)[:, None], [0.0, 0.0, 0.25], [0.0, 0.1, -0.25])[face]
-        gx, gy = grasp[:, 0], grasp[:, 1]
+        lateral = -s * target[:, 0] + c * target[:, 1]   # + : the stance is to the left
         roomy = plane > -GRASP_IN_LEAF[0] + REACH_X[0]  # no sideways steps with the lever in the way
-        right, left = near & ~face & roomy & (gy < REACH_Y[0]), near & ~face & roomy & (gy > REACH_Y[1])
+        right = near & roomy & (lateral < -p["window_lat"])
+        left = near & roomy & (lateral > p["window_lat"])
         v[right], v[left] = [0.0, -0.2, -0.25], [0.0, 0.15, 0.0]
+        face = near & ~right & ~left & ((door_yaw < -p["yaw_left"]) | (door_yaw > p["yaw_right"]))
+        v[face] = np.where((door_yaw > 0)[:, None], [0.0, 0.0, 0.25], [0.0, 0.1, -0.25])[face]
+        gx = grasp[:, 0]
         step = near & ~face & ~right & ~left
         fwd, back = step & (gx > REACH_X[1]), step & (gx < REACH_X[0])
         v[fwd], v[back] = [0.2, 0.0, -0.25], [-0.2, 0.0, 0.0]
