@@ -1,4 +1,4 @@
-"""Argument parsing and dispatch of `refine-dp bench {robot,planner,env,task-env}`."""
+"""Argument parsing and dispatch of `refine-dp bench {robot,planner,controller,env,task-env}`."""
 from __future__ import annotations
 
 import argparse
@@ -23,6 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/bench/planner.json"))
     p.add_argument("--dit-width", type=int, default=None, help="default: the shipped DiT (DiTConfig)")
     p.add_argument("--ort-threads", type=int, default=None)
+    p = sub.add_parser("controller", help="the controller's per-cycle compute (LowLevelController.step): "
+                                          "p50/p99 ms at N = 1, steps/s batched")
+    p.add_argument("--steps", type=int, default=2000, help="timed steps at N = 1")
+    p.add_argument("--batch", type=int, default=64, help="envs of the batched run")
+    p.add_argument("--batch-steps", type=int, default=200, help="timed steps of the batched run")
+    p.add_argument("--out", type=Path, default=Path("runs/bench/controller.json"))
     p = sub.add_parser("env", help="low-level training env steps/s vs the physics-only ceiling")
     p.add_argument("argv", nargs=argparse.REMAINDER, help="options of refine_dp_training.lowlevel.bench")
     # listed for --help; `refine-dp bench task-env ...` goes straight to refine_dp_training.tasks.bench (cli.TARGETED)
@@ -46,6 +52,9 @@ def run(args: argparse.Namespace) -> int:
         bench.main(["--iters", str(args.iters), "--out", str(args.out), *extra])
         print_planner(json.loads(args.out.read_text()))
         return 0
+    if args.what == "controller":
+        from refine_dp.bench import controller
+        return controller.main(args.steps, args.batch, args.batch_steps, args.out)
     if args.what == "env":
         from refine_dp_training.lowlevel import bench
         return int(bench.main(args.argv) or 0)
