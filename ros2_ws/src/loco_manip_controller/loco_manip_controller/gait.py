@@ -24,13 +24,19 @@ SWING_LEFT = 1
 SWING_RIGHT = 2
 
 
+def unit_clip(x):
+    """np.clip(x, 0, 1), without np.clip's Python wrappers (which cost more than the clip on the controller's
+    one-row arrays; NaN stays NaN as with np.clip)."""
+    return np.minimum(np.maximum(x, 0.0), 1.0)
+
+
 def swing_phase(countdown, step_duration):
     """Swing phase in [0, 1]: 0 at lift-off, 1 at touchdown; 0 where step_duration is 0 (standing)."""
     countdown = np.asarray(countdown, dtype=np.float64)
     step_duration = np.asarray(step_duration, dtype=np.float64)
     walking = step_duration > 0.0
     safe = np.where(walking, step_duration, 1.0)
-    return np.where(walking, np.clip(1.0 - countdown / safe, 0.0, 1.0), 0.0)
+    return np.where(walking, unit_clip(1.0 - countdown / safe), 0.0)
 
 
 def swing_foot_index(swing_foot):
@@ -54,13 +60,13 @@ def swing_masks(swing_foot):
 def min_jerk(phase):
     """Minimum-jerk interpolation 10s^3 - 15s^4 + 6s^5: 0 -> 1 with zero velocity and
     acceleration at both ends (used for the horizontal swing-foot path and yaw)."""
-    s = np.clip(np.asarray(phase, dtype=np.float64), 0.0, 1.0)
+    s = unit_clip(np.asarray(phase, dtype=np.float64))
     return s * s * s * (10.0 + s * (-15.0 + 6.0 * s))
 
 
 def min_jerk_rate(phase):
     """d(min_jerk)/d(phase) = 30 s^2 (1 - s)^2."""
-    s = np.clip(np.asarray(phase, dtype=np.float64), 0.0, 1.0)
+    s = unit_clip(np.asarray(phase, dtype=np.float64))
     return 30.0 * s * s * (1.0 - s) ** 2
 
 
@@ -70,13 +76,13 @@ def swing_height(phase, apex):
     Zero height and zero vertical velocity at lift-off and touchdown, peak `apex` at
     mid-swing; shared with the "feet phase" reward so reference and reward agree.
     """
-    s = np.clip(np.asarray(phase, dtype=np.float64), 0.0, 1.0)
+    s = unit_clip(np.asarray(phase, dtype=np.float64))
     return apex * 16.0 * s * s * (1.0 - s) ** 2
 
 
 def swing_height_rate(phase, apex):
     """d(swing_height)/d(phase) = apex * 32 s (1 - s)(1 - 2s)."""
-    s = np.clip(np.asarray(phase, dtype=np.float64), 0.0, 1.0)
+    s = unit_clip(np.asarray(phase, dtype=np.float64))
     return apex * 32.0 * s * (1.0 - s) * (1.0 - 2.0 * s)
 
 

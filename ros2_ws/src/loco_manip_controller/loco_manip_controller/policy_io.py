@@ -72,6 +72,16 @@ class ObsSpec:
     def dim(self) -> int:
         return sum(f.size for f in self.fields)
 
+    @property
+    def scales(self) -> np.ndarray:
+        """[dim] the scale of each element (read-only, computed once: the spec is frozen)."""
+        cached = self.__dict__.get("_scales")
+        if cached is None:
+            cached = np.concatenate([np.full(f.size, f.scale, dtype=np.float64) for f in self.fields])
+            cached.flags.writeable = False
+            object.__setattr__(self, "_scales", cached)
+        return cached
+
     def slices(self) -> dict[str, slice]:
         out, start = {}, 0
         for f in self.fields:
@@ -100,6 +110,7 @@ class ObsSpec:
             raise ValueError(f"{self.name} observation: missing fields {missing}, unknown fields {extra}")
         parts = []
         n = None
+        noisy = rng is not None and noise_scale > 0.0
         for f in self.fields:
             v = np.asarray(values[f.name], dtype=np.float64)
             if v.ndim == 1:
@@ -107,12 +118,13 @@ class ObsSpec:
             if v.shape[-1] != f.size or (n is not None and v.shape[0] != n):
                 raise ValueError(f"{self.name} observation field {f.name!r}: expected [N, {f.size}], got {v.shape}")
             n = v.shape[0]
-            if rng is not None and f.noise_std > 0.0 and noise_scale > 0.0:
+            if noisy and f.noise_std > 0.0:
                 v = v + rng.normal(0.0, f.noise_std * noise_scale, v.shape)
-            parts.append(f.scale * v)
-        obs = np.concatenate(parts, axis=-1).astype(np.float32)
+            parts.append(v)
+        # scale * value per field, as one product with the per-element scales (the same products)
+        obs = (np.concatenate(parts, axis=-1) * self.scales).astype(np.float32)
         if not np.isfinite(obs).all():
-            bad = [f.name for f, p in zip(self.fields, parts) if not np.isfinite(p).all()]
+            bad = [f.name for f, p in zip(self.fields, parts) if not np.isfinite(f.scale * p).all()]
             raise ValueError(f"{self.name} observation has NaN/inf in fields {bad}: check the robot state input")
         return obs
 
@@ -225,7 +237,8 @@ def action_to_targets(spec: ActionSpec, action, table: JointTable | None = None,
     """
     table = table or load_joint_table()
     idx = spec.indices(table)
-    a = np.clip(np.asarray(action, dtype=np.float64), -spec.clip, spec.clip)
+    # np.minimum(np.maximum(..)): np.clip without its Python wrappers (the 50 Hz controller calls this twice a cycle)
+    a = np.minimum(np.maximum(np.asarray(action, dtype=np.float64), -spec.clip), spec.clip)
     if a.shape[-1] != spec.dim:
         raise ValueError(f"{spec.name} action: expected last axis {spec.dim}, got {a.shape}")
     if spec.base == "reference":
@@ -235,7 +248,7 @@ def action_to_targets(spec: ActionSpec, action, table: JointTable | None = None,
         zero = np.asarray(base, dtype=np.float64)
     else:
         zero = table.default_q[idx]
-    return np.clip(zero + spec.scale * a, table.lower[idx], table.upper[idx])
+    return np.minimum(np.maximum(zero + spec.scale * a, table.lower[idx]), table.upper[idx])
 
 
 def full_targets(parts: dict[str, np.ndarray], n: int, table: JointTable | None = None) -> np.ndarray:
@@ -270,8 +283,23 @@ def pose_features(pos, rot) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- builders
+_DEFAULTS: dict = {}  # id(table) -> (table, (default_q of the legs, of the arms)), as _INDICES
+
+
 def _table_slices(table: JointTable):
     return LEG_ACTION.indices(table), ARM_ACTION.indices(table)
+
+
+def _table_defaults(table: JointTable) -> tuple[np.ndarray, np.ndarray]:
+    """(default_q[legs], default_q[arms]), read-only, computed once per table (the controller asks every cycle)."""
+    hit = _DEFAULTS.get(id(table))
+    if hit is None or hit[0] is not table:
+        legs, arms = _table_slices(table)
+        pair = tuple(np.array(table.default_q[i]) for i in (legs, arms))
+        for a in pair:
+            a.flags.writeable = False
+        hit = _DEFAULTS[id(table)] = (table, pair)
+    return hit[1]
 
 
 def leg_observation_values(gravity, gyro, q, dq, last_action, footstep: Footstep, table: JointTable | None = None,
@@ -283,21 +311,22 @@ def leg_observation_values(gravity, gyro, q, dq, last_action, footstep: Footstep
     """
     table = table or load_joint_table()
     legs, arms = _table_slices(table)
+    default_legs, default_arms = _table_defaults(table)
     q, dq = np.asarray(q, dtype=np.float64), np.asarray(dq, dtype=np.float64)
     f = footstep
     clock = clock_observation(f.swing_foot, f.countdown, f.step_duration)
     return {
         "projected_gravity": gravity,
         "gyro": gyro,
-        "leg_joint_pos": q[:, legs] - table.default_q[legs],
+        "leg_joint_pos": q[:, legs] - default_legs,
         "leg_joint_vel": dq[:, legs],
-        "arm_joint_pos": q[:, arms] - table.default_q[arms],
+        "arm_joint_pos": q[:, arms] - default_arms,
         "last_action": last_action,
         "swing_foot": swing_masks(f.swing_foot).astype(np.float64),
         "countdown": np.asarray(f.countdown, dtype=np.float64)[:, None],
         "target_pose": f.target,
         "gait_clock": clock[:, 2:4],
-    } | ({} if ref_joint_pos is None else {"ref_leg_joint_pos": np.asarray(ref_joint_pos) - table.default_q[legs]})
+    } | ({} if ref_joint_pos is None else {"ref_leg_joint_pos": np.asarray(ref_joint_pos) - default_legs})
 
 
 def build_leg_obs(*args, rng: np.random.Generator | None = None, noise_scale: float = 1.0,
@@ -317,7 +346,8 @@ def arm_observation_values(gravity, q, dq, last_action, target_pos, target_rot,
     table = table or load_joint_table()
     _, arms = _table_slices(table)
     q, dq = np.asarray(q, dtype=np.float64), np.asarray(dq, dtype=np.float64)
-    pos, rot = arm_kinematics().fk(q[:, arms])
+    q_arms = q[:, arms]
+    pos, rot = arm_kinematics().fk(q_arms)
     dp, drot = pose_errors(target_pos, target_rot, pos, rot)
     n = q.shape[0]
     return {
@@ -325,7 +355,7 @@ def arm_observation_values(gravity, q, dq, last_action, target_pos, target_rot,
         "hand_target": pose_features(target_pos, target_rot),
         "hand_pose": pose_features(pos, rot),
         "hand_error": np.concatenate([dp, drot], axis=-1).reshape(n, 12),
-        "arm_joint_pos": q[:, arms] - table.default_q[arms],
+        "arm_joint_pos": q_arms - _table_defaults(table)[1],
         "arm_joint_vel": dq[:, arms],
         "last_action": last_action,
     }

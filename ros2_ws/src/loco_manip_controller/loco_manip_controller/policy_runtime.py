@@ -317,7 +317,8 @@ class LowLevelController:
         of each env (None: standing); hand targets in the root frame: pos [N, 2, 3], rot [N, 2, 3, 3].
         Returns q_des [N, 29]."""
         q, dq = np.atleast_2d(q), np.atleast_2d(dq)
-        q_des = np.tile(self.table.default_q, (q.shape[0], 1))
+        q_des = np.empty((q.shape[0], self.table.default_q.shape[0]))
+        q_des[:] = self.table.default_q
         if self.legs is not None:
             footstep = footstep if footstep is not None else Footstep.standing(q.shape[0])
             ref = None

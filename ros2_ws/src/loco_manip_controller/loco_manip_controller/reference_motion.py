@@ -49,7 +49,7 @@ from t1_description.kinematics import (
 )
 
 from .footstep_planner import Footstep
-from .gait import SWING_LEFT, SWING_NONE, min_jerk, swing_height
+from .gait import SWING_LEFT, SWING_NONE, min_jerk, swing_height, unit_clip
 
 
 @dataclass(frozen=True)
@@ -128,6 +128,8 @@ class ReferenceMotion:
             else self.standing.trunk_pitch
         # trunk origin relative to the feet midpoint in the heading frame (so standing = default pose)
         self.trunk_from_support = -self.standing.feet_offset[:, :2].mean(axis=0)
+        self.pitch_rot = rot_y(self.trunk_pitch)  # [3, 3]: the trunk's constant pitch, computed once
+        self.half_pitch_cos_sin = np.cos(0.5 * self.trunk_pitch), np.sin(0.5 * self.trunk_pitch)
 
     def from_commands(self, cmds, with_velocity: bool = False) -> ReferenceFrame:
         """Reference for a FootstepCommands batch (footstep_planner.FootstepPlanner.update's output)."""
@@ -150,14 +152,17 @@ class ReferenceMotion:
         heights under the feet (the swing foot at lift-off) and under the target, in the same frame.
         """
         swing_foot = np.asarray(swing_foot)
-        phase = np.clip(np.asarray(phase, dtype=np.float64), 0.0, 1.0)
+        phase = unit_clip(np.asarray(phase, dtype=np.float64))
         step_duration = np.asarray(step_duration, dtype=np.float64)
         feet_world = np.asarray(feet_world, dtype=np.float64)
         target_world = np.asarray(target_world, dtype=np.float64)
         n = swing_foot.shape[0]
-        feet_z = np.zeros((n, 2)) if feet_z is None else np.asarray(feet_z, dtype=np.float64)
-        target_z = np.zeros(n) if target_z is None else np.asarray(target_z, dtype=np.float64)
-        heights = (feet_z, target_z)
+        if feet_z is None and target_z is None:
+            heights = (None, None)  # flat ground: _frame skips the height terms, which are all 0 then
+        else:
+            feet_z = np.zeros((n, 2)) if feet_z is None else np.asarray(feet_z, dtype=np.float64)
+            target_z = np.zeros(n) if target_z is None else np.asarray(target_z, dtype=np.float64)
+            heights = (feet_z, target_z)
         frame = self._frame(swing_foot, phase, step_duration, feet_world, target_world, *heights)
         if with_velocity:
             h = self.config.velocity_dt
@@ -189,19 +194,23 @@ class ReferenceMotion:
         foot_yaw = feet_world[:, :, 2].copy()
         foot_xy[env, sw] = np.where(walking[:, None], swing_xy, foot_xy[env, sw])
         foot_yaw[env, sw] = np.where(walking, swing_yaw, foot_yaw[env, sw])
-        # steps: the swing foot climbs to a higher target early (first 60 %), descends to a lower one late
-        z_lift, z_st = feet_z[env, sw], feet_z[env, st]
-        rise = np.where(walking, target_z - z_lift, 0.0)
-        progress = np.where(rise > 0, min_jerk(np.clip(phase / 0.6, 0.0, 1.0)),
-                            min_jerk(np.clip((phase - 0.4) / 0.6, 0.0, 1.0)))
-        foot_z = kin.sole_height + feet_z.copy()
-        foot_z[env, sw] += lift + rise * progress
+        if feet_z is None:  # flat ground (compute): every height below is 0, so these are the same numbers
+            foot_z = np.full((n, 2), kin.sole_height)
+            foot_z[env, sw] += lift
+            ground = np.zeros(n)
+        else:
+            # steps: the swing foot climbs to a higher target early (first 60 %), descends to a lower one late
+            z_lift, z_st = feet_z[env, sw], feet_z[env, st]
+            rise = np.where(walking, target_z - z_lift, 0.0)
+            progress = np.where(rise > 0, min_jerk(phase / 0.6), min_jerk((phase - 0.4) / 0.6))  # min_jerk clips
+            foot_z = kin.sole_height + feet_z.copy()
+            foot_z[env, sw] += lift + rise * progress
+            # the body rides over the lower of the stance foot and the swing foot's ground (lift-off -> target)
+            m = s  # the same min-jerk progress as the swing foot's
+            ground = np.minimum(z_st, z_lift) + m * (np.minimum(z_st, np.where(walking, target_z, z_lift))
+                                                     - np.minimum(z_st, z_lift))
+            ground = np.where(walking, ground, feet_z.min(axis=1))
         foot_pos = np.concatenate([foot_xy, foot_z[..., None]], axis=-1)
-        # the body rides over the lower of the stance foot and the swing foot's ground (lift-off -> target)
-        m = np.where(walking, min_jerk(phase), 0.0)
-        ground = np.minimum(z_st, z_lift) + m * (np.minimum(z_st, np.where(walking, target_z, z_lift))
-                                                 - np.minimum(z_st, z_lift))
-        ground = np.where(walking, ground, feet_z.min(axis=1))
 
         # CoM: LIP with the ZMP on the stance foot, midpoint at lift-off -> midpoint at touchdown
         omega = np.sqrt(cfg.gravity / cfg.com_height)
@@ -213,7 +222,7 @@ class ReferenceMotion:
         v0_over_omega = (end - zmp - (start - zmp) * ct) / st_
         t = (phase * dur)[:, None]
         com_walk = zmp + (start - zmp) * np.cosh(omega * t) + v0_over_omega * np.sinh(omega * t)
-        com_xy = np.where(walking[:, None], com_walk, feet_world[:, :, :2].mean(axis=1))
+        com_xy = np.where(walking[:, None], com_walk, (feet_world[:, 0, :2] + feet_world[:, 1, :2]) / 2)  # the mean
         com_pos = np.concatenate([com_xy, (cfg.com_height + ground)[:, None]], axis=-1)
 
         # trunk: yaw midway between the feet, fixed height and pitch, placed over the CoM
@@ -221,7 +230,7 @@ class ReferenceMotion:
         yaw_rot = rot_z(trunk_yaw)
         offset = yaw_rot[:, :2, :2] @ self.trunk_from_support
         trunk_pos = np.concatenate([com_xy + offset, (self.trunk_height + ground)[:, None]], axis=-1)
-        trunk_rot = yaw_rot @ rot_y(np.full(n, self.trunk_pitch))
+        trunk_rot = yaw_rot @ self.pitch_rot
 
         # feet in the trunk frame (flat: world rotation = yaw only) -> joint angles
         rt = np.swapaxes(trunk_rot, -1, -2)[:, None]
@@ -231,7 +240,7 @@ class ReferenceMotion:
 
         # quaternion of Rz(yaw) Ry(pitch), (w, x, y, z): (cy cp, -sy sp, cy sp, sy cp) of the half angles
         cy, sy = np.cos(0.5 * trunk_yaw), np.sin(0.5 * trunk_yaw)
-        cp, sp = np.cos(0.5 * self.trunk_pitch), np.sin(0.5 * self.trunk_pitch)
+        cp, sp = self.half_pitch_cos_sin
         return ReferenceFrame(
             joint_pos=joint_pos,
             trunk_pos=trunk_pos,
@@ -293,22 +302,23 @@ class StanceFrameReference:
         """`update`'s whole ReferenceFrame, in the frame of the segment's base foot (the stance foot; the left
         foot while standing) as measured at the segment's start: the training env turns it into the world frame
         for its rewards (`to_world`), so the rewards imitate the very reference the action is added to."""
-        sel = np.arange(self.num_envs) if rows is None else np.asarray(rows)
+        sel = slice(None) if rows is None else np.asarray(rows)  # all rows: views, not copies
         swing_foot = np.asarray(footstep.swing_foot).astype(np.uint8)
         countdown = np.asarray(footstep.countdown, dtype=np.float64)
         new = ~self.valid[sel] | (swing_foot != self.last_swing[sel]) | (countdown > self.last_countdown[sel] + 1e-6)
         if new.any():
+            sel_new = np.flatnonzero(new) if rows is None else sel[new]
             q12, gravity = np.asarray(q12)[new], np.asarray(gravity)[new]
             level = level_rotation(gravity)
             feet = feet_planar(q12, level, kin=self.motion.kinematics)
             stance = np.where(swing_foot[new] == SWING_LEFT, RIGHT, LEFT)
             base = feet[np.arange(len(stance)), stance]
-            self.feet_local[sel[new]] = planar_relative(base[:, None, :], feet)
+            self.feet_local[sel_new] = planar_relative(base[:, None, :], feet)
             if self.heights:  # the feet's height difference (both on the ground at a segment's start)
                 pos, _ = legs_fk(q12, self.motion.kinematics)
                 z = np.einsum("nj,nkj->nk", level[:, 2], pos)
-                self.feet_z_local[sel[new]] = z - z[np.arange(len(stance)), stance][:, None]
-            self.valid[sel[new]] = True
+                self.feet_z_local[sel_new] = z - z[np.arange(len(stance)), stance][:, None]
+            self.valid[sel_new] = True
         self.last_swing[sel], self.last_countdown[sel] = swing_foot, countdown
         if not self.heights:  # flat ground: exactly the reference of the legs trained before heights existed
             return self.motion.compute(swing_foot, footstep.phase, footstep.step_duration, self.feet_local[sel],

@@ -72,7 +72,13 @@ def rot_z(a):
 
 
 def _mv(rot: np.ndarray, vec: np.ndarray) -> np.ndarray:
-    return np.einsum("...ij,...j->...i", rot, vec)
+    """rot [..., 3, 3] @ vec [..., 3] (matmul: einsum's parsing costs more than the product on small batches)."""
+    return (rot @ vec[..., None])[..., 0]
+
+
+def _norm(x: np.ndarray) -> np.ndarray:
+    """np.linalg.norm(x, axis=-1) of a real array, the same sum in the same order, without its Python checks."""
+    return np.sqrt(np.add.reduce(x * x, axis=-1))
 
 
 def quat_wxyz_to_matrix(quat_wxyz) -> np.ndarray:
@@ -106,13 +112,74 @@ def rot6d(rot) -> np.ndarray:
     return np.concatenate([rot[..., :, 0], rot[..., :, 1]], axis=-1)
 
 
+def _shepperd_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Shepperd's method as linear maps of the flattened matrix m9 [9]. The candidate quaternions (x, y, z, w) of
+    a rotation matrix m are the rows of the symmetric table
+        [[1 - tr + 2 m00, m10 + m01,      m20 + m02,      m21 - m12],
+         [m10 + m01,      1 - tr + 2 m11, m21 + m12,      m02 - m20],
+         [m20 + m02,      m21 + m12,      1 - tr + 2 m22, m10 - m01],
+         [m21 - m12,      m02 - m20,      m10 - m01,      1 + tr   ]]
+    (each is 4 q_i q), and row i is the best conditioned where the i-th of (m00, m11, m22, tr) is largest.
+    Returns (W [16, 9], c [16]) with table = m9 @ W.T + c, and D [9, 4] with (m00, m11, m22, tr) = m9 @ D."""
+    w, c, d = np.zeros((16, 9)), np.zeros(16), np.zeros((9, 4))
+    diag = [0, 4, 8]  # m00, m11, m22 in m9
+    for i in range(3):
+        w[5 * i, diag] = -1.0  # 1 - tr + 2 m_ii
+        w[5 * i, diag[i]] += 2.0
+        c[5 * i] = 1.0
+    for i, j in ((0, 1), (0, 2), (1, 2)):  # m_ij + m_ji
+        w[4 * i + j, [3 * i + j, 3 * j + i]] = 1.0
+        w[4 * j + i] = w[4 * i + j]
+    for i, (plus, minus) in enumerate(((7, 5), (2, 6), (3, 1))):  # m21 - m12, m02 - m20, m10 - m01
+        w[4 * i + 3, plus], w[4 * i + 3, minus] = 1.0, -1.0
+        w[12 + i] = w[4 * i + 3]
+    w[15, diag], c[15] = 1.0, 1.0  # 1 + tr
+    d[diag, [0, 1, 2]] = 1.0
+    d[diag, 3] = 1.0
+    return w, c, d
+
+
+_SHEPPERD, _SHEPPERD_ONE, _DIAG_TRACE = _shepperd_tables()
+_ORTHONORMAL_TOL = 1e-12 + 1e-5 * np.eye(3)  # scipy's test: isclose(m m^T, I, atol=1e-12) with numpy's rtol 1e-5
+
+
+def rotvec_from_matrix(rot) -> np.ndarray:
+    """Rotation vectors [..., 3] of rotation matrices [..., 3, 3]: scipy's `Rotation.from_matrix(rot).as_rotvec()`
+    written out in a few batched numpy calls (scipy's object costs ~0.1 ms per call, and the 50 Hz controller
+    needs this every cycle for two hands). The same algorithm as scipy's, so the same numbers (tests compare
+    them, also near angle 0 and pi): Shepperd's method to a unit quaternion, made canonical (w >= 0), then
+    angle / sin(angle / 2) times its vector part, with scipy's series below 1e-3 rad. Matrices that are not
+    orthonormal to 1e-12 or not right-handed go to scipy itself, which orthogonalises them or raises."""
+    m = np.asarray(rot, dtype=np.float64)
+    gram = m @ np.swapaxes(m, -1, -2)
+    if not (np.abs(gram - np.eye(3)) <= _ORTHONORMAL_TOL).all() or not (np.linalg.det(m) > 0).all():
+        return Rotation.from_matrix(m.reshape(-1, 3, 3)).as_rotvec().reshape(m.shape[:-1])
+    m9 = m.reshape(m.shape[:-2] + (9,))
+    table = (m9 @ _SHEPPERD.T + _SHEPPERD_ONE).reshape(m.shape[:-2] + (4, 4))
+    choice = np.argmax(m9 @ _DIAG_TRACE, axis=-1).reshape(-1)
+    quat = table.reshape(-1, 4, 4)[np.arange(choice.shape[0]), choice].reshape(m.shape[:-2] + (4,))
+    quat = quat / _norm(quat)[..., None]
+    w = quat[..., 3]
+    if (w <= 0.0).any():  # canonical as scipy's: w > 0, or at w = 0 the first non-zero component positive
+        x, y, z = quat[..., 0], quat[..., 1], quat[..., 2]
+        flip = (w < 0) | ((w == 0) & ((x < 0) | ((x == 0) & ((y < 0) | ((y == 0) & (z < 0))))))
+        quat = np.where(flip[..., None], -quat, quat)
+        w = quat[..., 3]
+    vec = quat[..., :3]
+    angle = 2.0 * np.arctan2(_norm(vec), w)
+    small = angle <= 1e-3
+    angle2 = angle * angle
+    scale = np.where(small, 2.0 + angle2 / 12.0 + 7.0 * angle2 * angle2 / 2880.0,
+                     angle / (np.sin(angle / 2.0) + small))  # + small: no 0 / 0 where the series is used
+    return scale[..., None] * vec
+
+
 def pose_errors(target_pos, target_rot, pos, rot) -> tuple[np.ndarray, np.ndarray]:
     """(position error [..., 3], rotation error as a rotation vector [..., 3]) = target relative to
     current, in the frame both are given in (hand poses: the root frame)."""
     dp = np.asarray(target_pos) - np.asarray(pos)
     r = np.asarray(target_rot) @ np.swapaxes(np.asarray(rot), -1, -2)
-    rv = Rotation.from_matrix(r.reshape(-1, 3, 3)).as_rotvec().reshape(dp.shape)
-    return dp, rv
+    return dp, rotvec_from_matrix(r).reshape(dp.shape)
 
 
 def level_rotation(gravity) -> np.ndarray:
@@ -245,29 +312,74 @@ class T1LegKinematics:
         return np.concatenate([ll, rl]), np.concatenate([lh, rh])
 
 
+# Rotation about a principal axis as cos(a) * COS + sin(a) * SIN + ONE with constant 0 / +-1 patterns: the
+# products and sums with 0 and 1 are exact, so this is rot_x / rot_y / rot_z to the last bit, for several
+# joints (one axis each) in a handful of numpy calls where _rot needs seven per matrix.
+def _rot_patterns(axes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    cos, sin, one = (np.zeros((len(axes), 3, 3)) for _ in range(3))
+    for n, axis in enumerate(axes):
+        i, j = [(1, 2), (2, 0), (0, 1)][axis]
+        one[n, axis, axis] = 1.0
+        cos[n, i, i] = cos[n, j, j] = 1.0
+        sin[n, i, j], sin[n, j, i] = -1.0, 1.0
+    return cos, sin, one
+
+
+def _rotations(patterns, angles: np.ndarray) -> np.ndarray:
+    """[..., k, 3, 3] rotations by angles [..., k] about the k axes of `patterns` (_rot_patterns)."""
+    angles = np.asarray(angles, dtype=np.float64)[..., None, None]
+    cos, sin, one = patterns
+    return np.cos(angles) * cos + np.sin(angles) * sin + one
+
+
+_LEG_ROT = _rot_patterns((1, 0, 2, 1, 1, 0))  # hip pitch y, roll x, yaw z, knee y, ankle pitch y, roll x
+_Y_X_ROT = _rot_patterns((1, 0))               # the seed's guesses: R_y(hip pitch), R_x(-ankle roll)
+_X_Y_ROT = _rot_patterns((0, 1))
+_SEED_GUESS, _SEED_SIGN = [0, 5], np.array([1.0, -1.0])
+_LEG_AXIS_ROWS = [0, 1, 2, 3, 4]
+_LEG_AXIS_COLS = [0, 2, 1, 1, 0]  # joint k + 1 turns about column _LEG_AXIS_COLS[k] of the rotation before it
+
+
+def _leg_layout(kin: T1LegKinematics, side: int, ndim: int) -> tuple:
+    """_leg_frames' constants for q [..., 6] of `ndim` dimensions, joint axis first, cached like side_vectors:
+    hip [(2,) 3]; the five link offsets hip pitch -> ... -> foot link as columns [5, 1.., (2,) 3, 1]; the
+    rotation patterns _LEG_ROT [6, 1.., 3, 3]; the axis orders [..., 6] -> [6, ...] and [6, ..., 3] -> [..., 6, 3]."""
+    cache = kin.__dict__.setdefault("_leg_layout_cache", {})
+    if (side, ndim) not in cache:
+        v = kin.side_vectors(side)
+        names = ("pitch_to_roll", "roll_to_yaw", "yaw_to_knee", "knee_to_ankle", "ankle_pitch_to_roll")
+        links = np.stack([v[n] for n in names])  # [5, (2,) 3]
+        batch = ndim - 1 - (links.ndim - 2)      # leading dims of q before the side axis
+        links = links.reshape((5,) + (1,) * batch + links.shape[1:] + (1,))
+        patterns = tuple(p.reshape((6,) + (1,) * (ndim - 1) + (3, 3)) for p in _LEG_ROT)
+        first, last = (ndim - 1,) + tuple(range(ndim - 1)), tuple(range(1, ndim)) + (0, ndim)
+        cache[(side, ndim)] = (v["hip"], links) + patterns + (first, last)
+    return cache[(side, ndim)]
+
+
 def _leg_frames(q: np.ndarray, side: int, kin: T1LegKinematics):
-    """Joint positions [..., 6, 3], joint axes [..., 6, 3], foot position and rotation, in the trunk frame."""
-    v = kin.side_vectors(side)
+    """Joint positions [..., 6, 3], joint axes [..., 6, 3], foot position and rotation, in the trunk frame.
+
+    All six joint rotations at once, their running product (r1, r1 r2, ..., the foot's) in place, each
+    link offset turned by the rotation before it in one matmul and summed up the chain with one cumsum:
+    the numbers of the joint-by-joint walk (tests/test_controller_speed_equivalence.py) in ~20 numpy
+    calls where that takes ~70 (the reference motion's IK runs this twice per control cycle). The joint
+    axis leads while computing, so that each matmul works on contiguous blocks."""
     q = np.asarray(q, dtype=np.float64)
-    r1 = rot_y(q[..., 0])
-    r12 = r1 @ rot_x(q[..., 1])
-    r123 = r12 @ rot_z(q[..., 2])
-    r1234 = r123 @ rot_y(q[..., 3])
-    r12345 = r1234 @ rot_y(q[..., 4])
-    p1 = np.broadcast_to(v["hip"], q.shape[:-1] + (3,))
-    p2 = p1 + _mv(r1, v["pitch_to_roll"])
-    p3 = p2 + _mv(r12, v["roll_to_yaw"])
-    p4 = p3 + _mv(r123, v["yaw_to_knee"])
-    p5 = p4 + _mv(r1234, v["knee_to_ankle"])
-    p6 = p5 + _mv(r12345, v["ankle_pitch_to_roll"])
-    foot_rot = r12345 @ rot_x(q[..., 5])
-    ey = np.array([0.0, 1.0, 0.0])
-    axes = np.stack([
-        np.broadcast_to(ey, p1.shape), r1[..., :, 0], r12[..., :, 2], r123[..., :, 1], r1234[..., :, 1],
-        r12345[..., :, 0],
-    ], axis=-2)
-    joints = np.stack([p1, p2, p3, p4, p5, p6], axis=-2)
-    return joints, axes, p6, foot_rot
+    hip, links, cos, sin, one, first, last = _leg_layout(kin, side, q.ndim)
+    angles = q.transpose(first)[..., None, None]  # [6, ..., 1, 1]
+    cum = np.cos(angles) * cos + np.sin(angles) * sin + one  # [6, ..., 3, 3]: joint k's rotation, then r1 .. rk
+    for k in range(1, 6):
+        np.matmul(cum[k - 1], cum[k], out=cum[k])
+    joints = np.empty((6,) + q.shape[:-1] + (3,))
+    joints[0] = hip
+    joints[1:] = (cum[:5] @ links)[..., 0]
+    np.cumsum(joints, axis=0, out=joints)
+    axes = np.empty_like(joints)
+    axes[0] = (0.0, 1.0, 0.0)
+    axes[1:] = cum[_LEG_AXIS_ROWS, ..., _LEG_AXIS_COLS]
+    joints, axes = joints.transpose(last), axes.transpose(last)  # [..., 6, 3] views
+    return joints, axes, joints[..., 5, :], cum[5]
 
 
 def leg_fk(q, side: int, kin: T1LegKinematics | None = None):
@@ -276,29 +388,34 @@ def leg_fk(q, side: int, kin: T1LegKinematics | None = None):
     return pos, rot
 
 
-def _ik_seed(pos: np.ndarray, rot: np.ndarray, side: int, kin: T1LegKinematics,
-             hip_pitch=0.0, ankle_roll=0.0) -> np.ndarray:
+def _ik_seed(pos: np.ndarray, rot: np.ndarray, side: int, kin: T1LegKinematics, guess=None) -> np.ndarray:
     """Closed-form IK of the idealised leg (spherical hip at the roll joint, ankle axes meeting).
 
     Kajita et al., Introduction to Humanoid Robotics, ch. 2 (legIK), adapted to the T1's
     pitch-roll-yaw hip order and its set-back knee. The hip-roll and ankle-pitch joint
-    positions depend on the hip pitch and ankle roll (the offsets): they are placed with the
-    given guesses, so calling this again with its own output shrinks the error quadratically.
+    positions depend on the hip pitch and ankle roll (the offsets): they are placed with those of
+    `guess` [..., 6] (None: zero), so calling this again with its own output shrinks the error quadratically.
     """
     v, k = _ik_constants(kin, side)
-    hip = v["hip"] + _mv(rot_y(hip_pitch), v["pitch_to_roll"])
-    ankle = pos - _mv(rot @ rot_x(-np.asarray(ankle_roll)), v["ankle_pitch_to_roll"])
-    l1, l2, beta = k["l1"], k["l2"], k["beta"]
-    r = np.einsum("...ji,...j->...i", rot, hip - ankle)  # hip seen from the ankle, foot frame
-    c = np.clip(np.linalg.norm(r, axis=-1), k["reach_min"], k["reach_max"])
-    knee_v = np.pi - np.arccos(np.clip((l1 * l1 + l2 * l2 - c * c) / (2 * l1 * l2), -1.0, 1.0))
-    alpha = np.arcsin(np.clip(l1 * np.sin(np.pi - knee_v) / c, -1.0, 1.0))
+    # (np.minimum(np.maximum(..)) below is np.clip without its Python wrappers: this runs 3x per control cycle)
+    if guess is None:  # R_y(0) = R_x(0) = I exactly
+        hip, ankle = k["hip_roll_at_zero"], pos - _mv(rot, v["ankle_pitch_to_roll"])
+    else:  # R_y(hip pitch), R_x(-ankle roll)
+        turn = _rotations(_Y_X_ROT, guess[..., _SEED_GUESS] * _SEED_SIGN)
+        hip = v["hip"] + _mv(turn[..., 0, :, :], v["pitch_to_roll"])
+        ankle = pos - _mv(rot @ turn[..., 1, :, :], v["ankle_pitch_to_roll"])
+    l1, beta = k["l1"], k["beta"]
+    r = ((hip - ankle)[..., None, :] @ rot)[..., 0, :]  # hip seen from the ankle, foot frame (rot^T (hip - ankle))
+    c = np.minimum(np.maximum(_norm(r), k["reach_min"]), k["reach_max"])
+    knee_v = np.pi - np.arccos(np.minimum(np.maximum((k["l1l1_l2l2"] - c * c) / k["2l1l2"], -1.0), 1.0))
+    alpha = np.arcsin(np.minimum(np.maximum(l1 * np.sin(np.pi - knee_v) / c, -1.0), 1.0))
     ankle_pitch = -np.arctan2(r[..., 0], np.sign(r[..., 2]) * np.hypot(r[..., 1], r[..., 2])) - alpha
     ankle_roll = np.arctan2(r[..., 1], r[..., 2])
     knee = knee_v + beta
     # hip-yaw frame = foot * Rx(-roll) * Ry(-(ankle_pitch + knee)) = Ry(q1) Rx(q2) Rz(q3)
-    r_hip = rot @ rot_x(-ankle_roll) @ rot_y(-(ankle_pitch + knee))
-    hip_roll = np.arcsin(np.clip(-r_hip[..., 1, 2], -1.0, 1.0))
+    foot_to_hip = _rotations(_X_Y_ROT, np.stack([-ankle_roll, -(ankle_pitch + knee)], axis=-1))
+    r_hip = rot @ foot_to_hip[..., 0, :, :] @ foot_to_hip[..., 1, :, :]
+    hip_roll = np.arcsin(np.minimum(np.maximum(-r_hip[..., 1, 2], -1.0), 1.0))
     hip_pitch = np.arctan2(r_hip[..., 0, 2], r_hip[..., 2, 2])
     hip_yaw = np.arctan2(r_hip[..., 1, 0], r_hip[..., 1, 1])
     return np.stack([hip_pitch, hip_roll, hip_yaw, knee, ankle_pitch, ankle_roll], axis=-1)
@@ -314,9 +431,14 @@ def _ik_constants(kin: T1LegKinematics, side: int) -> tuple[dict, dict]:
         l1 = np.hypot(thigh[..., 0], thigh[..., 2])
         l2 = -v["knee_to_ankle"][..., 2]
         beta = np.arctan2(-thigh[..., 0], -thigh[..., 2])  # the thigh leans back by beta: virtual thigh = R_y(beta) e_-z
-        cache[side] = (v, {"l1": l1, "l2": l2, "beta": beta,
+        cache[side] = (v, {"l1": l1, "l2": l2, "beta": beta, "hip_roll_at_zero": v["hip"] + v["pitch_to_roll"],
+                           "l1l1_l2l2": l1 * l1 + l2 * l2, "2l1l2": 2 * l1 * l2,
                            "reach_min": abs(l1 - l2) + 1e-9, "reach_max": l1 + l2 - 1e-9})
     return cache[side]
+
+
+_VEE_PLUS, _VEE_MINUS = [7, 2, 3], [5, 6, 1]  # flat indices of (e21, e02, e10) and (e12, e20, e01)
+_CROSS_A, _CROSS_B = [1, 2, 0], [2, 0, 1]   # (a x b)_i = a_(i+1) b_(i+2) - a_(i+2) b_(i+1)
 
 
 def leg_ik(pos, rot, side: int, kin: T1LegKinematics | None = None, iterations: int = 2,
@@ -336,32 +458,29 @@ def leg_ik(pos, rot, side: int, kin: T1LegKinematics | None = None, iterations: 
     rot = np.asarray(rot, dtype=np.float64)
     q = _ik_seed(pos, rot, side, kin)
     for _ in range(seed_refinements):
-        q = _ik_seed(pos, rot, side, kin, hip_pitch=q[..., 0], ankle_roll=q[..., 5])
-    eye = np.eye(6)
+        q = _ik_seed(pos, rot, side, kin, guess=q)
+    damped = damping * np.eye(6)
     for _ in range(iterations):
         joints, axes, p, r = _leg_frames(q, side, kin)
         # orientation error: vee of the skew part of R_des R^T (= rotation vector to first order;
         # the seed already gets the orientation nearly exact, and it vanishes only at R_des = R)
-        e = rot @ np.swapaxes(r, -1, -2)
-        rot_err = 0.5 * np.stack([e[..., 2, 1] - e[..., 1, 2], e[..., 0, 2] - e[..., 2, 0],
-                                  e[..., 1, 0] - e[..., 0, 1]], axis=-1)
+        e = (rot @ np.swapaxes(r, -1, -2)).reshape(r.shape[:-2] + (9,))
+        rot_err = 0.5 * (e[..., _VEE_PLUS] - e[..., _VEE_MINUS])  # (e21 - e12, e02 - e20, e10 - e01) / 2
         err = np.concatenate([pos - p, rot_err], axis=-1)
         lever = p[..., None, :] - joints
-        lin = np.stack([axes[..., 1] * lever[..., 2] - axes[..., 2] * lever[..., 1],
-                        axes[..., 2] * lever[..., 0] - axes[..., 0] * lever[..., 2],
-                        axes[..., 0] * lever[..., 1] - axes[..., 1] * lever[..., 0]], axis=-1)
+        lin = axes[..., _CROSS_A] * lever[..., _CROSS_B] - axes[..., _CROSS_B] * lever[..., _CROSS_A]  # axes x lever
         jac = np.swapaxes(np.concatenate([lin, axes], axis=-1), -1, -2)  # [..., 6 task, 6 joints]
         # damped least squares: dq = J^T (J J^T + lambda I)^-1 e (== J^-1 e away from singularities)
-        jjt = jac @ np.swapaxes(jac, -1, -2) + damping * eye
-        dq = np.einsum("...ji,...j->...i", jac, np.linalg.solve(jjt, err[..., None])[..., 0])
+        jjt = jac @ np.swapaxes(jac, -1, -2) + damped
+        dq = (np.linalg.solve(jjt, err[..., None])[..., 0][..., None, :] @ jac)[..., 0, :]  # J^T (..)
         # near a straight knee the step can blow up: shorten it to max_step (rad, largest joint)
-        q = q + dq * np.minimum(1.0, max_step / np.maximum(np.abs(dq).max(axis=-1, keepdims=True), 1e-12))
+        largest = np.maximum.reduce(np.abs(dq), axis=-1, keepdims=True)  # = np.abs(dq).max(-1), fewer wrappers
+        q = q + dq * np.minimum(1.0, max_step / np.maximum(largest, 1e-12))
     if not return_error:
         return q
     p, r = leg_fk(q, side, kin)
-    pos_err = np.linalg.norm(pos - p, axis=-1)
-    rot_err = np.linalg.norm(Rotation.from_matrix((rot @ np.swapaxes(r, -1, -2)).reshape(-1, 3, 3))
-                             .as_rotvec(), axis=-1).reshape(pos_err.shape)
+    pos_err = _norm(pos - p)
+    rot_err = _norm(rotvec_from_matrix(rot @ np.swapaxes(r, -1, -2)))
     return q, pos_err, rot_err
 
 
@@ -457,9 +576,14 @@ class ArmKinematics:
             return None
         pre = np.array([[p for p, _, _ in j] for j, _ in folded])        # [2, J, 4, 4]
         skew = np.array([[sk for _, sk, _ in j] for j, _ in folded])     # [2, J, 3, 3]
-        return {"pre_rot": np.ascontiguousarray(pre[..., :3, :3]), "pre_pos": np.ascontiguousarray(pre[..., :3, 3]),
-                "skew": skew, "skew2": skew @ skew, "k": [k for _, _, k in folded[0][0]],
-                "post_rot": np.array([p[:3, :3] for _, p in folded]), "post_pos": np.array([p[:3, 3] for _, p in folded])}
+        post = np.array([p for _, p in folded])                          # [2, 4, 4]
+        joints = len(folded[0][0])
+        # the chain as a product of 4x4 transforms, pre_j @ rot(q_j) per joint then post, padded with identities
+        # to a power of two so that it multiplies out in log2 batched matmuls (_fk_both)
+        links = 1 << int(np.ceil(np.log2(joints + 1)))
+        pad = np.broadcast_to(np.eye(4), (2, links - joints - 1, 4, 4))
+        return {"pre": np.concatenate([pre, post[:, None], pad], axis=1),  # [2, L, 4, 4]
+                "skew": skew, "skew2": skew @ skew, "k": [k for _, _, k in folded[0][0]], "links": links}
 
     def fk(self, q_arm) -> tuple[np.ndarray, np.ndarray]:
         q = np.asarray(q_arm, dtype=np.float64)
@@ -469,6 +593,10 @@ class ArmKinematics:
             raise ValueError(f"ArmKinematics.fk expects [N, 14] arm joints (table order), got {q.shape}")
         if self._both is not None:
             return self._fk_both(q)
+        return self._fk_chains(q)
+
+    def _fk_chains(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """fk() walking each chain joint by joint (any URDF; the reference that _fk_both is tested against)."""
         n = q.shape[0]
         pos_out, rot_out = np.zeros((n, 2, 3)), np.zeros((n, 2, 3, 3))
         for h, steps in enumerate(self.chains):
@@ -484,18 +612,19 @@ class ArmKinematics:
         return pos_out, rot_out
 
     def _fk_both(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """fk() with both arms in one batch [N, 2]: the same products, half the numpy calls."""
+        """fk() with both arms and all joints in one batch: every joint's 4x4 transform at once (Rodrigues),
+        then their product by pairs, (T0 T1)(T2 T3)..., in log2(links) matmuls - a dozen numpy calls in all,
+        where a joint-by-joint walk costs about ten per joint (the 50 Hz controller runs this every cycle)."""
         b, n = self._both, q.shape[0]
-        qa = q.reshape(n, 2, 7)
-        rot = np.broadcast_to(np.eye(3), (n, 2, 3, 3))
-        pos = np.zeros((n, 2, 3))
-        for j, k in enumerate(b["k"]):
-            pos = pos + np.einsum("nhij,hj->nhi", rot, b["pre_pos"][:, j])
-            angle = qa[:, :, k][..., None, None]
-            rodrigues = np.eye(3) + np.sin(angle) * b["skew"][:, j] + (1.0 - np.cos(angle)) * b["skew2"][:, j]
-            rot = rot @ b["pre_rot"][:, j] @ rodrigues
-        pos = pos + np.einsum("nhij,hj->nhi", rot, b["post_pos"])
-        return pos, rot @ b["post_rot"]
+        angle = q.reshape(n, 2, 7)[:, :, b["k"], None, None]                      # [N, 2, J, 1, 1]
+        joint = np.zeros((n, 2, b["links"], 4, 4))
+        joint[:, :, len(b["k"]):] = np.eye(4)
+        joint[:, :, :len(b["k"]), 3, 3] = 1.0
+        joint[:, :, :len(b["k"]), :3, :3] = np.eye(3) + np.sin(angle) * b["skew"] + (1.0 - np.cos(angle)) * b["skew2"]
+        chain = b["pre"] @ joint
+        while chain.shape[2] > 1:
+            chain = chain[:, :, 0::2] @ chain[:, :, 1::2]
+        return chain[:, :, 0, :3, 3], chain[:, :, 0, :3, :3]
 
 
 def _axis_rotation(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
