@@ -234,7 +234,7 @@ class ReferenceMotion:
 
         # feet in the trunk frame (flat: world rotation = yaw only) -> joint angles
         rt = np.swapaxes(trunk_rot, -1, -2)[:, None]
-        foot_in_trunk = np.einsum("nkij,nkj->nki", rt, foot_pos - trunk_pos[:, None, :])
+        foot_in_trunk = (rt @ (foot_pos - trunk_pos[:, None, :])[..., None])[..., 0]
         rot_in_trunk = rt @ rot_z(foot_yaw)
         joint_pos = legs_ik(foot_in_trunk, rot_in_trunk, kin, cfg.ik_iterations)
 

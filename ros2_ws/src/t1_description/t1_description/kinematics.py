@@ -415,10 +415,12 @@ def _ik_seed(pos: np.ndarray, rot: np.ndarray, side: int, kin: T1LegKinematics, 
     # hip-yaw frame = foot * Rx(-roll) * Ry(-(ankle_pitch + knee)) = Ry(q1) Rx(q2) Rz(q3)
     foot_to_hip = _rotations(_X_Y_ROT, np.stack([-ankle_roll, -(ankle_pitch + knee)], axis=-1))
     r_hip = rot @ foot_to_hip[..., 0, :, :] @ foot_to_hip[..., 1, :, :]
-    hip_roll = np.arcsin(np.minimum(np.maximum(-r_hip[..., 1, 2], -1.0), 1.0))
-    hip_pitch = np.arctan2(r_hip[..., 0, 2], r_hip[..., 2, 2])
-    hip_yaw = np.arctan2(r_hip[..., 1, 0], r_hip[..., 1, 1])
-    return np.stack([hip_pitch, hip_roll, hip_yaw, knee, ankle_pitch, ankle_roll], axis=-1)
+    q = np.empty(knee.shape + (6,))  # hip pitch, roll, yaw, knee, ankle pitch, roll (filled: np.stack costs more)
+    q[..., 0] = np.arctan2(r_hip[..., 0, 2], r_hip[..., 2, 2])
+    q[..., 1] = np.arcsin(np.minimum(np.maximum(-r_hip[..., 1, 2], -1.0), 1.0))
+    q[..., 2] = np.arctan2(r_hip[..., 1, 0], r_hip[..., 1, 1])
+    q[..., 3], q[..., 4], q[..., 5] = knee, ankle_pitch, ankle_roll
+    return q
 
 
 def _ik_constants(kin: T1LegKinematics, side: int) -> tuple[dict, dict]:
