@@ -160,6 +160,16 @@ def test_pose_errors_rotation_part_is_scipys_rotation_vector():
 
 
 # ---------------------------------------------------------------------- leg kinematics
+@pytest.mark.parametrize("shape", [(2,), (1, 2), (3, 2), (64, 2), (256, 2)])  # both sides of the batch-size switch
+def test_rotations_by_patterns_are_rot_x_y_z_to_the_last_bit(shape):
+    angles = np.random.default_rng(9).uniform(-4.0, 4.0, shape)
+    angles.flat[0] = 0.0
+    for axes, patterns in (((1, 0), K._Y_X_ROT), ((0, 1), K._X_Y_ROT)):
+        got = K._rotations(patterns, angles)
+        for n, axis in enumerate(axes):
+            np.testing.assert_array_equal(got[..., n, :, :], K._rot(axis, angles[..., n]))
+
+
 @pytest.mark.parametrize("side,shape", [(K.LEFT, ()), (K.LEFT, (5,)), (K.RIGHT, (3, 4)), (K.BOTH, (2,)),
                                         (K.BOTH, (7, 2)), (K.BOTH, (1, 3, 2))])
 def test_leg_frames_equal_the_joint_by_joint_walk(side, shape):

@@ -315,21 +315,35 @@ class T1LegKinematics:
 # Rotation about a principal axis as cos(a) * COS + sin(a) * SIN + ONE with constant 0 / +-1 patterns: the
 # products and sums with 0 and 1 are exact, so this is rot_x / rot_y / rot_z to the last bit, for several
 # joints (one axis each) in a handful of numpy calls where _rot needs seven per matrix.
-def _rot_patterns(axes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _rot_patterns(axes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, ...]]:
     cos, sin, one = (np.zeros((len(axes), 3, 3)) for _ in range(3))
     for n, axis in enumerate(axes):
         i, j = [(1, 2), (2, 0), (0, 1)][axis]
         one[n, axis, axis] = 1.0
         cos[n, i, i] = cos[n, j, j] = 1.0
         sin[n, i, j], sin[n, j, i] = -1.0, 1.0
-    return cos, sin, one
+    return cos, sin, one, tuple(axes)
 
 
 def _rotations(patterns, angles: np.ndarray) -> np.ndarray:
-    """[..., k, 3, 3] rotations by angles [..., k] about the k axes of `patterns` (_rot_patterns)."""
-    angles = np.asarray(angles, dtype=np.float64)[..., None, None]
-    cos, sin, one = patterns
-    return np.cos(angles) * cos + np.sin(angles) * sin + one
+    """[..., k, 3, 3] rotations by angles [..., k] about the k axes of `patterns` (_rot_patterns).
+
+    Few angles (the controller's one row): by the patterns, four array operations. Many (training batches): as
+    _rot does, by filling a zero array, because broadcasting [..., k, 1, 1] against [k, 3, 3] runs numpy's inner
+    loop over three elements at a time. The same numbers either way (the pattern products are exact)."""
+    angles = np.asarray(angles, dtype=np.float64)
+    cos, sin, one, axes = patterns
+    c, s = np.cos(angles), np.sin(angles)
+    if angles.size <= 32:
+        return c[..., None, None] * cos + s[..., None, None] * sin + one
+    out = np.zeros(angles.shape + (3, 3))
+    for n, axis in enumerate(axes):
+        i, j = [(1, 2), (2, 0), (0, 1)][axis]
+        out[..., n, axis, axis] = 1.0
+        out[..., n, i, i] = out[..., n, j, j] = c[..., n]
+        out[..., n, i, j] = -s[..., n]
+        out[..., n, j, i] = s[..., n]
+    return out
 
 
 _LEG_ROT = _rot_patterns((1, 0, 2, 1, 1, 0))  # hip pitch y, roll x, yaw z, knee y, ankle pitch y, roll x
@@ -351,7 +365,7 @@ def _leg_layout(kin: T1LegKinematics, side: int, ndim: int) -> tuple:
         links = np.stack([v[n] for n in names])  # [5, (2,) 3]
         batch = ndim - 1 - (links.ndim - 2)      # leading dims of q before the side axis
         links = links.reshape((5,) + (1,) * batch + links.shape[1:] + (1,))
-        patterns = tuple(p.reshape((6,) + (1,) * (ndim - 1) + (3, 3)) for p in _LEG_ROT)
+        patterns = tuple(p.reshape((6,) + (1,) * (ndim - 1) + (3, 3)) for p in _LEG_ROT[:3])
         first, last = (ndim - 1,) + tuple(range(ndim - 1)), tuple(range(1, ndim)) + (0, ndim)
         cache[(side, ndim)] = (v["hip"], links) + patterns + (first, last)
     return cache[(side, ndim)]
@@ -580,12 +594,15 @@ class ArmKinematics:
         skew = np.array([[sk for _, sk, _ in j] for j, _ in folded])     # [2, J, 3, 3]
         post = np.array([p for _, p in folded])                          # [2, 4, 4]
         joints = len(folded[0][0])
-        # the chain as a product of 4x4 transforms, pre_j @ rot(q_j) per joint then post, padded with identities
-        # to a power of two so that it multiplies out in log2 batched matmuls (_fk_both)
+        # the chain as transforms (rotation, translation): (pre_rot_j rot(q_j), pre_pos_j) per joint, then post,
+        # padded with identities to a power of two so that it composes by pairs in log2 steps (_fk_both)
         links = 1 << int(np.ceil(np.log2(joints + 1)))
-        pad = np.broadcast_to(np.eye(4), (2, links - joints - 1, 4, 4))
-        return {"pre": np.concatenate([pre, post[:, None], pad], axis=1),  # [2, L, 4, 4]
-                "skew": skew, "skew2": skew @ skew, "k": [k for _, _, k in folded[0][0]], "links": links}
+        tail = np.concatenate([post[:, None], np.broadcast_to(np.eye(4), (2, links - joints - 1, 4, 4))], axis=1)
+        pre_rot = pre[..., :3, :3]  # joint j turns by pre_rot (I + sin q K + (1 - cos q) K^2) (Rodrigues)
+        return {"pre_rot": np.ascontiguousarray(pre_rot), "pre_k": pre_rot @ skew, "pre_k2": pre_rot @ skew @ skew,
+                "tail_rot": np.ascontiguousarray(tail[..., :3, :3]),
+                "pos": np.concatenate([pre[..., :3, 3], tail[..., :3, 3]], axis=1),  # [2, L, 3], constant
+                "k": [k for _, _, k in folded[0][0]], "links": links}
 
     def fk(self, q_arm) -> tuple[np.ndarray, np.ndarray]:
         q = np.asarray(q_arm, dtype=np.float64)
@@ -614,19 +631,20 @@ class ArmKinematics:
         return pos_out, rot_out
 
     def _fk_both(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """fk() with both arms and all joints in one batch: every joint's 4x4 transform at once (Rodrigues),
-        then their product by pairs, (T0 T1)(T2 T3)..., in log2(links) matmuls - a dozen numpy calls in all,
-        where a joint-by-joint walk costs about ten per joint (the 50 Hz controller runs this every cycle)."""
-        b, n = self._both, q.shape[0]
+        """fk() with both arms and all joints in one batch: every joint's transform at once (Rodrigues), then
+        composed by pairs, (T0 T1)(T2 T3)..., in log2(links) steps with (R, p)(R', p') = (R R', p + R p') - about
+        twenty numpy calls where a joint-by-joint walk costs about ten per joint (the 50 Hz controller runs this
+        every cycle), and no more matrix products than that walk for large batches."""
+        b, n, joints = self._both, q.shape[0], len(self._both["k"])
         angle = q.reshape(n, 2, 7)[:, :, b["k"], None, None]                      # [N, 2, J, 1, 1]
-        joint = np.zeros((n, 2, b["links"], 4, 4))
-        joint[:, :, len(b["k"]):] = np.eye(4)
-        joint[:, :, :len(b["k"]), 3, 3] = 1.0
-        joint[:, :, :len(b["k"]), :3, :3] = np.eye(3) + np.sin(angle) * b["skew"] + (1.0 - np.cos(angle)) * b["skew2"]
-        chain = b["pre"] @ joint
-        while chain.shape[2] > 1:
-            chain = chain[:, :, 0::2] @ chain[:, :, 1::2]
-        return chain[:, :, 0, :3, 3], chain[:, :, 0, :3, :3]
+        rot = np.empty((n, 2, b["links"], 3, 3))
+        rot[:, :, :joints] = b["pre_rot"] + np.sin(angle) * b["pre_k"] + (1.0 - np.cos(angle)) * b["pre_k2"]
+        rot[:, :, joints:] = b["tail_rot"]
+        pos = b["pos"]
+        while rot.shape[2] > 1:
+            pos = pos[..., 0::2, :] + (rot[:, :, 0::2] @ pos[..., 1::2, :, None])[..., 0]
+            rot = rot[:, :, 0::2] @ rot[:, :, 1::2]
+        return pos[:, :, 0], rot[:, :, 0]
 
 
 def _axis_rotation(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
