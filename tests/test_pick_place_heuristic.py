@@ -117,7 +117,7 @@ def test_pick_place_heuristic_stage_machine():
     hand = pos1[[0, 1], [0, 1]] - pos0[[0, 1], [0, 1]]
     assert (np.sum(hand[:, :2] * (target_base - carried)[:, :2], -1) > 0).all()  # the hand takes it to the target
     on_target = target_base + [-0.015, 0.0, pp.BOX_HALF + 0.01]
-    step(stance, yaw, box=on_target, k=45)                          # the box over the target, just above it
+    step(stance, yaw, box=on_target, k=55)                          # the box over the target, just above it
     assert (h.stage >= pp.RELEASE).all()
     _, _, grip = step(stance, yaw, box=on_target)
     np.testing.assert_array_equal(grip, 0.0)                        # let go

@@ -24,9 +24,9 @@ PlaceParams, and docs/architecture.md "The pick-and-place heuristic"):
     turn_in         turn (left) to `final_yaw`, facing the place table
     approach_place  walk forward (bang-bang, as the base approaches) until the target is `stop_lead` beyond
                     `reach_x`, aiming at the place stance; stand still `settle_s`
-    place           the hand rolled back (pads closing sideways), then moved (closed loop on the observed box)
-                    until the box is over the target, then down until it is `release_dz` above its resting
-                    height
+    place           the hand moved (closed loop on the observed box) until the box is over the target, rolled
+                    back there (pads closing sideways), then down until the box is `release_dz` above its
+                    resting height
     release         open the gripper, hold the hand
     retreat         hand straight up, open; stand (success needs the box at rest, grippers open, for 1 s)
 While carrying, the hand holds the box rolled 90 deg about the fingers, so that the lower pad carries it
@@ -55,7 +55,8 @@ BOX_HALF, TARGET_X = FACTS.box.half_size, FACTS.place_region.center[0]
 # 0.25) right at 0.37), so each turn tries these in order and moves on to the next when the heading has not
 # come round by `turn_check` rad in `turn_check_s`: right first (0, 0.1, -0.25) (-0.1..-0.18 rad/s, creeping
 # ~0.05 m/s to the left), left first in place (0.06-0.12 rad/s); the commands that walk forward (the last) are
-# not tried in `turn_out`, next to the pick table
+# not tried in `turn_out` and `turn_in`, next to a table (walking a left arc, the robot overshot the place
+# stance by 0.4 m)
 BACK_RIGHT = np.array([-0.1, -0.1, -0.25])
 TURNS = np.array([[[0.0, 0.1, -0.25], [-0.2, 0.0, -0.25], [0.2, 0.0, 0.0]],     # right
                   [[0.0, 0.0, 0.25], [-0.2, 0.0, 0.25], [0.2, 0.0, 0.25]]])     # left
@@ -98,7 +99,7 @@ class PlaceParams:
     settle_s: tuple = (0.6, 1.0)        # s standing before placing
     place_dx: tuple = (-0.03, 0.0)      # box aimed this far from the region's centre (x, towards the robot)
     release_dz: tuple = (0.005, 0.015)  # box centre this far above its resting height when let go
-    unroll_s: tuple = (3.2, 3.8)        # s for the hand to roll back (0.5 rad/s) before going down
+    unroll_s: tuple = (3.2, 3.8)        # s for the hand to roll back (0.5 rad/s) over the target before going down
     place_gain: tuple = (0.15, 0.25)    # per step, of the observed box error folded into the hand command
     place_timeout_s: tuple = (6.0, 8.0)  # s in `place` before letting go anyway (over the region)
     release_s: tuple = (0.6, 0.9)       # s opening before the hand leaves
@@ -132,6 +133,7 @@ class PickPlaceHeuristic(PickupHeuristic):
         self.turn_try = np.zeros(n, np.int64)  # which of TURNS[dir] is being tried
         self.turn_clock = np.zeros(n)
         self.turn_ref = np.zeros(n)           # heading at the last check
+        self.unroll_t = np.zeros(n)           # s since the hand began to roll back over the target
 
     def reset(self, mask=None) -> None:
         mask = np.ones(self.n, bool) if mask is None else np.asarray(mask, bool)
@@ -197,7 +199,11 @@ class PickPlaceHeuristic(PickupHeuristic):
         over = np.linalg.norm(err[:, :2], axis=-1) < 0.02
         down = over & (err[:, 2] > -0.01)
         region = np.linalg.norm(err[:, :2], axis=-1) < 0.07
-        self._goto((st == PLACE) & (down | ((t > q["place_timeout_s"]) & region)) & (t > q["unroll_s"]), RELEASE)
+        # the hand rolls back only over the target (unrolled the box may slip: it then falls on the table)
+        self.unroll_t = np.where((st == PLACE) & (self.unroll_t > 0.0) | (st == PLACE) & region,
+                                 self.unroll_t + self.dt, 0.0)
+        unrolled = self.unroll_t > q["unroll_s"]
+        self._goto((st == PLACE) & (down | ((t > q["place_timeout_s"]) & region)) & unrolled, RELEASE)
         self._goto((st == RELEASE) & (t > q["release_s"]), RETREAT)
         st = self.stage
 
@@ -215,7 +221,8 @@ class PickPlaceHeuristic(PickupHeuristic):
         backing = ((st == BACK_OUT) & (t > q["pull_in_s"])) | creeping
         turning = ((st == TURN_OUT) | (st == TURN_IN) | (st == CARRY) | ((st == APPROACH_PLACE) & ~standing)) \
             & ~walking & ~backing
-        turn = self._turn(turning, turn_err, psi, q, np.where(st == TURN_OUT, IN_PLACE_TURNS, TURNS.shape[1]))
+        near_table = (st == TURN_OUT) | (st == TURN_IN)
+        turn = self._turn(turning, turn_err, psi, q, np.where(near_table, IN_PLACE_TURNS, TURNS.shape[1]))
         base = np.where(walking[:, None], np.stack([self.p["walk_speed"], np.zeros(n), wz], -1),
                         np.where(turning[:, None], turn, np.where(backing[:, None], BACK_RIGHT, 0.0)))
 
@@ -223,7 +230,7 @@ class PickPlaceHeuristic(PickupHeuristic):
         # over the target and down; up again once open
         step = np.clip(q["place_gain"][:, None] * err, -0.006, 0.006)
         above = np.linalg.norm(err[:, :2], axis=-1) < 0.03
-        above &= t > q["unroll_s"]  # the hand rolled back (pads closing sideways again) before going down
+        above &= unrolled  # the hand rolled back (pads closing sideways again) before going down
         step[:, 2] = np.where(above | (err[:, 2] > 0), step[:, 2], 0.0)  # down only over the target
         carry = np.stack([q["carry_x"], self.side * q["carry_y"], q["carry_z"]], -1)
         rising = (st == RETREAT) & (t < q["retreat_dz"] / self.clamps.max_hand_speed)
@@ -233,7 +240,7 @@ class PickPlaceHeuristic(PickupHeuristic):
         # carrying, the hand is rolled 90 deg about the fingers (hand x inwards): the pads close vertically and
         # the lower one carries the box (held sideways by friction alone it slides down the pads walking)
         carry_rot = grasp_rotation(self.finger_yaw_frozen, q["carry_pitch"]) @ ROLL
-        rot = np.where((st >= PLACE)[:, None, None], level, carry_rot)
+        rot = np.where(((st >= PLACE) & ((self.unroll_t > 0.0) | (st > PLACE)))[:, None, None], level, carry_rot)
         rot = np.where((self.side < 0)[:, None, None], MIRROR @ rot @ MIRROR, rot)
 
         pos, rot_all = saved[2].copy(), saved[3].copy()
