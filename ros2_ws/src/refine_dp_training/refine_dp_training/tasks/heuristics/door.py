@@ -45,6 +45,8 @@ from t1_description.joint_table import ARM_GROUPS, load_joint_table
 from t1_description.kinematics import arm_kinematics
 from t1_description.scenes import scene_facts
 
+from .common import redraw
+
 APPROACH, REACH, CLOSE, TURN, PUSH, PASS = range(6)
 STAGE_NAMES = ("approach", "reach", "close", "turn", "push", "pass")
 FACTS = scene_facts("door")
@@ -180,13 +182,9 @@ class DoorHeuristic:
                                           # dead-reckoned from the commanded turn rates (the open leaf shows nothing)
 
     def reset(self, mask=None) -> None:
-        mask = np.ones(self.n, bool) if mask is None else np.asarray(mask, bool)
-        k = int(mask.sum())
-        if k == 0:
+        mask = redraw(self.params, self.p, self.rng, self.n, mask)
+        if mask is None:
             return
-        draw = self.params.draw(self.rng, k)
-        for key in self.p:
-            self.p[key][mask] = draw[key]
         self.stage[mask], self.timer[mask], self.fresh[mask] = APPROACH, 0.0, True
         self.seen[mask], self.at_pre[mask], self.integral[mask] = False, False, 0.0
         self.turn_cmd[mask], self.raised[mask] = 0.0, False

@@ -31,6 +31,8 @@ import numpy as np
 
 from refine_dp_planner.planner_io import Clamps, actions_to_vectors, clamp_actions, observation_fields, rot6d_to_matrix
 
+from .common import redraw
+
 APPROACH, SETTLE, PREGRASP, REACH, CLOSE, LIFT, HOLD = range(7)
 STAGE_NAMES = ("approach", "settle", "pregrasp", "reach", "close", "lift", "hold")
 MIRROR = np.diag([1.0, -1.0, 1.0])
@@ -151,13 +153,9 @@ class PickupHeuristic:
 
     def reset(self, mask=None) -> None:
         """Start new episodes in the masked envs (all by default): new parameters, stage approach."""
-        mask = np.ones(self.n, bool) if mask is None else np.asarray(mask, bool)
-        k = int(mask.sum())
-        if k == 0:
+        mask = redraw(self.params, self.p, self.rng, self.n, mask)
+        if mask is None:
             return
-        draw = self.params.draw(self.rng, k)
-        for key in self.p:
-            self.p[key][mask] = draw[key]
         self.stage[mask], self.timer[mask], self.attempts[mask] = APPROACH, 0.0, 0
         self.box_seen[mask], self.integral[mask], self.fresh[mask] = False, 0.0, True
         self.raised[mask], self.via_done[mask], self.behind[mask] = False, False, 0
