@@ -69,15 +69,23 @@ def _readme(name: str, task: str, lineage: dict, evals: dict, commands: list[str
         if (SHIPPED_DIR / name / "dataset.json").is_file() else {}
     lines = [f"# {name}: the shipped {task} planner", "",
              f"The engine the planner node runs for the `{task}` task (`engine_dir: {name}`): ONNX graph "
-             "`sampler.onnx` (the whole DDIM sampler, observation history in, action chunk out) and `metadata.json` "
+             "`sampler.onnx` (observation history in, action chunk out: the whole DDIM sampler of a diffusion policy, or the "
+             "network of the deterministic MLP baseline) and `metadata.json` "
              "(the contract: horizons, act_steps, rate, observation and action layouts, normaliser).", "",
              "Written by `refine-dp ship planner` (do not edit by hand; rerun it).", "", "## How it was made", ""]
     lines += [f"    {c}" for c in commands] + [""]
     if cfg:
-        lines.append(f"Model: {cfg.get('model')} / {cfg.get('backbone')} (width {cfg.get('dit_width')}, depth "
-                     f"{cfg.get('dit_depth')}, heads {cfg.get('dit_heads')}), obs horizon {cfg.get('obs_horizon')}, "
-                     f"chunk {cfg.get('action_horizon')} of which {cfg.get('act_steps')} run, "
-                     f"{cfg.get('num_train_timesteps')} diffusion steps sampled with {cfg.get('ddim_steps')} DDIM steps; "
+        if cfg.get("model") == "mlp":  # the deterministic baseline: no denoiser, no sampling steps
+            net = f"deterministic MLP {'x'.join(str(h) for h in cfg.get('hidden_dims') or [])} (behaviour cloning)"
+            sampling = ""
+        else:
+            net = (f"diffusion, {cfg.get('backbone')} denoiser " + (
+                f"(width {cfg.get('dit_width')}, depth {cfg.get('dit_depth')}, heads {cfg.get('dit_heads')})"
+                if cfg.get("backbone") == "dit" else f"(MLP {'x'.join(str(h) for h in cfg.get('hidden_dims') or [])})"))
+            sampling = (f", {cfg.get('num_train_timesteps')} diffusion steps sampled with {cfg.get('ddim_steps')} "
+                        "DDIM steps")
+        lines.append(f"Model: {net}, obs horizon {cfg.get('obs_horizon')}, "
+                     f"chunk {cfg.get('action_horizon')} of which {cfg.get('act_steps')} run{sampling}; "
                      f"{lineage.get('parameters'):,} parameters; {lineage.get('step')} training steps of batch "
                      f"{cfg.get('batch_size')} in {lineage.get('train_wall_s', 0) / 60:.0f} min on the 2-core VM "
                      f"(1 torch thread, no GPU); git {str(lineage.get('git_revision'))[:12]}. "
