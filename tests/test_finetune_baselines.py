@@ -180,3 +180,35 @@ def test_residual_resume_continues_exactly(tmp_path):
         torch.testing.assert_close(b["alg"]["policy"][key], value, rtol=0, atol=0)
     assert a["alg"]["learning_rate"] == b["alg"]["learning_rate"]
     np.testing.assert_array_equal(a["obs"], b["obs"])
+
+
+def test_mlp_ft_resumes_on_an_env_without_state_with_fresh_episodes(tmp_path, monkeypatch):
+    """The T1 task envs cannot export their physics: checkpoints still work (learner, counters), and a
+    resume starts fresh episodes (every env at an episode start for mlp-ft's first action) with a warning."""
+    from refine_dp_training.finetune.common import ENV_FACTORIES
+
+    class Stateless(PointMassVecEnv):
+        def state_dict(self):
+            return None
+
+    monkeypatch.setitem(ENV_FACTORIES, "toy-stateless", lambda num_envs, **kw: Stateless(num_envs, **kw))
+    pre = tiny_mlp()
+
+    def cfg(budget):
+        return mlp_ft.MLPFTConfig(**(PPO_SMALL | dict(env="toy-stateless")), out=str(tmp_path / "r"),
+                                  budget_env_steps=budget, checkpoint_every=1, seed=1)
+
+    first = mlp_ft.MLPFT(cfg(100), pre=pre)
+    run_finetune(first, cfg(100), method_name="mlp-ft")  # a checkpoint per iteration: must not raise
+    saved = load_checkpoint(latest_checkpoint(tmp_path / "r"))["method"]
+    assert saved["env"] is None and saved["env_steps"] == first.env_steps
+    resumed = mlp_ft.MLPFT(cfg(200), pre=pre)
+    with pytest.warns(UserWarning, match="fresh episodes"):
+        resumed.load_state_dict(saved)
+    assert (resumed.iteration, resumed.env_steps) == (first.iteration, first.env_steps) and resumed.fresh.all()
+    learned = dict(resumed.policy.named_parameters())  # (schedule buffers move on to the next iteration's)
+    for key, value in first.policy.named_parameters():
+        torch.testing.assert_close(learned[key], value, rtol=0, atol=0)
+    with pytest.warns(UserWarning, match="fresh episodes"):
+        run_finetune(resumed, cfg(200), resume=True, method_name="mlp-ft")
+    assert resumed.env_steps >= 200 and resumed.iteration > first.iteration

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
@@ -337,6 +338,27 @@ class RunningReturnScaler:
 CURVE_COLUMNS = ("iteration", "env_steps", "wall_s", "return_mean", "return_std", "success_mean",
                  "success_std", "successes", "length_mean", "length_std", "episodes", "eval_env_steps",
                  "start_level")
+
+
+def env_checkpoint(method) -> dict:
+    """{"env", "obs", "env_steps"} of a method's env for its checkpoint; "env" and "obs" are None for an env
+    that cannot export its state (the T1 task envs' physics)."""
+    state = method.env.state_dict()
+    return {"env": state, "obs": None if state is None else method.obs.copy(), "env_steps": int(method.env.env_steps)}
+
+
+def restore_env(method, saved: dict) -> None:
+    """The env where the checkpoint left it, bit for bit; an env that could not export its state starts
+    fresh episodes instead, with a warning: training continues correctly, not bit for bit. Returns after
+    setting method.obs; the caller re-initialises its own per-episode state (e.g. mlp-ft's first action)."""
+    if saved.get("env") is not None:
+        method.env.load_state_dict(saved["env"])
+        method.obs = saved["obs"].copy()
+        return
+    warnings.warn(f"{type(method.env.env).__name__} cannot export its state: resumed with fresh episodes "
+                  "(training continues correctly, not bit for bit)")
+    method.obs = method.env.reset(seed=method.cfg.seed + method.iteration)
+    method.env.env_steps = int(saved["env_steps"])
 
 
 def next_start_level(level: float, success: float, step: float, threshold: float) -> float:

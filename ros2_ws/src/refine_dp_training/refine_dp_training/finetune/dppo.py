@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -67,7 +66,8 @@ from refine_dp_planner.policy import DiffusionPolicy
 
 from ..rl.checkpoint import seed_everything
 from ..rl.storage import compute_gae
-from .common import FinetuneConfig, RunningReturnScaler, chunk_steps_within, load_pretrained, planner_env
+from .common import (FinetuneConfig, RunningReturnScaler, chunk_steps_within, env_checkpoint, load_pretrained, planner_env,
+                     restore_env)
 
 
 @dataclass
@@ -335,8 +335,7 @@ class Method:
         return DiffusionDeployable(base, len(a.timesteps), 0.0, a.policy.denoiser, a.J, self.act_steps)
 
     def state_dict(self) -> dict:
-        env_state = self.env.state_dict()  # None: the env cannot export its state (the T1 task envs' physics)
-        return self.learner_state() | {"env": env_state, "obs": None if env_state is None else self.obs.copy()}
+        return self.learner_state() | env_checkpoint(self)
 
     def learner_state(self) -> dict:
         """All but the env's state: actor, critic, optimizers, reward scaler, counters."""
@@ -347,20 +346,7 @@ class Method:
 
     def load_state_dict(self, state: dict) -> None:
         self.load_learner_state(state)
-        self.restore_env(state["env"], state["obs"])
-
-    def restore_env(self, env_state: dict | None, obs: np.ndarray | None) -> None:
-        """The env where the checkpoint left it, bit for bit; an env that cannot export its state (None)
-        starts fresh episodes instead, with a warning: training continues correctly, not bit for bit."""
-        if env_state is not None:
-            self.env.load_state_dict(env_state)
-            self.obs = obs.copy()
-            return
-        warnings.warn(f"{type(self.env.env).__name__} cannot export its state: resumed with fresh episodes "
-                      "(training continues correctly, not bit for bit)")
-        env_steps = self.env_steps
-        self.obs = self.env.reset(seed=self.cfg.seed + self.iteration)
-        self.env.env_steps = env_steps
+        restore_env(self, state)
 
     def load_learner_state(self, state: dict) -> None:
         self.actor.load_state_dict(state["actor"])

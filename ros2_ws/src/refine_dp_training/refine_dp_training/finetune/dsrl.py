@@ -62,7 +62,8 @@ import torch
 from torch import nn
 
 from ..envs.chunked import ChunkedVecEnv
-from .common import FinetuneConfig, Pretrained, RunningReturnScaler, load_pretrained, planner_env, run_finetune
+from .common import (FinetuneConfig, Pretrained, RunningReturnScaler, env_checkpoint, load_pretrained, planner_env,
+                     restore_env, run_finetune)
 from .sac import SAC, ReplayBuffer, SACConfig, TwinQ, twin_q_step
 
 VARIANTS = ("sac", "na")
@@ -291,10 +292,9 @@ class DSRL:
 
     # ---- resume -----------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        state = {"sac": self.sac.state_dict(), "replay": self.replay.state_dict(), "obs": self.obs.copy(),
-                 "scaler": self.scaler.state_dict(),
-                 "env": self.env.state_dict(), "iteration": self.iteration, "update_credit": self.update_credit,
-                 "num_updates": self.num_updates, "decoder_passes": self.decoder.passes}
+        state = {"sac": self.sac.state_dict(), "replay": self.replay.state_dict(), "scaler": self.scaler.state_dict(),
+                 "iteration": self.iteration, "update_credit": self.update_credit,
+                 "num_updates": self.num_updates, "decoder_passes": self.decoder.passes} | env_checkpoint(self)
         if self.cfg.variant == "na":
             state |= {"q_action": self.q_action.state_dict(), "q_action_target": self.q_action_target.state_dict(),
                       "q_action_opt": self.q_action_opt.state_dict()}
@@ -305,12 +305,8 @@ class DSRL:
         self.replay.load_state_dict(state["replay"])
         if "scaler" in state:
             self.scaler.load_state_dict(state["scaler"])
-        if state["env"] is None:
-            raise ValueError(f"{type(self.env.env).__name__} cannot export its state, so a DSRL run on it cannot "
-                             "resume exactly: use an env with state_dict() support")
-        self.env.load_state_dict(state["env"])
-        self.obs = state["obs"].copy()
         self.iteration, self.update_credit = int(state["iteration"]), float(state["update_credit"])
+        restore_env(self, state)
         self.num_updates, self.decoder.passes = int(state["num_updates"]), int(state["decoder_passes"])
         if self.cfg.variant == "na":
             for name in ("q_action", "q_action_target", "q_action_opt"):

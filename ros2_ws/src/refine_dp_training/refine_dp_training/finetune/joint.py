@@ -47,6 +47,7 @@ import torch
 from ..lowlevel.replay import CommandBuffer, CommandReplay
 from ..rl.checkpoint import rng_state, set_rng_state
 from . import dppo
+from .common import restore_env
 
 PARTS = {"legs": ("legs",), "arms": ("arms",), "both": ("legs", "arms")}
 
@@ -288,7 +289,7 @@ class Method(dppo.Method):
             raise ValueError(f"the checkpoint trains the controller parts {sorted(state['controller'])}, this run "
                              f"{sorted(self.parts)}: resume with the run's saved config")
         self.load_learner_state(state["dp"])
-        self.restore_env(None, None)  # fresh episodes: the task env cannot export its physics state
+        restore_env(self, {"env": None, "env_steps": state["dp"]["env_steps"]})  # the task env has no state
         self.buffer.load_state_dict(state["buffer"])
         for i in range(self.cfg.num_envs):  # the episodes those commands came from were cut
             self.buffer.finish(i)

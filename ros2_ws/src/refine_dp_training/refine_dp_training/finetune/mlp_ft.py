@@ -187,6 +187,8 @@ class MLPFT(ChunkPPO):
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self.prev, self.fresh = state["prev"].clone(), state["fresh"].copy()
+        if state["env"] is None:  # restored with fresh episodes: every env starts one
+            self.fresh[:] = True
         self.before_iteration()
 
 

@@ -33,8 +33,8 @@ from ..envs.chunked import ChunkedVecEnv
 from ..rl.actor_critic import ActorCritic, ActorCriticConfig
 from ..rl.ppo import PPO, PPOConfig
 from ..rl.storage import RolloutStorage
-from .common import (FinetuneConfig, Pretrained, RunningReturnScaler, check_env_dims, chunk_steps_within, load_pretrained,
-                     make_chunked_env, run_finetune)
+from .common import (FinetuneConfig, Pretrained, RunningReturnScaler, check_env_dims, chunk_steps_within, env_checkpoint,
+                     load_pretrained, make_chunked_env, restore_env, run_finetune)
 
 
 @dataclass
@@ -172,19 +172,15 @@ class ChunkPPO:
 
     # ---- resume -----------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        env_state = self.env.state_dict()
-        if env_state is None:
-            raise ValueError(f"{type(self.env.env).__name__} cannot export its state: checkpoints of this run "
-                             "could not resume exactly (set checkpoint_every 0 for such envs)")
-        return {"alg": self.alg.state_dict(), "env": env_state, "obs": self.obs.copy(), "iteration": self.iteration,
-                "scaler": self.scaler.state_dict() if self.scaler is not None else None}
+        return {"alg": self.alg.state_dict(), "iteration": self.iteration,
+                "scaler": self.scaler.state_dict() if self.scaler is not None else None} | env_checkpoint(self)
 
     def load_state_dict(self, state: dict) -> None:
         self.alg.load_state_dict(state["alg"])
-        self.env.load_state_dict(state["env"])
-        self.obs, self.iteration = state["obs"].copy(), int(state["iteration"])
+        self.iteration = int(state["iteration"])
         if self.scaler is not None:
             self.scaler.load_state_dict(state["scaler"])
+        restore_env(self, state)
 
 
 # ---------------------------------------------------------------------------------------------
