@@ -14,7 +14,8 @@ A method (dppo.py, mlp_ft.py, residual.py, dsrl.py, ppo_gaussian.py) is a class 
     attach_eval_env(env)  (optional)     called with the evaluation env before anything runs (joint.py puts
                                          its updated controller into it)
     state_dict() / load_state_dict(d)    EVERYTHING needed to continue bit for bit (weights, optimizers,
-                                         env state via `ChunkedVecEnv.state_dict`, counters, scalers)
+                                         counters, scalers, the env through env_checkpoint/restore_env: an env
+                                         that cannot export its state resumes with fresh episodes)
 
 and `run_finetune(method, cfg)` drives it: budget in env steps, deterministic evaluation every
 `eval_every_env_steps` (and at 0 and at the end), atomic checkpoints every `checkpoint_every`

@@ -356,4 +356,5 @@ class Method:
         if self.scaler is not None:
             self.scaler.load_state_dict(state["scaler"])
         self.iteration = int(state["iteration"])
-        self.env_steps = int(state["env_steps"])
+        if "env_steps" in state:  # checkpoints before it kept env_steps in the env state only
+            self.env_steps = int(state["env_steps"])

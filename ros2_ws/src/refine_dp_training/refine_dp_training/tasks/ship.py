@@ -75,13 +75,14 @@ def _readme(name: str, task: str, lineage: dict, evals: dict, commands: list[str
              "Written by `refine-dp ship planner` (do not edit by hand; rerun it).", "", "## How it was made", ""]
     lines += [f"    {c}" for c in commands] + [""]
     if cfg:
+        dims = "x".join(str(h) for h in cfg.get("hidden_dims") or [])
         if cfg.get("model") == "mlp":  # the deterministic baseline: no denoiser, no sampling steps
-            net = f"deterministic MLP {'x'.join(str(h) for h in cfg.get('hidden_dims') or [])} (behaviour cloning)"
+            net = f"deterministic MLP {dims} (behaviour cloning)"
             sampling = ""
         else:
             net = (f"diffusion, {cfg.get('backbone')} denoiser " + (
                 f"(width {cfg.get('dit_width')}, depth {cfg.get('dit_depth')}, heads {cfg.get('dit_heads')})"
-                if cfg.get("backbone") == "dit" else f"(MLP {'x'.join(str(h) for h in cfg.get('hidden_dims') or [])})"))
+                if cfg.get("backbone") == "dit" else f"(MLP {dims})"))
             sampling = (f", {cfg.get('num_train_timesteps')} diffusion steps sampled with {cfg.get('ddim_steps')} "
                         "DDIM steps")
         lines.append(f"Model: {net}, obs horizon {cfg.get('obs_horizon')}, "
