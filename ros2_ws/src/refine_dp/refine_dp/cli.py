@@ -39,8 +39,9 @@ SHIP_TARGETS = {"controller": "refine_dp_training.lowlevel.ship", "planner": "re
 BENCH_TARGETS = {"env": "refine_dp_training.lowlevel.bench",  # robot, planner: parsed here (bench/cli.py)
                  "task-env": "refine_dp_training.tasks.bench"}
 DATASET_TARGETS = {"from-bags": "refine_dp_training.data.bags"}
+REPORT_TARGETS = {"t1-tasks": "refine_dp_training.benchmarks.t1_tasks.report"}
 TARGETED = {"eval": EVAL_TARGETS, "export": EXPORT_TARGETS, "ship": SHIP_TARGETS, "bench": BENCH_TARGETS,
-            "dataset": DATASET_TARGETS}
+            "dataset": DATASET_TARGETS, "report": REPORT_TARGETS}
 
 
 def _forward(target: str, argv: list[str]) -> int:
@@ -121,7 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, targets, text in (("eval", EVAL_TARGETS, "evaluate: controller, policy (any planner checkpoint or engine), task (a T1 task)"),
                                 ("export", EXPORT_TARGETS, "export engines: planner"),
                                 ("ship", SHIP_TARGETS, "ship trained policies into the packages: controller, planner"),
-                                ("dataset", DATASET_TARGETS, "datasets: from-bags (rosbag2 recordings -> demos)")):
+                                ("dataset", DATASET_TARGETS, "datasets: from-bags (rosbag2 recordings -> demos)"),
+                                ("report", REPORT_TARGETS,
+                                 "generated reports: t1-tasks (issue #16's studies from the runs)")):
         p = sub.add_parser(name, help=text)
         p.add_argument("target", choices=sorted(targets))
         p.add_argument("argv", nargs=argparse.REMAINDER)
