@@ -5,8 +5,10 @@ tiny arrays, so the hot functions were rewritten with fewer calls: the rotation 
 Rotation object, the leg FK with all joints at once, the arm FK as a product by pairs, the IK seed with
 cached constants, observations scaled in one product, the flat-ground reference without its height
 terms. Each is compared here with a straightforward reference (scipy, or the joint-by-joint code it
-replaced, kept below) on random inputs and on the corner cases (rotation angles 0 and pi). Timing is
-`refine-dp bench controller`'s business; these tests only check the numbers.
+replaced, kept below) on random inputs and on the corner cases (rotation angles 0 and pi). The one-row
+(N = 1) paths in Python floats (the IK seed, the reference frame, rotation vectors of up to four matrices)
+are compared with the batched numpy code the other rows take. Timing is `refine-dp bench controller`'s
+business; these tests only check the numbers.
 """
 from __future__ import annotations
 
@@ -16,8 +18,8 @@ from scipy.spatial.transform import Rotation
 
 from loco_manip_controller import policy_io as pio
 from loco_manip_controller.footstep_planner import Footstep, FootstepPlanner
-from loco_manip_controller.gait import min_jerk, swing_phase, unit_clip
-from loco_manip_controller.reference_motion import ReferenceMotion, StanceFrameReference
+from loco_manip_controller.gait import SWING_LEFT, SWING_NONE, SWING_RIGHT, min_jerk, swing_phase, unit_clip
+from loco_manip_controller.reference_motion import ReferenceMotion, ReferenceMotionConfig, StanceFrameReference
 from t1_description import kinematics as K
 from t1_description.joint_table import load_joint_table
 
@@ -142,6 +144,43 @@ def test_rotvec_from_matrix_equals_scipy_near_and_at_angle_pi():
     assert np.allclose(np.linalg.norm(K.rotvec_from_matrix(exact), axis=-1), np.pi)
 
 
+def batched_rotvec(m):
+    """rotvec_from_matrix through its batched numpy path (more than four matrices: pad with identities)."""
+    m = np.asarray(m, dtype=np.float64).reshape(-1, 3, 3)
+    return K.rotvec_from_matrix(np.concatenate([m, np.broadcast_to(np.eye(3), (5, 3, 3))]))[:len(m)]
+
+
+def test_rotvec_of_up_to_four_matrices_equals_the_batched_path():
+    """The float path (<= 4 matrices, the controller's two hands) against the numpy path, one matrix at a time and
+    in pairs, on random rotations, angles near 0 and pi, exact half turns and Shepperd's ties (equal diagonals)."""
+    rng = np.random.default_rng(20)
+    axes = rng.normal(size=(8, 3))
+    axes /= np.linalg.norm(axes, axis=-1, keepdims=True)
+    half_turns = np.concatenate([2.0 * axes[:, :, None] * axes[:, None, :] - np.eye(3),
+                                 [np.diag([1.0, -1, -1]), np.diag([-1.0, 1, -1]), np.diag([-1.0, -1, 1]), np.eye(3)]])
+    angles = np.concatenate([rng.uniform(0, np.pi, 300), np.logspace(-14, -1, 60), np.pi - np.logspace(-13, -1, 60),
+                             [0.0, 1e-3, 1e-3 * (1 - 1e-12), 1e-3 * (1 + 1e-12), np.pi]])
+    mats = np.concatenate([Rotation.random(300, random_state=21).as_matrix(), rotations_near(angles, rng), half_turns])
+    want = batched_rotvec(mats)
+    for i, m in enumerate(mats):
+        np.testing.assert_allclose(K.rotvec_from_matrix(m), want[i], rtol=0, atol=ATOL)
+    pairs = mats[:len(mats) // 2 * 2].reshape(-1, 1, 2, 3, 3)  # the controller's shape [1, 2, 3, 3]
+    for i, m in enumerate(pairs):
+        np.testing.assert_allclose(K.rotvec_from_matrix(m), want[2 * i:2 * i + 2][None], rtol=0, atol=ATOL)
+        np.testing.assert_allclose(K.rotvec_from_matrix(m), Rotation.from_matrix(m[0]).as_rotvec()[None], atol=ATOL)
+
+
+def test_rotvec_of_a_few_invalid_matrices_still_goes_to_scipy():
+    m = Rotation.random(2, random_state=22).as_matrix()
+    skewed = m + 1e-6 * np.random.default_rng(23).normal(size=m.shape)
+    np.testing.assert_allclose(K.rotvec_from_matrix(skewed[0]), Rotation.from_matrix(skewed[0]).as_rotvec(),
+                               atol=ATOL)
+    mixed = np.stack([m[0], skewed[1]])  # one bad matrix sends the whole call to scipy, as in the batched path
+    np.testing.assert_allclose(K.rotvec_from_matrix(mixed), Rotation.from_matrix(mixed).as_rotvec(), atol=ATOL)
+    with pytest.raises(ValueError, match="determinant"):
+        K.rotvec_from_matrix(-m[0])
+
+
 def test_rotvec_from_matrix_leaves_invalid_matrices_to_scipy():
     m = Rotation.random(4, random_state=4).as_matrix()
     skewed = m + 1e-6 * np.random.default_rng(5).normal(size=m.shape)  # not orthonormal: scipy orthogonalises
@@ -191,6 +230,35 @@ def test_ik_seed_and_leg_ik_equal_the_first_implementation(side, shape):
     q_ik = K.leg_ik(pos, rot, side, KIN)
     np.testing.assert_allclose(q_ik, ref_leg_ik(pos, rot, side), rtol=0, atol=1e-11)
     np.testing.assert_allclose(q_ik, q, atol=1e-8)  # and the round trip itself
+
+
+def reach_test_poses(rng, n):
+    """Foot poses [n, 2, 3] / [n, 2, 3, 3] of walking legs, and some beyond reach and tucked in (the clips)."""
+    q = walking_leg_q(rng, (n, 2), K.BOTH)
+    pos, rot = ref_leg_frames(q, K.BOTH)[2:]
+    pos = pos.copy()
+    pos[: n // 4, :, 2] -= 0.2    # out of reach: the knee stretches (c clipped to l1 + l2)
+    pos[n // 4: n // 3, :, 2] += 0.25  # foot up at the hip (c clipped below)
+    return pos, rot
+
+
+@pytest.mark.parametrize("iterations", [0, 2])
+def test_leg_ik_of_one_pose_per_leg_equals_the_batched_path(iterations):
+    """leg_ik's seeds in floats (one pose per leg: the controller) against the numpy seeds of a batch."""
+    rng = np.random.default_rng(24)
+    pos, rot = reach_test_poses(rng, 400)
+    batched = K.leg_ik(pos, rot, K.BOTH, KIN, iterations=iterations)  # [400, 2, 6]: the numpy seed
+    seed = K._ik_seed(pos, rot, K.BOTH, KIN)
+    for _ in range(2):
+        seed = K._ik_seed(pos, rot, K.BOTH, KIN, guess=seed)
+    for i in range(len(pos)):
+        np.testing.assert_allclose(K.leg_ik(pos[i:i + 1], rot[i:i + 1], K.BOTH, KIN, iterations=iterations),
+                                   batched[i:i + 1], rtol=0, atol=ATOL)
+        for side in (K.LEFT, K.RIGHT):
+            np.testing.assert_allclose(K.leg_ik(pos[i, side], rot[i, side], side, KIN, iterations=iterations),
+                                       batched[i, side], rtol=0, atol=ATOL)
+            got = K._ik_seed_one(pos[i, side].tolist(), rot[i, side].tolist(), side, KIN, 2)
+            np.testing.assert_allclose(got, seed[i, side], rtol=0, atol=ATOL)
 
 
 def test_arm_fk_by_pairs_equals_the_walk_along_each_chain():
@@ -253,6 +321,44 @@ def test_flat_ground_reference_equals_the_reference_with_zero_heights():
         for name in ("joint_pos", "trunk_pos", "trunk_quat", "foot_pos", "foot_yaw", "com_pos", "joint_vel",
                      "trunk_lin_vel", "foot_lin_vel"):
             np.testing.assert_array_equal(getattr(flat, name), getattr(zero, name), err_msg=name)
+
+
+FRAME_FIELDS = ("joint_pos", "trunk_pos", "trunk_quat", "trunk_yaw", "foot_pos", "foot_yaw", "com_pos")
+
+
+@pytest.mark.parametrize("iterations", [0, 2])
+def test_reference_frame_of_one_row_equals_the_batched_frame(iterations):
+    """ReferenceMotion._frame_one (N = 1, floats) against the batched _frame, row by row: walking at several
+    velocities, standing rows, flat ground and ground heights (steps up and down), with velocities."""
+    motion = ReferenceMotion(ReferenceMotionConfig(ik_iterations=iterations))
+    n, rng = 6, np.random.default_rng(25)
+    planner = FootstepPlanner(n)
+    vel = rng.uniform([-0.2, -0.1, -0.3], [0.4, 0.1, 0.3], (n, 3))
+    vel[:2] = 0.0  # two rows stand
+    phases_seen = set()
+    for step in range(150):
+        if step == 75:
+            vel[2] = 0.0  # and one stops walking
+        cmds = planner.update(0.02, vel)
+        f = cmds.footstep
+        phases_seen |= set(np.asarray(f.swing_foot).tolist())
+        if step % 3:
+            continue  # every third step: the phases of a 0.5 s step in 0.06 s strides
+        heights = {"feet_z": rng.uniform(-0.1, 0.1, (n, 2)), "target_z": rng.uniform(-0.1, 0.1, n)}
+        for kw in ({}, heights):
+            batch = motion.compute(f.swing_foot, f.phase, f.step_duration, cmds.feet_world, cmds.target_world,
+                                   with_velocity=True, **kw)
+            for i in range(n):
+                row = {k: v[i:i + 1] for k, v in kw.items()}
+                one = motion.compute(f.swing_foot[i:i + 1], f.phase[i:i + 1], f.step_duration[i:i + 1],
+                                     cmds.feet_world[i:i + 1], cmds.target_world[i:i + 1], with_velocity=True, **row)
+                for name in FRAME_FIELDS + ("trunk_lin_vel", "foot_lin_vel"):
+                    want = getattr(batch, name)[i:i + 1]
+                    assert getattr(one, name).shape == want.shape, name
+                    np.testing.assert_allclose(getattr(one, name), want, rtol=0, atol=ATOL, err_msg=name)
+                # joint velocities are differences of joint angles over 2 x velocity_dt: 1e-12 / 0.01
+                np.testing.assert_allclose(one.joint_vel, batch.joint_vel[i:i + 1], rtol=0, atol=100 * ATOL)
+    assert phases_seen == {SWING_NONE, SWING_LEFT, SWING_RIGHT}
 
 
 def test_stance_frame_reference_of_all_rows_equals_that_of_the_listed_rows():

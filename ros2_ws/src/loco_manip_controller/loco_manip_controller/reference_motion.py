@@ -29,6 +29,7 @@ Quaternions leave this module in MuJoCo order (w, x, y, z).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -130,6 +131,8 @@ class ReferenceMotion:
         self.trunk_from_support = -self.standing.feet_offset[:, :2].mean(axis=0)
         self.pitch_rot = rot_y(self.trunk_pitch)  # [3, 3]: the trunk's constant pitch, computed once
         self.half_pitch_cos_sin = np.cos(0.5 * self.trunk_pitch), np.sin(0.5 * self.trunk_pitch)
+        self.pitch_cos_sin = float(np.cos(self.trunk_pitch)), float(np.sin(self.trunk_pitch))  # _frame_one's
+        self.trunk_from_support_floats = tuple(float(v) for v in self.trunk_from_support)
 
     def from_commands(self, cmds, with_velocity: bool = False) -> ReferenceFrame:
         """Reference for a FootstepCommands batch (footstep_planner.FootstepPlanner.update's output)."""
@@ -177,6 +180,8 @@ class ReferenceMotion:
         return frame
 
     def _frame(self, swing_foot, phase, step_duration, feet_world, target_world, feet_z, target_z) -> ReferenceFrame:
+        if swing_foot.shape[0] == 1:  # the controller's one row: the same numbers in Python floats (_frame_one)
+            return self._frame_one(swing_foot, phase, step_duration, feet_world, target_world, feet_z, target_z)
         cfg, kin = self.config, self.kinematics
         n = swing_foot.shape[0]
         env = np.arange(n)
@@ -250,6 +255,104 @@ class ReferenceMotion:
             foot_yaw=foot_yaw,
             com_pos=com_pos,
         )
+
+
+    def _frame_one(self, swing_foot, phase, step_duration, feet_world, target_world, feet_z, target_z
+                   ) -> ReferenceFrame:
+        """_frame of one row (N = 1), operation for operation, on Python floats: at N = 1 each of _frame's ~120
+        numpy calls costs a microsecond or two on 1-3 element arrays, and this ran ~0.5 ms of the 50 Hz
+        controller's cycle. The leg IK is the shared legs_ik (its seeds take a float path at N = 1 too).
+        tests/test_controller_speed_equivalence.py compares the two on walking, standing and stepping rows."""
+        cfg, kin = self.config, self.kinematics
+        walking = int(swing_foot[0]) != SWING_NONE
+        sw = LEFT if int(swing_foot[0]) == SWING_LEFT else RIGHT
+        st = 1 - sw
+        feet = feet_world[0].tolist()  # [[x, y, yaw], [x, y, yaw]]
+        tx, ty, tyaw = target_world[0].tolist()
+        ph = float(phase[0])  # already clipped to [0, 1] by compute
+        stance, liftoff = feet[st], feet[sw]
+
+        # swing foot: min-jerk in x, y, yaw; height bump; standing feet stay put (gait.min_jerk, swing_height)
+        u = min(max(ph, 0.0), 1.0)
+        s = u * u * u * (10.0 + u * (-15.0 + 6.0 * u)) if walking else 0.0
+        lift = cfg.swing_apex * 16.0 * u * u * (1.0 - u) ** 2 if walking else 0.0
+        foot_xy = [feet[0][:2], feet[1][:2]]
+        foot_yaw = [feet[0][2], feet[1][2]]
+        if walking:
+            foot_xy[sw] = [liftoff[0] + s * (tx - liftoff[0]), liftoff[1] + s * (ty - liftoff[1])]
+            foot_yaw[sw] = _wrap(liftoff[2] + s * _wrap(tyaw - liftoff[2]))
+        if feet_z is None:  # flat ground
+            foot_z = [kin.sole_height, kin.sole_height]
+            foot_z[sw] += lift
+            ground = 0.0
+        else:
+            fz = feet_z[0].tolist()
+            tz = float(target_z[0])
+            z_lift, z_st = fz[sw], fz[st]
+            rise = tz - z_lift if walking else 0.0
+            v = ph / 0.6 if rise > 0 else (ph - 0.4) / 0.6
+            v = min(max(v, 0.0), 1.0)
+            progress = v * v * v * (10.0 + v * (-15.0 + 6.0 * v))
+            foot_z = [kin.sole_height + fz[0], kin.sole_height + fz[1]]
+            foot_z[sw] += lift + rise * progress
+            low = min(z_st, z_lift)
+            ground = low + s * (min(z_st, tz if walking else z_lift) - low) if walking else min(fz)
+        foot_pos = [foot_xy[0] + [foot_z[0]], foot_xy[1] + [foot_z[1]]]
+
+        # CoM: LIP with the ZMP on the stance foot, midpoint at lift-off -> midpoint at touchdown
+        if walking:
+            omega = math.sqrt(cfg.gravity / cfg.com_height)
+            dur = float(step_duration[0])
+            ct, st_ = math.cosh(omega * dur), math.sinh(omega * dur)
+            t = ph * dur
+            cht, sht = math.cosh(omega * t), math.sinh(omega * t)
+            com_xy = []
+            for i, end_i in ((0, tx), (1, ty)):
+                zmp = stance[i]
+                start = 0.5 * (liftoff[i] + stance[i])
+                end = 0.5 * (end_i + stance[i])
+                v0_over_omega = (end - zmp - (start - zmp) * ct) / st_
+                com_xy.append(zmp + (start - zmp) * cht + v0_over_omega * sht)
+        else:
+            com_xy = [(feet[0][0] + feet[1][0]) / 2, (feet[0][1] + feet[1][1]) / 2]
+        com_pos = com_xy + [cfg.com_height + ground]
+
+        # trunk: yaw midway between the feet, fixed height and pitch, placed over the CoM
+        trunk_yaw = _wrap(foot_yaw[LEFT] + 0.5 * _wrap(foot_yaw[RIGHT] - foot_yaw[LEFT]))
+        cy, sy = math.cos(trunk_yaw), math.sin(trunk_yaw)
+        ox, oy = self.trunk_from_support_floats
+        trunk_pos = [com_xy[0] + (cy * ox - sy * oy), com_xy[1] + (sy * ox + cy * oy), self.trunk_height + ground]
+        cp, sp = self.pitch_cos_sin
+        # trunk_rot = R_z(yaw) R_y(pitch); rt = its transpose
+        rt = [[cy * cp, sy * cp, -sp], [-sy, cy, 0.0], [cy * sp, sy * sp, cp]]
+
+        # feet in the trunk frame (flat: world rotation = yaw only) -> joint angles
+        foot_in_trunk, rot_in_trunk = [], []
+        for k in (0, 1):
+            d = [foot_pos[k][i] - trunk_pos[i] for i in range(3)]
+            foot_in_trunk.append([r[0] * d[0] + r[1] * d[1] + r[2] * d[2] for r in rt])
+            cf, sf = math.cos(foot_yaw[k]), math.sin(foot_yaw[k])
+            # rt @ R_z(foot_yaw): R_z's columns (cf, sf, 0), (-sf, cf, 0), (0, 0, 1)
+            rot_in_trunk.append([[r[0] * cf + r[1] * sf, -r[0] * sf + r[1] * cf, r[2]] for r in rt])
+        joint_pos = legs_ik(np.array([foot_in_trunk]), np.array([rot_in_trunk]), kin, cfg.ik_iterations)
+
+        # quaternion of Rz(yaw) Ry(pitch), (w, x, y, z): (cy cp, -sy sp, cy sp, sy cp) of the half angles
+        hcy, hsy = math.cos(0.5 * trunk_yaw), math.sin(0.5 * trunk_yaw)
+        hcp, hsp = self.half_pitch_cos_sin
+        return ReferenceFrame(
+            joint_pos=joint_pos,
+            trunk_pos=np.array([trunk_pos]),
+            trunk_quat=np.array([[hcy * hcp, -hsy * hsp, hcy * hsp, hsy * hcp]]),
+            trunk_yaw=np.array([trunk_yaw]),
+            foot_pos=np.array([foot_pos]),
+            foot_yaw=np.array([foot_yaw]),
+            com_pos=np.array([com_pos]),
+        )
+
+
+def _wrap(a: float) -> float:
+    """wrap_angle of one float (Python's float % is numpy's remainder: the same sign rule)."""
+    return (a + math.pi) % (2.0 * math.pi) - math.pi
 
 
 # ---------------------------------------------------------------------- reference on the robot

@@ -23,6 +23,7 @@ order (w, x, y, z); geometry_msgs (x, y, z, w) callers reorder at their boundary
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -151,6 +152,10 @@ def rotvec_from_matrix(rot) -> np.ndarray:
     angle / sin(angle / 2) times its vector part, with scipy's series below 1e-3 rad. Matrices that are not
     orthonormal to 1e-12 or not right-handed go to scipy itself, which orthogonalises them or raises."""
     m = np.asarray(rot, dtype=np.float64)
+    if m.size <= 36:  # up to four matrices (the controller's two hands): per matrix in Python floats
+        out = [_rotvec_one(r) for r in m.reshape(-1, 3, 3).tolist()]
+        if None not in out:
+            return np.array(out).reshape(m.shape[:-1])
     gram = m @ np.swapaxes(m, -1, -2)
     if not (np.abs(gram - np.eye(3)) <= _ORTHONORMAL_TOL).all() or not (np.linalg.det(m) > 0).all():
         return Rotation.from_matrix(m.reshape(-1, 3, 3)).as_rotvec().reshape(m.shape[:-1])
@@ -172,6 +177,40 @@ def rotvec_from_matrix(rot) -> np.ndarray:
     scale = np.where(small, 2.0 + angle2 / 12.0 + 7.0 * angle2 * angle2 / 2880.0,
                      angle / (np.sin(angle / 2.0) + small))  # + small: no 0 / 0 where the series is used
     return scale[..., None] * vec
+
+
+def _rotvec_one(m) -> list[float] | None:
+    """rotvec_from_matrix of one matrix m [3][3] (Python floats), step for step; None where rotvec_from_matrix
+    would hand the matrix to scipy (not orthonormal to scipy's tolerance, or not right-handed)."""
+    (m00, m01, m02), (m10, m11, m12), (m20, m21, m22) = m
+    for i, (a0, a1, a2) in enumerate(m):  # |m m^T - I| <= 1e-12 + 1e-5 I, row i against rows i..2
+        for j in range(i, 3):
+            b0, b1, b2 = m[j]
+            if not abs(a0 * b0 + a1 * b1 + a2 * b2 - (i == j)) <= 1e-12 + 1e-5 * (i == j):
+                return None
+    if not m00 * (m11 * m22 - m12 * m21) - m01 * (m10 * m22 - m12 * m20) + m02 * (m10 * m21 - m11 * m20) > 0:
+        return None
+    tr = m00 + m11 + m22
+    best = max(m00, m11, m22, tr)  # Shepperd's best-conditioned row (the first of equals, as np.argmax)
+    if m00 == best:
+        x, y, z, w = 1.0 - tr + 2.0 * m00, m10 + m01, m20 + m02, m21 - m12
+    elif m11 == best:
+        x, y, z, w = m10 + m01, 1.0 - tr + 2.0 * m11, m21 + m12, m02 - m20
+    elif m22 == best:
+        x, y, z, w = m20 + m02, m21 + m12, 1.0 - tr + 2.0 * m22, m10 - m01
+    else:
+        x, y, z, w = m21 - m12, m02 - m20, m10 - m01, 1.0 + tr
+    n = math.sqrt(x * x + y * y + z * z + w * w)
+    x, y, z, w = x / n, y / n, z / n, w / n
+    if w < 0 or (w == 0 and (x < 0 or (x == 0 and (y < 0 or (y == 0 and z < 0))))):
+        x, y, z, w = -x, -y, -z, -w
+    angle = 2.0 * math.atan2(math.sqrt(x * x + y * y + z * z), w)
+    if angle <= 1e-3:
+        angle2 = angle * angle
+        scale = 2.0 + angle2 / 12.0 + 7.0 * angle2 * angle2 / 2880.0
+    else:
+        scale = angle / math.sin(angle / 2.0)
+    return [scale * x, scale * y, scale * z]
 
 
 def pose_errors(target_pos, target_rot, pos, rot) -> tuple[np.ndarray, np.ndarray]:
@@ -437,6 +476,68 @@ def _ik_seed(pos: np.ndarray, rot: np.ndarray, side: int, kin: T1LegKinematics, 
     return q
 
 
+def _ik_seed_one(pos, rot, side: int, kin: T1LegKinematics, refinements: int) -> list[float]:
+    """_ik_seed of ONE leg pose with `refinements` re-seeds (the first seed's guess is zero), in Python floats.
+
+    pos [3] and rot [3][3] as Python sequences (side LEFT or RIGHT); returns the 6 joint angles. The same
+    closed form, operation for operation, as _ik_seed: at N = 1 each of its ~60 numpy calls on 3-element arrays
+    costs a microsecond or two, the float arithmetic here a few tens of nanoseconds (the controller solves six
+    seeds per cycle). math's functions are numpy's to the bit on this machine (hypot to an ulp); the tests
+    compare the two (tests/test_controller_speed_equivalence.py)."""
+    v, k = _ik_constants_one(kin, side)
+    hx, hy, hz = v["hip"]
+    prx, pry, prz = v["pitch_to_roll"]
+    ax_, ay_, az_ = v["ankle_pitch_to_roll"]
+    l1, beta, l1l1_l2l2, two_l1l2, reach_min, reach_max = k
+    px, py, pz = pos
+    (r00, r01, r02), (r10, r11, r12), (r20, r21, r22) = rot
+    q = None
+    for _ in range(refinements + 1):
+        if q is None:  # R_y(0) = R_x(0) = I
+            hipx, hipy, hipz = hx + prx, hy + pry, hz + prz
+            bx, by, bz = ax_, ay_, az_
+        else:  # hip = hip + R_y(q0) pitch_to_roll; ankle offset = rot R_x(-q5) ankle_pitch_to_roll
+            c, s = math.cos(q[0]), math.sin(q[0])
+            hipx, hipy, hipz = hx + (c * prx + s * prz), hy + pry, hz + (-s * prx + c * prz)
+            c, s = math.cos(-q[5]), math.sin(-q[5])
+            bx, by, bz = ax_, c * ay_ - s * az_, s * ay_ + c * az_
+        ankx = px - (r00 * bx + r01 * by + r02 * bz)
+        anky = py - (r10 * bx + r11 * by + r12 * bz)
+        ankz = pz - (r20 * bx + r21 * by + r22 * bz)
+        dx, dy, dz = hipx - ankx, hipy - anky, hipz - ankz
+        rx = dx * r00 + dy * r10 + dz * r20  # rot^T (hip - ankle)
+        ry = dx * r01 + dy * r11 + dz * r21
+        rz = dx * r02 + dy * r12 + dz * r22
+        c = min(max(math.sqrt(rx * rx + ry * ry + rz * rz), reach_min), reach_max)
+        knee_v = math.pi - math.acos(min(max((l1l1_l2l2 - c * c) / two_l1l2, -1.0), 1.0))
+        alpha = math.asin(min(max(l1 * math.sin(math.pi - knee_v) / c, -1.0), 1.0))
+        sign = (rz > 0.0) - (rz < 0.0)
+        ankle_pitch = -math.atan2(rx, sign * math.hypot(ry, rz)) - alpha
+        ankle_roll = math.atan2(ry, rz)
+        knee = knee_v + beta
+        # r_hip = rot R_x(-ankle_roll) R_y(-(ankle_pitch + knee)): its column 2 and row 1
+        ca, sa = math.cos(-ankle_roll), math.sin(-ankle_roll)
+        cb, sb = math.cos(-(ankle_pitch + knee)), math.sin(-(ankle_pitch + knee))
+        m01, m02 = r01 * ca + r02 * sa, -r01 * sa + r02 * ca  # rot R_x: columns 1 and 2 (column 0 is rot's)
+        m11, m12 = r11 * ca + r12 * sa, -r11 * sa + r12 * ca
+        m21, m22 = r21 * ca + r22 * sa, -r21 * sa + r22 * ca
+        h02, h12, h22 = r00 * sb + m02 * cb, r10 * sb + m12 * cb, r20 * sb + m22 * cb
+        h10, h11 = r10 * cb - m12 * sb, m11
+        q = [math.atan2(h02, h22), math.asin(min(max(-h12, -1.0), 1.0)), math.atan2(h10, h11),
+             knee, ankle_pitch, ankle_roll]
+    return q
+
+
+def _ik_constants_one(kin: T1LegKinematics, side: int) -> tuple[dict, tuple]:
+    """_ik_constants of one side (LEFT or RIGHT) as Python floats, for _ik_seed_one."""
+    cache = kin.__dict__.setdefault("_ik_constants_one_cache", {})
+    if side not in cache:
+        v, k = _ik_constants(kin, side)
+        cache[side] = ({n: tuple(float(x) for x in v[n]) for n in ("hip", "pitch_to_roll", "ankle_pitch_to_roll")},
+                       tuple(float(k[n]) for n in ("l1", "beta", "l1l1_l2l2", "2l1l2", "reach_min", "reach_max")))
+    return cache[side]
+
+
 def _ik_constants(kin: T1LegKinematics, side: int) -> tuple[dict, dict]:
     """side_vectors and the idealised leg's lengths and thigh lean, cached on the (frozen) kinematics object:
     the reference motion solves the seed three times per control step."""
@@ -472,9 +573,15 @@ def leg_ik(pos, rot, side: int, kin: T1LegKinematics | None = None, iterations: 
     kin = kin or T1LegKinematics()
     pos = np.asarray(pos, dtype=np.float64)
     rot = np.asarray(rot, dtype=np.float64)
-    q = _ik_seed(pos, rot, side, kin)
-    for _ in range(seed_refinements):
-        q = _ik_seed(pos, rot, side, kin, guess=q)
+    if pos.size == (6 if side == BOTH else 3):  # one pose per leg (the controller): the seeds in floats
+        p, r = pos.reshape(-1, 3).tolist(), rot.reshape(-1, 3, 3).tolist()
+        sides = (LEFT, RIGHT) if side == BOTH else (side,)
+        q = np.array([_ik_seed_one(p[i], r[i], s, kin, seed_refinements) for i, s in enumerate(sides)])
+        q = q.reshape(pos.shape[:-1] + (6,))
+    else:
+        q = _ik_seed(pos, rot, side, kin)
+        for _ in range(seed_refinements):
+            q = _ik_seed(pos, rot, side, kin, guess=q)
     damped = damping * np.eye(6)
     for _ in range(iterations):
         joints, axes, p, r = _leg_frames(q, side, kin)
