@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from refine_dp_planner.planner_io import (ACTION_DIM, Clamps, ObservationHistory, PlannerAction, clamp_action,
+from refine_dp_planner.planner_io import (ACTION_DIM, Clamps, ObservationHistory, PlannerAction, clamp_action, clamp_actions,
                                           observation_fields, rot6d, rot6d_to_matrix)
 
 
@@ -81,6 +81,25 @@ def test_clamps_limit_base_and_hand_speed():
     np.testing.assert_allclose(Rotation.from_matrix(out.hand_rot).magnitude(), 0.05, atol=1e-9)
     same, clamped = clamp_action(prev, prev, 0.1, Clamps())
     assert not clamped
+
+
+def test_stand_deadband_zeroes_small_base_commands_only():
+    """A base command with every component inside the deadband stands; one component outside walks as asked."""
+    v = np.array([[0.05, -0.05, 0.14],    # all inside: stand
+                  [0.07, 0.0, 0.0],       # vx outside
+                  [0.0, 0.0, 0.16],       # wz outside
+                  [0.02, 0.0, -0.5]])     # turning in place with a small vx: kept as asked
+    hands, rots = np.zeros((4, 2, 3)), np.tile(np.eye(3), (4, 2, 1, 1))
+    out, _, _, clamped = clamp_actions(v, hands, rots)
+    np.testing.assert_array_equal(out[0], 0.0)
+    np.testing.assert_allclose(out[1:], v[1:])
+    assert not clamped.any()   # the deadband is not a clamp event
+    out, *_ = clamp_actions(v, hands, rots, limits=Clamps(stand_speed=0.0, stand_yaw_rate=0.0))
+    np.testing.assert_allclose(out, v)   # 0: no deadband
+    declared = {}
+    c = Clamps.from_parameters(lambda name, default: declared.setdefault(name, 0.3 if name == "stand_speed" else default))
+    assert c.stand_speed == 0.3 and c.max_base_speed == 0.2 and set(declared) == {
+        "max_base_speed", "max_yaw_rate", "max_hand_speed", "max_hand_angular_speed", "stand_speed", "stand_yaw_rate"}
 
 
 def test_core_replans_and_stops_when_observations_go_stale(tmp_path):

@@ -44,8 +44,7 @@ class PlannerNode(Node):
         engine_dir = p("engine_dir", "")
         backend = p("backend", "onnxruntime")
         self.objects = tuple(p("objects", ["box"]))
-        clamps = Clamps(p("max_base_speed", 0.2), p("max_yaw_rate", 0.5), p("max_hand_speed", 0.05),
-                        p("max_hand_angular_speed", 0.5))
+        clamps = Clamps.from_parameters(p)
         if not engine_dir:
             raise SystemExit("refine_dp_planner: parameter engine_dir is empty; point it at an exported engine "
                              "folder (refine-dp export planner writes one, with metadata.json) or name a shipped one")

@@ -17,7 +17,7 @@ Gram-Schmidt. Quaternions cross this module's boundary only as (x, y, z, w) (geo
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -65,11 +65,26 @@ class PlannerAction:
 
 @dataclass
 class Clamps:
-    """Deployment limits (paper: walking 0.2 m/s, hands 0.05 m/s)."""
+    """Deployment limits (paper: walking 0.2 m/s, hands 0.05 m/s) and the stand deadband.
+
+    The deadband: a base command whose |vx|, |vy| <= stand_speed and |wz| <= stand_yaw_rate is exactly zero,
+    so the footstep planner stands (its own stand thresholds, 0.02 m/s and 0.05 rad/s, are part of the legs'
+    contract). Why: the shipped legs hardly move on such commands (0.1 m/s walks at ~0.03 m/s), the
+    heuristics' demonstrations never contain one (0 of 34.6k door and 109.6k pickup planner steps), but a
+    diffusion planner's sampling noise around a stop lands there in 12-45 % of its steps (the door DiT):
+    without the deadband the robot keeps stepping in place, turns, and walks into the door.
+    """
     max_base_speed: float = 0.2        # m/s, norm of (vx, vy)
     max_yaw_rate: float = 0.5          # rad/s
     max_hand_speed: float = 0.05       # m/s, per hand, of the commanded target
     max_hand_angular_speed: float = 0.5  # rad/s, per hand
+    stand_speed: float = 0.06          # m/s, deadband of |vx| and |vy| (0: none)
+    stand_yaw_rate: float = 0.15       # rad/s, deadband of |wz| (0: none)
+
+    @classmethod
+    def from_parameters(cls, declare) -> "Clamps":
+        """From ROS parameters of the same names: declare(name, default) -> value (a node's declare_parameter)."""
+        return cls(**{f.name: float(declare(f.name, f.default)) for f in fields(cls)})
 
 
 def clamp_actions(base_velocity, hand_pos, hand_rot, previous_pos=None, previous_rot=None, dt: float = 0.1,
@@ -78,7 +93,8 @@ def clamp_actions(base_velocity, hand_pos, hand_rot, previous_pos=None, previous
 
     base_velocity [N, 3], hand_pos [N, 2, 3], hand_rot [N, 2, 3, 3]: the action; previous_pos/rot: the last
     command of each env (None, or rows where has_previous [N] is False: the hands are not limited, as
-    for a planner's first command). Base speed (norm of vx, vy) and |wz| are capped; each hand target
+    for a planner's first command). A base command inside the stand deadband becomes zero (Clamps); base
+    speed (norm of vx, vy) and |wz| are capped; each hand target
     moves at most max_hand_speed * dt from the previous one (straight line) and turns at most
     max_hand_angular_speed * dt towards the commanded rotation (slerp: R_prev exp(s log(R_prev^T R))).
     Returns (base_velocity, hand_pos, hand_rot, clamped [N] bool); the inputs are not modified.
@@ -90,6 +106,8 @@ def clamp_actions(base_velocity, hand_pos, hand_rot, previous_pos=None, previous
     pos = np.array(hand_pos, dtype=np.float64, copy=True)
     rot = np.array(hand_rot, dtype=np.float64, copy=True)
     n = v.shape[0]
+    still = (np.abs(v[:, :2]).max(axis=-1) <= limits.stand_speed) & (np.abs(v[:, 2]) <= limits.stand_yaw_rate)
+    v[still] = 0.0
     speed = np.linalg.norm(v[:, :2], axis=-1)
     fast = speed > limits.max_base_speed
     v[fast, :2] *= (limits.max_base_speed / speed[fast])[:, None]

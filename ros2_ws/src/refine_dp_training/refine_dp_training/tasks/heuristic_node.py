@@ -50,8 +50,7 @@ class HeuristicNode(Node):
         rate = float(p("rate_hz", PLANNER_RATE_HZ))
         self.dt = 1.0 / rate
         self.stale_after_s = float(p("stale_after_s", 0.5))
-        self.clamps = Clamps(p("max_base_speed", 0.2), p("max_yaw_rate", 0.5), p("max_hand_speed", 0.05),
-                             p("max_hand_angular_speed", 0.5))
+        self.clamps = Clamps.from_parameters(p)
         self.heuristic = make_heuristic(spec, 1, seed=int(p("seed", 0)), clamps=self.clamps, planner_dt=self.dt)
         self.heuristic.reset()
         self.jt = load_joint_table()
