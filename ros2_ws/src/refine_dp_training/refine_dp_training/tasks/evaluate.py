@@ -201,7 +201,12 @@ def main(argv=None) -> int:
     p.add_argument("--start", default="pretrain", help="pretrain | ood | a curriculum level in [0, 1]")
     p.add_argument("--no-video", action="store_true")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--torch-threads", type=int, default=1,
+                   help="threads of a torch planner (policy.pt): 2 beside the physics threads on a 2-core machine "
+                        "made a DiT's sampling 20-40x slower (contention)")
     args = p.parse_args(argv)
+    import torch
+    torch.set_num_threads(max(1, args.torch_threads))
     start = args.start if args.start in ("pretrain", "ood") else float(args.start)
     summary = evaluate(args.task, args.planner, args.episodes, args.out, args.num_envs, args.seed, start,
                        not args.no_video, not args.no_progress)
