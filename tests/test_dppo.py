@@ -215,6 +215,20 @@ def test_only_last_steps_learn_and_frozen_copy_unchanged(pretrained, tmp_path):
     assert m.actor.ft_t == set(m.actor.timesteps[-m.actor.J:])
 
 
+def test_a_batch_without_reward_trains_only_the_critic(pretrained, tmp_path):
+    """Sparse tasks: rollouts with no success carry no advantage signal; the actor must not step on noise."""
+    m = dppo.Method(make_cfg(pretrained, tmp_path, critic_warmup_iterations=0))
+    b = m.rollout()
+    assert b["reward"].abs().sum() > 0   # the toy env's reward is dense: the batch below is made reward-free
+    b["reward"] = torch.zeros_like(b["reward"])
+    ft0 = {k: v.clone() for k, v in m.actor.policy.denoiser.state_dict().items()}
+    critic0 = {k: v.clone() for k, v in m.critic.state_dict().items()}
+    stats = m.update(b)
+    assert stats["actor_trained"] == 0.0 and stats["reward_in_batch"] == 0.0
+    assert all(torch.equal(ft0[k], v) for k, v in m.actor.policy.denoiser.state_dict().items())
+    assert any(not torch.equal(critic0[k], v) for k, v in m.critic.state_dict().items())
+
+
 def test_gae_over_chunks_discounts_by_executed_steps():
     gamma, lam = 0.9, 0.95
     rewards = torch.tensor([[1.0], [2.0]])

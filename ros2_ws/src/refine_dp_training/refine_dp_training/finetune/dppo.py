@@ -42,7 +42,9 @@ reference and FACTS.md "DPPO defaults" unless said otherwise):
 - Critic: MLP 3x256 (Mish) on the flattened NORMALIZED obs history (the policy's fixed dataset
   normalizer), its own Adam (critic_lr 1e-3), value loss 0.5 * MSE (vf_coef), no value clipping.
   The first `critic_warmup_iterations` iterations train only the critic (a random critic's
-  advantages would push the pretrained actor in random directions).
+  advantages would push the pretrained actor in random directions), and so does an iteration whose
+  rollouts earned no reward at all (a sparse task with no success in the batch: its normalized
+  advantages would be the critic's noise at unit scale).
 - Actor: Adam with actor_lr 1e-4 (FACTS: 1e-5..1e-4), gradient norms clipped apart (max_grad_norm).
 - Evaluation: eta 0 (deterministic DDIM over the same timesteps, fine-tuned denoiser for the late
   steps, frozen one for the early ones), initial noise seeded by common.evaluate.
@@ -281,7 +283,11 @@ class Method:
 
     def update(self, b: dict) -> dict:
         cfg = self.cfg
-        train_actor = self.iteration >= cfg.critic_warmup_iterations
+        # a batch without any reward (a sparse task's rollouts with no success) carries no advantage signal:
+        # normalized, its advantages are the critic's noise at unit scale, and stepping the actor on them walks
+        # it away from the pretrained policy (door DiT: 12 % -> 0 % in 12 such iterations); only the critic learns
+        informative = bool(b["reward"].abs().sum() > 0)
+        train_actor = self.iteration >= cfg.critic_warmup_iterations and informative
         n_pairs = b["old_logp"].numel()
         stats = {"pg_loss": [], "v_loss": [], "approx_kl": [], "clipfrac": [], "ratio": []}
         for _ in range(cfg.update_epochs):
@@ -303,7 +309,8 @@ class Method:
                 kls.append(float(out["approx_kl"]))
             if cfg.target_kl is not None and train_actor and np.mean(kls) > cfg.target_kl:
                 break
-        return {k: float(np.mean(v)) for k, v in stats.items()} | {"actor_trained": float(train_actor)}
+        return {k: float(np.mean(v)) for k, v in stats.items()} | {"actor_trained": float(train_actor),
+                                                                    "reward_in_batch": float(informative)}
 
     def train_iteration(self, max_env_steps: int | None = None) -> dict:
         t0 = time.perf_counter()
