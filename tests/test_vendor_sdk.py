@@ -103,6 +103,7 @@ def test_a_parallel_low_cmd_from_the_sdk_drives_sim_t1(tmp_path, ros_domain_id):
 
     from booster_interface.msg import LowState
     from procs import free_udp_ports, ros_args, spinning_node
+    from rosgraph_msgs.msg import Clock
 
     domain = ros_domain_id
     cmd_port, = free_udp_ports(1)
@@ -114,10 +115,16 @@ def test_a_parallel_low_cmd_from_the_sdk_drives_sim_t1(tmp_path, ros_domain_id):
             python_process([str(SUPPORT / "sdk_parallel_peer.py"), str(domain)]) as peer:
         node.create_subscription(LowState, "low_state", states.append,
                                  QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
+        clock: list = []
+        node.create_subscription(Clock, "/clock", lambda m: clock.append(m.clock.sec + 1e-9 * m.clock.nanosec),
+                                 QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
         spec = json.loads(peer.stdout.readline())
         assert spec["cmd_type"] == 0, "the SDK's LowCmd default is PARALLEL"
         assert wait_for(lambda: len(states) > 0, timeout=30), "no LowState"
-        wait_for(lambda: False, timeout=3.0)
+        # physics runs only once the peer commands, after its own start-up (seconds on a loaded machine: a fixed
+        # 3 s wait once saw 0.56 s of physics): wait for 1.5 s of simulated time on sim_t1's /clock
+        assert wait_for(lambda: clock and clock[-1] >= 1.5, timeout=60), \
+            f"physics did not run 1.5 s in 60 s of wall time (simulated {clock[-1] if clock else None} s)"
         msg = states[-1]
         os.killpg(sim.pid, signal.SIGINT)
         assert sim.wait(timeout=15) == 0
