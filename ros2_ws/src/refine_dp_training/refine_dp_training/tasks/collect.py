@@ -49,6 +49,11 @@ class _Appender:
         if writer.obs_dim != kwargs["obs_dim"] or writer.act_dim != kwargs["act_dim"]:
             raise ValueError(f"{root} holds a dataset of obs {writer.obs_dim} / action {writer.act_dim}, this task's "
                              f"are {kwargs['obs_dim']} / {kwargs['act_dim']}: choose another --out")
+        had, now = writer.meta.get("info", {}).get("controller"), kwargs.get("info", {}).get("controller")
+        if had and now and {k: v["sha256"] for k, v in had.items()} != {k: v["sha256"] for k, v in now.items()}:
+            raise ValueError(f"{root} was collected with another controller in the loop ({had}) than this run's "
+                             f"({now}): demos of two controllers do not mix; choose another --out, or pass the "
+                             "dataset's --legs / --arms")
         return writer
 
 
@@ -106,7 +111,7 @@ class EpisodeRecorder:
 
 def collect(task: str, episodes: int, out: Path, num_envs: int = 16, seed: int = 0, start="pretrain",
             videos: int = 2, resume: bool = False, randomize: bool = True, shard_episodes: int = 10,
-            max_attempts: int | None = None, progress: bool = True) -> dict:
+            max_attempts: int | None = None, progress: bool = True, legs=None, arms=None) -> dict:
     from refine_dp_planner.planner_io import ACTION_FIELDS
 
     from ..evalstats import success_summary
@@ -126,8 +131,9 @@ def collect(task: str, episodes: int, out: Path, num_envs: int = 16, seed: int =
         print(f"{out}: {state['successes']} episodes already collected (asked {episodes})")
         return state
     run_seed = seed + 100_003 * run  # a resumed run draws new episodes
+    controller = {k: str(v) for k, v in (("legs", legs), ("arms", arms)) if v}  # default: the shipped policies
     env = TaskEnv(task, num_envs, start=start, randomize=randomize, seed=run_seed,
-                  record_envs=tuple(range(min(videos, num_envs))) if run == 0 else ())
+                  record_envs=tuple(range(min(videos, num_envs))) if run == 0 else (), **controller)
     planner = make_heuristic(env.spec, num_envs, seed=run_seed)
     out.mkdir(parents=True, exist_ok=True)
     info_meta = {"task": env.spec.name, "scene": env.spec.scene, "heuristic": env.spec.heuristic,
@@ -136,7 +142,8 @@ def collect(task: str, episodes: int, out: Path, num_envs: int = 16, seed: int =
                  "stage_names": list(env.stage_names), "heuristic_stage_names": list(planner.stage_names),
                  "failure_names": list(env.failure_names), "kept": "successes only",
                  # the env a planner trained on these demos is evaluated in (refine-dp pretrain reads these)
-                 "env_id": f"t1-{env.spec.name}", "env_kwargs": {"start": start, "randomize": randomize}}
+                 "env_id": f"t1-{env.spec.name}", "env_kwargs": {"start": start, "randomize": randomize, **controller},
+                 "controller": env.controller_identity()}
     writer = _Appender.open(out, obs_dim=env.obs_dim, act_dim=env.act_dim, obs_fields=env.obs_fields,
                             action_fields=ACTION_FIELDS, control_rate_hz=1.0 / env.planner_dt,
                             source=f"heuristic:{env.spec.heuristic}", episodes_per_shard=shard_episodes,
@@ -253,11 +260,14 @@ def main(argv=None) -> int:
     p.add_argument("--shard-episodes", type=int, default=10)
     p.add_argument("--max-attempts", type=int, default=None, help="stop after this many episodes (default 50 x --episodes)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--legs", default=None, help="leg policy .onnx (default: the shipped one)")
+    p.add_argument("--arms", default=None, help="arm policy .onnx (default: the shipped one)")
     args = p.parse_args(argv)
     start = args.start if args.start in ("pretrain", "ood") else float(args.start)
     try:
         summary = collect(args.task, args.episodes, args.out, args.num_envs, args.seed, start, args.videos, args.resume,
-                          not args.no_randomize, args.shard_episodes, args.max_attempts, not args.no_progress)
+                          not args.no_randomize, args.shard_episodes, args.max_attempts, not args.no_progress,
+                          args.legs, args.arms)
     except (FileExistsError, KeyError, ValueError) as e:
         print(f"refine-dp collect: {e}", file=sys.stderr)
         return 2

@@ -28,6 +28,7 @@ envs being reset only).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -133,8 +134,8 @@ class TaskEnv(VecEnv):
         self.randomize = bool(randomize)
         self.start_range = self._start_range(start)
         self.clamps = clamps or Clamps()
-        self.controller = LowLevelController(resolve_model(legs or "legs.onnx"), resolve_model(arms or "arms.onnx"),
-                                             num_envs=n)
+        self.policy_files = {"legs": resolve_model(legs or "legs.onnx"), "arms": resolve_model(arms or "arms.onnx")}
+        self.controller = LowLevelController(self.policy_files["legs"], self.policy_files["arms"], num_envs=n)
         control_hz = self.controller.control_hz
         dec = int(round(1.0 / (control_hz * physics_dt)))
         steps = int(round(control_hz / planner_rate_hz))
@@ -204,6 +205,13 @@ class TaskEnv(VecEnv):
         self._needs_reset = True
 
     # ---------------------------------------------------------------- configuration
+    def controller_identity(self) -> dict:
+        """The controller in the loop: each policy file and the first 16 hex digits of its SHA-256 (a dataset
+        collected with one pair of legs is not the data of another)."""
+        import hashlib
+        return {part: {"file": str(path), "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]}
+                for part, path in self.policy_files.items()}
+
     def _start_range(self, start) -> StartRange:
         init = self.spec.initial_state
         if isinstance(start, StartRange):

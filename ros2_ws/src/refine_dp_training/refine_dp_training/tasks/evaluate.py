@@ -71,7 +71,7 @@ class EnginePlanner:
 
 
 def evaluate(task: str, planner: str, episodes: int, out: Path, num_envs: int = 50, seed: int = 10_000,
-             start="pretrain", video: bool = True, progress: bool = True) -> dict:
+             start="pretrain", video: bool = True, progress: bool = True, legs=None, arms=None) -> dict:
     from ..evalstats import success_summary
     from . import make_heuristic
     from .collect import _render
@@ -89,7 +89,8 @@ def evaluate(task: str, planner: str, episodes: int, out: Path, num_envs: int = 
     batch = 0
     while len(results["success"]) < episodes:
         n = min(num_envs, episodes - len(results["success"]))
-        env = TaskEnv(task, n, start=start, seed=seed + batch * num_envs, record_envs=(0,) if video and batch == 0 else ())
+        env = TaskEnv(task, n, start=start, seed=seed + batch * num_envs, record_envs=(0,) if video and batch == 0 else (),
+                      legs=legs, arms=arms)
         names = (env.failure_names, env.stage_names)
         pl = make_heuristic(env.spec, n, seed=seed + batch * num_envs) if planner == "heuristic" else \
             EnginePlanner(planner, n, env.obs_dim, seed=seed + batch)
@@ -138,6 +139,7 @@ def evaluate(task: str, planner: str, episodes: int, out: Path, num_envs: int = 
             if len(x) else None
 
     summary = {"task": task, "planner": planner, "start": str(start), "episodes": len(s),
+               "controller": {"legs": str(legs) if legs else "shipped", "arms": str(arms) if arms else "shipped"},
                **success_summary(int(s.sum()), len(s)),
                "completion_time_s": stats(times[s]), "falls": failures.get("fall", 0),
                "fall_rate": failures.get("fall", 0) / len(s), "failures": failures, "failures_by_stage": by_stage,
@@ -204,12 +206,14 @@ def main(argv=None) -> int:
     p.add_argument("--torch-threads", type=int, default=1,
                    help="threads of a torch planner (policy.pt): 2 beside the physics threads on a 2-core machine "
                         "made a DiT's sampling 20-40x slower (contention)")
+    p.add_argument("--legs", default=None, help="leg policy .onnx (default: the shipped one)")
+    p.add_argument("--arms", default=None, help="arm policy .onnx (default: the shipped one)")
     args = p.parse_args(argv)
     import torch
     torch.set_num_threads(max(1, args.torch_threads))
     start = args.start if args.start in ("pretrain", "ood") else float(args.start)
     summary = evaluate(args.task, args.planner, args.episodes, args.out, args.num_envs, args.seed, start,
-                       not args.no_video, not args.no_progress)
+                       not args.no_video, not args.no_progress, args.legs, args.arms)
     lo, hi = summary["success_ci95"]
     print(f"{args.task} / {args.planner}: success {summary['success_rate']:.2f} [{lo:.2f}, {hi:.2f}] "
           f"({summary['successes']}/{summary['episodes']}), falls {summary['falls']}, failures {summary['failures']}")
