@@ -5,9 +5,8 @@ box as MoCap reports it in base_link) and emits the planner's own action, throug
 (planner_io.clamp_actions), so what it records is what a diffusion policy can output and the robot can run.
 
 Stages (per env, closed loop on the observed box):
-    approach  walk until the box is within reach (bang-bang forward speed: the shipped legs walk a 0.1 m/s
-              command at ~0.03 m/s but 0.2 m/s at ~0.12; they turn at ~0.4 of the command and drift while
-              doing it, so only a coarse heading is asked for); both hands go to mirrored ready poses
+    approach  walk until the box is within reach (forward speed proportional to the distance left, yaw rate
+              to the bearing error, sideways steps at the table); both hands go to mirrored ready poses
               ahead of the robot above table height meanwhile, and the hand on the box's side takes it
     settle    stand still until the feet have stopped (re-approach if the box left the window)
     pregrasp  hand behind the box along the grasp direction, a little above it, gripper open
@@ -37,6 +36,9 @@ APPROACH, SETTLE, PREGRASP, REACH, CLOSE, LIFT, HOLD = range(7)
 STAGE_NAMES = ("approach", "settle", "pregrasp", "reach", "close", "lift", "hold")
 MIRROR = np.diag([1.0, -1.0, 1.0])
 REACH_Y = (-0.01, 0.14)
+TURN_RATIO = 0.6             # the legs turn at ~0.6 of a commanded yaw rate (0.2 rad/s for 0.3, in place or walking)
+MAX_WZ, TURN_MIN = 0.35, 0.18  # rad/s: the largest yaw command; the smallest in place (the clamps stand below 0.15)
+SIDE_MIN = 0.07              # m/s, the smallest sideways command in place (the clamps stand below 0.06)
 # bounds of the integral correction (m): never more than 2 cm below the target - a hand that does not come
 # down further is resting on the box or at the arm policy's limit, and pushing on makes the robot lean and fall
 INTEGRAL_LO, INTEGRAL_HI = np.array([-0.05, -0.05, -0.02]), np.array([0.05, 0.05, 0.05])  # m, box y towards the grasping hand's side that the hand takes from where the robot stands
@@ -50,28 +52,31 @@ class HeuristicParams:
     extended (grip site 0.40-0.48 m ahead of the trunk, 0-0.15 m to the hand's side; closer in, the elbow
     yaw runs into the range the arm policy was trained on), so the hand is raised to a ready pose above
     table height, ahead of the robot, before the last steps to the table (with both arms up the legs fall).
-    The shipped legs walk a 0.1 m/s command at ~0.03 m/s but 0.2 m/s at ~0.12 m/s, yaw left at ~0.08
-    rad/s while walking straight, turn left in place (0.12-0.19 rad/s for 0.25) but not right; a right
-    turn comes from (vy 0.1, wz -0.25) (-0.2 rad/s, 0.05 m/s to the left), and walking with wz -0.25
-    goes straight: the base commands below are built on those measurements.
+    The shipped legs (legs_path2, iteration 40; 8 s constant commands) walk forward commands of 0.08-0.2 m/s
+    at 0.95-1.0 of the command and straight (8 cm off over 2.5 m), sideways at ~0.65 of the command, turn
+    at ~0.6-0.7 of it in place or walking (both ways), but step backwards only at ~0.025 m/s for 0.08-0.12:
+    so the approach slows down before the goal instead of backing off. (The legs shipped before drifted
+    left, walked 0.1 m/s at 0.03 m/s and turned right only when stepping left: this heuristic was rebuilt
+    for the new legs; pickup success 0.35 -> 0.62 over the same 48 `eval task` episodes.)
     """
 
     goal_x: tuple = (0.435, 0.46)         # m, box x in base_link where the robot stops
     goal_y: tuple = (0.05, 0.09)          # m, box y towards the grasping hand's side
     window_x: tuple = (0.025, 0.035)      # m, +- tolerance on goal_x before the robot stands (closer than ~0.4 m
                                           # the arm policy cannot reach the box with the fingers horizontal)
-    back_speed: tuple = (0.18, 0.2)       # m/s backwards when too close (a 0.1 m/s command does not move the legs)
-    stop_lead: tuple = (0.05, 0.08)       # m, stop commanding forward this far before goal_x (the robot coasts)
-    walk_speed: tuple = (0.18, 0.2)       # m/s forward command while far
+    back_speed: tuple = (0.1, 0.12)       # m/s backwards when too close
+    stop_lead: tuple = (0.02, 0.035)      # m, stop commanding forward this far before goal_x (the robot coasts)
+    walk_speed: tuple = (0.16, 0.2)       # m/s forward command while far
+    min_speed: tuple = (0.07, 0.08)       # m/s, the slowest forward command (the planner clamps stand below 0.06)
+    approach_gain: tuple = (0.4, 0.6)     # 1/s, forward speed per m of distance left
     hold_back_x: tuple = (0.74, 0.8)      # m, the robot stops here (box x) to raise the hand before closing in
                                           # (nearer, the rising hand can catch the table's edge from below; a
                                           # waypoint near the body is not tracked by the arm policy)
-    pre_aim: tuple = (0.08, 0.12)         # m, with the right arm up the legs veer left walking in (they cannot
-                                          # turn right then): the box is aimed this much to the left first
-    bearing_gain: tuple = (0.3, 0.5)      # rad/s of yaw asked per rad of bearing error while walking
-    drift: tuple = (0.06, 0.10)           # rad/s the legs yaw left walking straight, arms down (compensated)
-    drift_left_up: tuple = (0.03, 0.06)   # ... with the left arm raised
-    drift_right_up: tuple = (0.11, 0.14)  # ... with the right arm raised
+    bearing_gain: tuple = (0.5, 0.8)      # rad/s of yaw wanted per rad of bearing error while walking
+    side_gain: tuple = (0.8, 1.2)         # 1/s, sideways speed per m of lateral error near the table
+    side_speed: tuple = (0.08, 0.1)       # m/s, the fastest sideways command
+    side_tol: tuple = (0.02, 0.03)        # m, lateral error tolerated standing at the table
+    turn_gain: tuple = (0.6, 0.9)         # rad/s of yaw wanted per rad of bearing error turning in place
     turn_room_x: tuple = (0.56, 0.6)      # m, box x beyond which turning in place is safe (away from the table)
     turn_first: tuple = (0.3, 0.4)        # rad of bearing error above which the robot turns in place
     turn_dead: tuple = (0.08, 0.14)       # rad of bearing error tolerated standing
@@ -203,29 +208,30 @@ class PickupHeuristic:
 
         # ---- base (in the left-hand frame; mirrored back at the end)
         ex = box[:, 0] - p["goal_x"]
-        aim_y = p["goal_y"] - np.where((sgn < 0) & (ex > 0.12), p["pre_aim"], 0.0)
-        goal_bearing = np.where(self.raised, np.arctan2(aim_y, p["goal_x"]), 0.0)
+        ey = box[:, 1] - p["goal_y"]
+        goal_bearing = np.where(self.raised, np.arctan2(p["goal_y"], p["goal_x"]), 0.0)
         berr = np.angle(np.exp(1j * (np.arctan2(box[:, 1], box[:, 0]) - goal_bearing)))
         y_ok = (box[:, 1] > REACH_Y[0]) & (box[:, 1] < REACH_Y[1])
         in_window = hand_up & (np.abs(ex) < p["window_x"]) & y_ok
         may_close_in = hand_up | ~self.raised
         room = box[:, 0] > p["turn_room_x"]
         walk = (ex > p["stop_lead"]) & may_close_in & ((np.abs(berr) < p["turn_first"]) | ~room)
-        # too close, or near the table but out of the hand's lateral reach: back off to where turning is safe
-        # (the shipped legs hardly walk backwards: near the table these episodes mostly time out)
-        back = ((ex < -p["window_x"]) | (~room & (np.abs(berr) > p["turn_first"])) | (~room & ~y_ok & hand_up)) & ~walk
-        turn = ~walk & ~back & (np.abs(berr) > p["turn_dead"]) & room
-        # yaw while walking: the legs' (leftward, robot frame) drift compensated, ~0.42 rad/s of yaw per rad/s
-        # commanded; computed in the robot's frame and brought into the hand's frame (x sgn)
-        drift = np.where(self.raised & (sgn > 0), p["drift_left_up"],
-                         np.where(self.raised, p["drift_right_up"], p["drift"]))
-        wz_walk = sgn * np.clip((sgn * p["bearing_gain"] * berr - drift) / 0.42, -0.25, 0.25)
-        # turning in place (in the robot's frame: left = +0.25; right = vy +0.1, wz -0.25)
-        left_turn = np.sign(berr) * sgn > 0
-        turn_cmd = np.where(left_turn[:, None], [0.0, 0.0, 0.25], [0.0, 0.1, -0.25])
-        turn_cmd = turn_cmd * np.c_[np.ones(n), sgn, sgn]  # into the left-hand frame (flipped back below)
-        base = np.where(walk[:, None], np.stack([p["walk_speed"], np.zeros(n), wz_walk], -1),
-                        np.where(back[:, None], np.c_[-p["back_speed"], np.zeros((n, 2))], np.where(turn[:, None], turn_cmd, 0.0)))
+        # too close: back off (the legs step back slowly, ~0.025 m/s for a 0.1 m/s command, so the approach
+        # slows down instead); near the table with the box out of the hand's lateral reach: step sideways
+        back = (ex < -p["window_x"]) & ~walk
+        side = ~walk & ~back & ~room & hand_up & (np.abs(ey) > p["side_tol"])
+        turn = ~walk & ~back & ~side & (np.abs(berr) > p["turn_dead"]) & room
+        # walking: forward speed proportional to the distance left (the legs walk 0.08-0.2 m/s commands at
+        # 0.95-1.0 of the command), yaw rate proportional to the bearing error (they turn at ~0.6 of it);
+        # standing at the table, sideways steps close what the bearing left of the lateral error
+        vx = np.clip(p["approach_gain"] * ex, p["min_speed"], p["walk_speed"])
+        wz = np.clip(p["bearing_gain"] * berr / TURN_RATIO, -MAX_WZ, MAX_WZ)
+        wz_turn = np.sign(berr) * np.clip(p["turn_gain"] * np.abs(berr) / TURN_RATIO, TURN_MIN, MAX_WZ)
+        vy_side = np.sign(ey) * np.clip(p["side_gain"] * np.abs(ey), SIDE_MIN, p["side_speed"])
+        base = np.where(walk[:, None], np.stack([vx, np.zeros(n), wz], -1),
+                        np.where(back[:, None], np.c_[-p["back_speed"], np.zeros((n, 2))],
+                                 np.where(side[:, None], np.c_[np.zeros(n), vy_side, np.zeros(n)],
+                                          np.where(turn[:, None], np.c_[np.zeros((n, 2)), wz_turn], 0.0))))
         base = np.where(((st == APPROACH) & self.box_seen)[:, None], base, 0.0)
         lost_window = (st >= SETTLE) & (st <= PREGRASP) & self.box_seen & (
             (np.abs(ex) > 2 * p["window_x"]) | (box[:, 1] < REACH_Y[0] - 0.03)
