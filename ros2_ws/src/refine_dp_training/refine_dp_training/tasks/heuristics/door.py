@@ -9,30 +9,38 @@ handle by several cm in base_link.
 
 Stages (per env):
     approach  walk towards the stance (the grasp point `stand_x` ahead and `stand_y` right of the trunk, square to
-              the leaf), steering at a point on the stance line beyond it; from `raise_at` before it the right hand
-              rises to a ready pose out to the side (kept 0.25 m off the leaf), fingers forward, tilted up. At the
-              stance: sideways steps until the lateral offset is within `window_lat`, then turns in place to face
-              the leaf (more slack facing left), then steps until the bar is `REACH_X` ahead
+              the leaf): forward speed proportional to the distance left (floored at `min_walk`), yaw rate
+              proportional to the bearing of a point on the stance line beyond it, blending over the last
+              `align_within` into the leaf's yaw while sideways steps take up the lateral offset; from `raise_at`
+              before it the right hand rises to a ready pose out to the side (kept 0.25 m off the leaf), fingers
+              forward, tilted up. At the stance: proportional sideways steps and turns in place (floored above the
+              planner's stand deadband) until the lateral offset is within `window_lat` and the heading within
+              `yaw_left`/`yaw_right`, then steps until the bar is `REACH_X` ahead
     reach     hand to `pre_back` behind the bar along the fingers, then onto it; an integral term on
-              (target - measured hand) removes the arm policy's steady error (it falls 1-4 cm short up there)
+              (target - measured hand) removes the arm policy's steady error (up there the hand stays 3-10 cm
+              right of and 1-4 cm short of its command)
     close     gripper closed on the bar
     turn      the hand follows the lever's arc about the spindle (past the 0.48 rad release; the arm yields to
               the lever's spring, so the command overshoots and is raised while the lever angle, estimated from
               the measured hand, lags); a hand that left the lever lets go and reaches again
-    push      standing, the turned lever held and the hand pushed on along the leaf's normal until the hand has
-              gone `open_enough` forward with the leaf (the bolt clear of the keeper); walking while holding the
-              lever twists the robot over
-    pass      let go, then walk through with the open hand ahead pushing the leaf, aimed past the opening
-              (relative to the observed hinge and a dead-reckoned heading: the open leaf shows no heading)
+    push      the turned lever held and the hand pushed on along the leaf's normal; standing, the arm (near the
+              end of its reach) opened the leaf 0-0.11 rad (mostly under 0.07, 12 logged pushes), and released
+              below ~0.05 rad the bolt caught the keeper again, so after `push_walk_after` the legs step forward
+              slowly holding the lever (yaw held against the leaf's pull, which pivots the robot left with it)
+              until the leaf has turned `open_angle` (or the hand has gone `open_enough` forward with it)
+    pass      let go, then walk through with the open hand ahead pushing the leaf, steering to pass the observed
+              hinge `pass_clear` on the left (the open leaf shows no heading, the hinge's position is all the
+              observation still gives for sure); slowly while the hinge is ahead, at `walk_speed` once it is abeam
 
-Why these numbers (measured with the shipped legs and arms in TaskEnv, right arm raised): (0.2, 0, -0.25) walks
-straight at ~0.11 m/s, 0 yaw rate asked yaws left at ~0.36 rad/s, and the legs turn right only when asked to
-step left as well ((0.15, 0.1, -0.5): -0.18 rad/s); standing, (0, 0, 0.25) turns left ~0.1 rad/s, (0, 0.1,
--0.25) right ~0.18 rad/s while stepping left ~0.03 m/s, (0, -0.2, -0.25) steps right ~0.05 m/s while yawing
-left; walking back hardly moves them. With the hand ~0.25 m above the trunk the arm policy tracks the grasp to
-1-3 cm with the fingers tilted up 0.35-0.5 rad (3-5 cm with them horizontal). From the pretrain starts the
-whole sequence takes 25-37 s of the 40 s limit: the hands move at most 0.05 m/s (planner clamps), so raising
-the arm alone takes ~12 s.
+Why these numbers (measured with the shipped legs and arms in TaskEnv): the legs track forward commands of
+0.08-0.2 m/s to within 5 % and do not drift walking straight, step sideways at ~0.7 and turn at 0.5-0.7 of the
+command (TURN_RATIO); the planner's stand deadband zeroes any base command with |vx|, |vy| <= 0.06 m/s and
+|wz| <= 0.15 rad/s, so every command meant to move keeps a component above it (MIN_SPEED, MIN_YAW). With the hand
+~0.25 m above the trunk the arm policy tracks the grasp to 1-3 cm with the fingers tilted up 0.35-0.5 rad (3-5 cm
+with them horizontal). From the pretrain starts the whole sequence takes 28-38 s of the 40 s limit (approach
+5-10 s, reach 7-12 s, turn 3 s, push 1-4 s, pass 8-11 s): the hands move at most 0.05 m/s (planner clamps), so
+raising the arm alone takes ~10 s (raised earlier in the approach, the reach stalls more often: 41/64 against
+46/64 episodes walked through).
 """
 from __future__ import annotations
 
@@ -59,9 +67,14 @@ SPINDLE_IN_LEAF = np.asarray(FACTS.handle_spindle) - _HINGE
 # the body, further out, or further than ~0.33 m to the right, the arm cannot hold the lever down against its
 # spring and slips off it (measured over the turns of 40 episodes)
 REACH_X = (0.40, 0.52)
-# the pass aim point (from the hinge, wall frame): beyond the opening's centre, on the latch side of it (the leaf
-# swings to the hinge side)
-PASS_AIM_IN_WORLD = np.array([FACTS.door_plane_x + 1.0, -0.05]) - _HINGE[:2]
+# the legs' measured response (constant commands, 8 s): forward speed is tracked to within 5 % from 0.08 to 0.2 m/s,
+# sideways at ~0.7 of the command (vy 0.08 -> 0.054 m/s), turning in place at 0.5-0.7 of it (wz 0.15 -> 0.107,
+# 0.3 -> 0.197, 0.5 -> 0.245 rad/s); walking straight they do not drift
+TURN_RATIO = 0.6
+MAX_YAW_CMD = 0.5
+# the planner's stand deadband (Clamps: |vx|, |vy| <= 0.06 m/s and |wz| <= 0.15 rad/s -> exactly 0): a command meant
+# to move keeps at least one component above it
+MIN_SPEED, MIN_YAW = 0.075, 0.2
 
 
 @dataclass
@@ -71,14 +84,19 @@ class DoorHeuristicParams:
     stand_x: tuple = (0.45, 0.47)      # m, grasp point ahead of the trunk at the stance (along the leaf normal)
     stand_y: tuple = (-0.25, -0.23)    # m, ... and to its side (right)
     lookahead: tuple = (0.1, 0.2)      # m, the approach aims at the stance line this far beyond the stance
-    stop_lead: tuple = (0.10, 0.13)    # m, stop walking this far before the stance (the robot coasts ~0.1 m)
-    window_lat: tuple = (0.06, 0.08)   # m, lateral stance error tolerated (the hand takes it up)
-    yaw_left: tuple = (0.3, 0.35)      # rad the robot may face left of square on at the stance, and right:
+    stop_lead: tuple = (0.01, 0.03)    # m, stop walking this far before the stance (slowed down, they hardly coast)
+    window_lat: tuple = (0.04, 0.06)   # m, lateral stance error tolerated (the hand takes it up)
+    yaw_left: tuple = (0.10, 0.15)     # rad the robot may face left of square on at the stance, and right:
     yaw_right: tuple = (0.06, 0.1)     # (facing right the hand slips off the lever turning it)
-    walk_speed: tuple = (0.18, 0.2)    # m/s (the legs barely walk slower commands)
-    bearing_gain: tuple = (0.8, 1.2)   # rad/s of yaw asked per rad of bearing error while walking
-    raise_at: tuple = (0.5, 0.6)       # m from the stance where the hand starts up (raised from the start, the
-                                       # arm makes the legs veer left and the approach fails more often)
+    walk_speed: tuple = (0.18, 0.2)    # m/s, top walking speed
+    speed_gain: tuple = (1.0, 1.4)     # m/s of forward speed asked per m left to walk
+    min_walk: tuple = (0.09, 0.11)     # m/s, the slowest approach (0.08 asked while the arm rises crept at
+                                       # ~0.03 m/s)
+    align_within: tuple = (0.25, 0.35)  # m before the stance where the approach starts squaring up to the leaf
+    bearing_gain: tuple = (0.8, 1.2)   # rad/s of yaw rate wanted per rad of bearing error while walking
+    lateral_gain: tuple = (0.8, 1.2)   # m/s of sideways speed asked per m of lateral error at the stance
+    yaw_gain: tuple = (0.8, 1.2)       # rad/s of yaw rate wanted per rad of heading error at the stance
+    raise_at: tuple = (0.5, 0.6)       # m from the stance where the hand starts up
     ready_x: tuple = (0.28, 0.32)      # ready pose while walking: out to the side, below the shoulder
     ready_y: tuple = (-0.36, -0.32)
     ready_z: tuple = (0.08, 0.12)
@@ -98,11 +116,17 @@ class DoorHeuristicParams:
     turned_enough: tuple = (0.58, 0.62)  # rad, lever angle (estimated from the measured hand) before pushing
     turn_gain: tuple = (0.05, 0.08)    # rad of extra command per step and rad of lever angle short
     turn_timeout_s: tuple = (6.0, 7.0)  # s turning before letting go and reaching again
-    push_depth: tuple = (0.08, 0.11)   # m the hand is pushed beyond the handle along the leaf normal, standing
+    push_depth: tuple = (0.08, 0.11)   # m the hand is pushed beyond the handle along the leaf normal
     open_enough: tuple = (0.04, 0.06)  # m the hand holding the lever has gone forward (the leaf ~0.07 rad open)
-                                       # when it lets go: the bolt is clear of the keeper; the rest is pushed walking
-    push_timeout_s: tuple = (3.5, 4.5)  # s pushing before letting go anyway
+                                       # when it lets go: the bolt is clear of the keeper; the rest is pushed passing
+    open_angle: tuple = (0.09, 0.12)   # rad the observed leaf has turned open when the hand lets go
+    push_walk_after: tuple = (1.0, 1.5)  # s pushing standing before the legs step forward, holding the lever
+    hold_gain: tuple = (1.6, 2.4)      # rad/s of yaw rate wanted per rad the robot has turned since the push began
+    push_speed: tuple = (0.08, 0.1)    # m/s forward then
+    push_timeout_s: tuple = (4.5, 5.5)  # s pushing before letting go anyway
     release_s: tuple = (0.6, 0.8)      # s the opened hand stays where it is before the arm moves on
+    pass_speed: tuple = (0.14, 0.18)   # m/s walking through (pushing the 8 kg leaf open with the hand)
+    pass_clear: tuple = (0.44, 0.5)    # m, the trunk passes the hinge this far to its right
     sweep_x: tuple = (0.42, 0.46)      # walking through, the open right hand ahead of the trunk pushes the leaf
     sweep_y: tuple = (-0.16, -0.12)
     sweep_z: tuple = (0.10, 0.14)
@@ -132,15 +156,17 @@ def grasp_rotation(bar: np.ndarray, pitch: np.ndarray) -> np.ndarray:
     return np.stack([x, y, np.cross(x, y)], -1)
 
 
-def steer(yaw_rate: np.ndarray, speed: np.ndarray) -> np.ndarray:
-    """Base commands [N, 3] that walk forward turning at about `yaw_rate` (rad/s), from the legs' measured
-    response (right arm raised, walking): (0.2, 0, -0.25) walks straight at ~0.11 m/s (wz 0 yaws left at
-    ~0.36 rad/s: the legs drift left, more so with the right arm up), and they turn right only when asked to
-    step left as well: (0.15, 0.1, -0.5) yaws right at ~0.18 rad/s. Interpolated between those."""
-    r = np.clip(yaw_rate, -0.175, 0.34)
-    wz = np.where(r >= 0, -0.25 + 0.25 * r / 0.34, -0.5)
-    vy = np.where(r >= 0, 0.0, 0.1 * -r / 0.175)
-    return np.stack([speed, vy, wz], -1)
+def walk(yaw_rate: np.ndarray, speed: np.ndarray) -> np.ndarray:
+    """Base commands [N, 3] that walk forward at `speed` (m/s: the legs track 0.08-0.2 m/s to within 5 %) turning
+    at about `yaw_rate` (rad/s: the legs turn at ~TURN_RATIO of the command, so it is divided by that)."""
+    wz = np.clip(yaw_rate / TURN_RATIO, -MAX_YAW_CMD, MAX_YAW_CMD)
+    return np.stack([speed, np.zeros_like(speed), wz], -1)
+
+
+def floored(cmd: np.ndarray, floor: float, cap: float) -> np.ndarray:
+    """A proportional command with its magnitude kept within [floor, cap] (the floor clears the planner's stand
+    deadband, so a small error still moves the legs); 0 stays 0."""
+    return np.sign(cmd) * np.clip(np.abs(cmd), floor, cap)
 
 
 def _wrap(a):
@@ -176,10 +202,11 @@ class DoorHeuristic:
         self.normal0 = np.zeros((n, 3))   # the leaf's normal when the turn began (the push direction)
         self.turn_cmd = np.zeros(n)       # rad, the lever command (ramped, then raised while the lever lags)
         self.hand0 = np.zeros((n, 3))     # the measured hand when the push began
+        self.yaw0 = np.zeros(n)           # the leaf's observed yaw when the push began
+        self.hinge0 = np.zeros((n, 3))    # the observed hinge (leaf origin) in base_link then
         self.raised = np.zeros(n, bool)   # the hand has started up to the ready pose
         self.waited = np.zeros(n)         # s the reach command has been at its goal
-        self.heading = np.zeros(n)        # the robot's yaw in the wall's frame: measured on the shut leaf, then
-                                          # dead-reckoned from the commanded turn rates (the open leaf shows nothing)
+        self.arrived = np.zeros(n, bool)  # the approach has reached the stance (corrections only from then on)
 
     def reset(self, mask=None) -> None:
         mask = redraw(self.params, self.p, self.rng, self.n, mask)
@@ -187,7 +214,7 @@ class DoorHeuristic:
             return
         self.stage[mask], self.timer[mask], self.fresh[mask] = APPROACH, 0.0, True
         self.seen[mask], self.at_pre[mask], self.integral[mask] = False, False, 0.0
-        self.turn_cmd[mask], self.raised[mask] = 0.0, False
+        self.turn_cmd[mask], self.raised[mask], self.arrived[mask] = 0.0, False, False
 
     # ------------------------------------------------------------------ observation
     def _door(self, obs):
@@ -233,25 +260,31 @@ class DoorHeuristic:
         berr = np.arctan2(aim[:, 1], aim[:, 0])
         a = (st == APPROACH) & self.seen
         plane = np.sum(door_pos * normal, -1)   # the trunk's distance to the leaf's plane
-        far = a & (target[:, 0] > p["stop_lead"])
-        v[far] = steer(p["bearing_gain"] * berr, p["walk_speed"])[far]
-        # at the stance: first the lateral offset from the stance line (sideways steps, which also yaw the legs
-        # left), then the heading (turning right also steps them left: the window is wider facing left), then
-        # the distance (walking back hardly moves them); judged in the leaf's frame, as turning moves the bar in
-        # base_link
-        near = a & ~far
+        # far: walk at a speed proportional to the distance left (floored at `min_walk`, above the deadband),
+        # yawing towards the aim point in proportion to its bearing
+        self.arrived |= a & (target[:, 0] <= p["stop_lead"])
+        far = a & ~self.arrived
+        speed = np.clip(p["speed_gain"] * target[:, 0] * np.clip(np.cos(berr), 0.5, 1), p["min_walk"], p["walk_speed"])
+        # the last `align_within` m the heading error blends from the aim's bearing to the leaf's yaw (arriving
+        # square on) and the remaining lateral offset is taken up by sideways steps
         lateral = -s * target[:, 0] + c * target[:, 1]   # + : the stance is to the left
+        w = np.clip(target[:, 0] / p["align_within"], 0.0, 1.0)
+        v[far] = walk(p["bearing_gain"] * (w * berr + (1 - w) * door_yaw), speed)[far]
+        v[far, 1] = ((1 - w) * np.clip(p["lateral_gain"] * lateral, -0.1, 0.1))[far]
+        # at the stance: proportional corrections of the lateral offset from the stance line (sideways steps), the
+        # heading (turning in place) and, once those are within their windows, the distance to the bar, each
+        # floored above the deadband while outside its window; judged in the leaf's frame, as turning moves the bar
+        # in base_link
+        near = a & ~far
         roomy = plane > -GRASP_IN_LEAF[0] + REACH_X[0]  # no sideways steps with the lever in the way
-        right = near & roomy & (lateral < -p["window_lat"])
-        left = near & roomy & (lateral > p["window_lat"])
-        v[right], v[left] = [0.0, -0.2, -0.25], [0.0, 0.15, 0.0]
-        face = near & ~right & ~left & ((door_yaw < -p["yaw_left"]) | (door_yaw > p["yaw_right"]))
-        v[face] = np.where((door_yaw > 0)[:, None], [0.0, 0.0, 0.25], [0.0, 0.1, -0.25])[face]
+        side = near & roomy & (np.abs(lateral) > p["window_lat"])
+        face = near & ((door_yaw < -p["yaw_left"]) | (door_yaw > p["yaw_right"]))
+        v[side, 1] = floored(p["lateral_gain"] * lateral, MIN_SPEED, 0.15)[side]
+        v[face, 2] = floored(p["yaw_gain"] * door_yaw / TURN_RATIO, MIN_YAW, MAX_YAW_CMD)[face]
         gx = grasp[:, 0]
-        step = near & ~face & ~right & ~left
-        fwd, back = step & (gx > REACH_X[1]), step & (gx < REACH_X[0])
-        v[fwd], v[back] = [0.2, 0.0, -0.25], [-0.2, 0.0, 0.0]
-        moving = far | face | right | left | fwd | back
+        step = near & ~face & ~side & ((gx > REACH_X[1]) | (gx < REACH_X[0]))
+        v[step, 0] = floored(p["speed_gain"] * (gx - 0.5 * (REACH_X[0] + REACH_X[1])), MIN_SPEED, 0.12)[step]
+        moving = far | face | side | step
         self.timer[moving] = 0.0   # the timer counts standing time in approach
         ready = np.stack([p["ready_x"], p["ready_y"], p["ready_z"]], -1)
         ready[:, 0] = np.minimum(ready[:, 0], plane - 0.25)   # clear of the leaf and the lever (a hand resting
@@ -259,7 +292,7 @@ class DoorHeuristic:
         self.raised |= a & (target[:, 0] < p["raise_at"])
         up = a & self.raised
         pos[up, 1], rot[up, 1] = ready[up], grasp_rotation(np.tile([0.0, 1.0, 0.0], (n, 1)), p["pitch"])[up]
-        self._advance(a & ~moving & (t > 1.0), REACH)
+        self._advance(a & ~moving & (t > 0.5), REACH)   # after standing 0.5 s
 
         # ---- reach: behind the bar along the fingers, then onto it, with the integral correction
         r = st == REACH
@@ -268,9 +301,9 @@ class DoorHeuristic:
         err = goal - hand_pos[:, 1]
         dist = np.linalg.norm(err, axis=-1)
         caught_up = np.linalg.norm(self.prev_pos[:, 1] - (goal + self.integral), axis=-1) < 0.006
-        correcting = r & (dist < 0.08) & caught_up
+        correcting = r & (dist < 0.13) & caught_up
         self.integral = np.where(correcting[:, None],
-                                 np.clip(self.integral + p["integral_gain"][:, None] * err, -0.05, 0.05), self.integral)
+                                 np.clip(self.integral + p["integral_gain"][:, None] * err, -0.08, 0.08), self.integral)
         # timeouts count from when the hand is near its goal (the hand rising from its default pose lags the
         # speed-limited command by seconds), and in any case after `reach_cap_s`
         self.waited = np.where(r & (dist < 0.06), self.waited + self.dt, 0.0)
@@ -285,7 +318,6 @@ class DoorHeuristic:
         pos[cl, 1], rot[cl, 1], grip[cl, 1] = (grasp + self.integral)[cl], rot_grasp[cl], 1.0
         start_turn = cl & (t > p["close_s"])
         self.normal0[start_turn], self.turn_cmd[start_turn] = normal[start_turn], 0.0
-        self.heading[start_turn] = -door_yaw[start_turn]   # the robot's yaw in the wall's frame (the leaf is shut)
         self._advance(start_turn, TURN)
 
         # ---- turn: along the lever's arc about the spindle (axis -normal), then hold it turned; the lever's
@@ -308,35 +340,48 @@ class DoorHeuristic:
         on_lever = (np.abs(np.linalg.norm(lever, axis=-1) - np.linalg.norm(lever0, axis=-1)) < 0.03) \
             & (est < self.turn_cmd + 0.2)
         start_push = (st == TURN) & (t > p["turn_s"] + p["turn_hold_s"]) & (est > p["turned_enough"]) & on_lever
-        self.hand0[start_push] = hand_pos[start_push, 1]
+        self.hand0[start_push], self.yaw0[start_push] = hand_pos[start_push, 1], door_yaw[start_push]
+        self.hinge0[start_push] = door_pos[start_push]
         self._advance(start_push, PUSH)
         failed = ((st == TURN) & (t > p["turn_timeout_s"])) | ((st == TURN) & (t > 1.0) & ~on_lever)
         self.at_pre[failed] = False
         self._advance(failed, REACH)   # let go (reach opens the gripper) and take the bar again
 
-        # ---- push: standing, the hand pressed on beyond the turned lever along the leaf's first normal until the
-        # leaf has turned open_enough (walking while holding the lever twists the robot over)
+        # ---- push: the hand pressed on beyond the turned lever along the leaf's first normal; standing, the arm
+        # (near the end of its reach) opens the leaf too little to keep the bolt clear, so after `push_walk_after` the legs step
+        # forward slowly, the held lever going with the trunk, until the leaf has turned `open_angle`. Held by the
+        # lever the robot pivots left with the leaf (as much as it opens): its yaw since the push began is estimated
+        # from the sideways shift of the world-fixed hinge in base_link and turned back in proportion
         pu = st == PUSH
         depth = np.clip(t / 1.2, 0.0, 1.0) * p["push_depth"]
         pos[pu, 1] = (turned + depth[:, None] * self.normal0)[pu]
-        # the leaf has opened when the hand holding the lever has gone forward with it (the robot's own yaw,
-        # which the observed leaf yaw includes, does not enter)
+        yawed = -(door_pos[:, 1] - self.hinge0[:, 1]) / np.maximum(door_pos[:, 0], 0.2)
+        walking = pu & (t > p["push_walk_after"])
+        v[walking, 0] = p["push_speed"][walking]
+        v[walking, 2] = np.clip(-p["hold_gain"] * yawed / TURN_RATIO, -MAX_YAW_CMD, MAX_YAW_CMD)[walking]
+        # the leaf has opened by the growth of its observed yaw, corrected by the robot's own, or when the hand
+        # holding the lever has gone forward with it
         opened = np.sum((hand_pos[:, 1] - self.hand0) * self.normal0, -1)
-        self._advance(pu & ((opened > p["open_enough"]) | (t > p["push_timeout_s"])), PASS)
+        swung = _wrap(door_yaw - self.yaw0) + yawed
+        self._advance(pu & ((opened > p["open_enough"]) | (swung > p["open_angle"]) | (t > p["push_timeout_s"])), PASS)
 
-        # ---- pass: let go, then walk through with the open hand ahead pushing the leaf, aiming past the opening
-        # (relative to the observed hinge, assuming the robot still faces the wall square on: its heading is not
-        # observable once the leaf moves)
+        # ---- pass: let go, then walk through with the open hand ahead pushing the leaf, steering to pass the hinge
+        # (the one thing the open leaf still shows for sure: its position in base_link) `pass_clear` on the left:
+        # along the tangent from the trunk to that circle about it, then straight on once it is abeam
         ps = st == PASS
-        ch, sh = np.cos(self.heading), np.sin(self.heading)
-        pass_aim = door_pos[:, :2] + np.stack([ch * PASS_AIM_IN_WORLD[0] + sh * PASS_AIM_IN_WORLD[1],
-                                               -sh * PASS_AIM_IN_WORLD[0] + ch * PASS_AIM_IN_WORLD[1]], -1)
-        perr = np.arctan2(pass_aim[:, 1], pass_aim[:, 0])
-        walking_through = ps & ~(t < p["release_s"])
-        self.heading += np.where(walking_through, np.clip(p["bearing_gain"] * perr, -0.175, 0.34), 0.0) * self.dt
+        hinge_r = np.linalg.norm(door_pos[:, :2], axis=-1)
+        tangent = np.arctan2(door_pos[:, 1], door_pos[:, 0]) \
+            - np.arcsin(np.clip(p["pass_clear"] / np.maximum(hinge_r, 1e-3), 0, 1))
+        perr = np.where(door_pos[:, 0] > 0, tangent, 0.0)
         letting_go = t < p["release_s"]
         sweep = np.stack([p["sweep_x"], p["sweep_y"], p["sweep_z"]], -1)
-        v[ps & ~letting_go] = steer(p["bearing_gain"] * perr, p["walk_speed"])[ps & ~letting_go]
+        # pushing the leaf, slowly; faster once the hinge is abeam (the leaf swung aside); slower the further off
+        # course (turning first: walking on facing the hinge side runs into the leaf)
+        pass_speed = np.interp(door_pos[:, 0], [0.0, 0.3], [0.0, 1.0]) * (p["pass_speed"] - p["walk_speed"]) \
+            + p["walk_speed"]
+        pass_speed = pass_speed * np.clip(1.0 - np.abs(perr) / 0.5, 0.0, 1.0)
+        pass_speed = np.where(pass_speed < MIN_SPEED, np.where(np.abs(perr) > 0.1, 0.0, MIN_SPEED), pass_speed)
+        v[ps & ~letting_go] = walk(p["bearing_gain"] * perr, pass_speed)[ps & ~letting_go]
         pos[ps, 1] = np.where(letting_go[:, None], self.prev_pos[:, 1], sweep)[ps]
         rot[ps, 1] = self.prev_rot[ps, 1]
 
