@@ -91,7 +91,10 @@ class HeuristicParams:
                                           # more and the box pivots in the grip about the closing axis and slips)
     max_tilt: tuple = (0.16, 0.2)         # |gravity x| (trunk pitch) above which the hand backs off
     grasp_dz: tuple = (0.008, 0.015)      # m, grip site above the box centre (palm clears the table)
-    grasp_depth: tuple = (-0.005, 0.008)  # m, grip site beyond the box centre along the fingers
+    grasp_depth: tuple = (-0.02, -0.01)   # m, grip site beyond the box centre along the fingers (short of it:
+                                          # deeper, the palm's front face came within ~1 cm of the box and
+                                          # pressed the 0.2 kg box against the table, where the physics (5 ms
+                                          # steps) blew up and the episode ended as a fall; this way 2-3 cm clear)
     pre_dz: tuple = (0.05, 0.07)          # m, pregrasp above the grasp point (the hand comes down onto the box)
     pre_back: tuple = (0.0, 0.02)         # m, pregrasp behind the grasp point along the fingers
     reach_tol: tuple = (0.008, 0.012)     # m, measured hand to grasp point before closing
