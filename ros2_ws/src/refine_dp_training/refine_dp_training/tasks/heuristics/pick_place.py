@@ -14,8 +14,9 @@ base_link gives the robot's heading (minus the mat's yaw) and position relative 
 carry is closed loop on it, as a lab would put markers on the mat.
 
 Stages after the base's `hold` (the route: back out, turn right ~100 deg, walk ~2 m, turn back left to
-`final_yaw`, walk in; what the shipped legs do with one hand holding the box is in the notes at TURNS and
-PlaceParams, and docs/architecture.md "The pick-and-place heuristic"):
+`final_yaw`, walk in; docs/architecture.md "The pick-and-place heuristic". Its numbers were measured on the
+legs shipped before session 12; for the present legs only their compensations were taken out (no drift or
+crab, yaw rate over the 0.6 turn ratio, plain in-place turns): the carry is not retuned yet):
     back_out        hand in to the carry pose (standing), then back away from the pick table (and to the
                     right) to `clear_x`: the right turn creeps towards it
     turn_out        turn right until the corner point (`corner_back` behind the place stance) is ahead,
@@ -41,7 +42,8 @@ import numpy as np
 from refine_dp_planner.planner_io import actions_to_vectors, clamp_actions, rot6d_to_matrix
 from t1_description.scenes import scene_facts
 
-from .pickup import HOLD, MIRROR, STAGE_NAMES as PICKUP_STAGES, PickupHeuristic, _yaw, grasp_rotation
+from .pickup import (HOLD, MAX_WZ, MIRROR, STAGE_NAMES as PICKUP_STAGES, TURN_RATIO, PickupHeuristic, _yaw,
+                     grasp_rotation)
 
 BACK_OUT, TURN_OUT, CARRY, TURN_IN, APPROACH_PLACE, PLACE, RELEASE, RETREAT = range(HOLD + 1, HOLD + 9)
 STAGE_NAMES = PICKUP_STAGES + ("back_out", "turn_out", "carry", "turn_in", "approach_place", "place", "release",
@@ -58,8 +60,8 @@ BOX_HALF, TARGET_X = FACTS.box.half_size, FACTS.place_region.center[0]
 # not tried in `turn_out` and `turn_in`, next to a table (walking a left arc, the robot overshot the place
 # stance by 0.4 m)
 BACK_RIGHT = np.array([-0.1, -0.1, -0.25])
-TURNS = np.array([[[0.0, 0.1, -0.25], [-0.2, 0.0, -0.25], [0.2, 0.0, 0.0]],     # right
-                  [[0.0, 0.0, 0.25], [-0.2, 0.0, 0.25], [0.2, 0.0, 0.25]]])     # left
+TURNS = np.array([[[0.0, 0.0, -0.3], [-0.2, 0.0, -0.25], [0.2, 0.0, -0.25]],     # right
+                  [[0.0, 0.0, 0.3], [-0.2, 0.0, 0.25], [0.2, 0.0, 0.25]]])       # left
 IN_PLACE_TURNS = 2
 ROLL = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])  # +90 deg about the hand's y (the fingers)
 
@@ -80,9 +82,9 @@ class PlaceParams:
     carry_y: tuple = (0.18, 0.22)       # the box held out at the lift pose the legs turn right slower and veer
     carry_z: tuple = (0.15, 0.18)       # more walking (higher, the box dropped more often)
     carry_pitch: tuple = (-0.1, 0.1)    # fingers' pitch while carrying (rolled: see act)
-    crab_left: tuple = (-0.2, -0.1)     # rad, walking direction relative to the heading, left hand holding
-    crab_right: tuple = (0.3, 0.4)      # ... right hand holding (measured at the carry pose: 0.04 m/s to the
-                                        # left at 0.11 m/s forward)
+    crab_left: tuple = (-0.05, 0.05)    # rad, walking direction relative to the heading, left hand holding
+    crab_right: tuple = (-0.05, 0.05)   # ... right hand holding (the legs shipped before crabbed 0.1-0.4 rad;
+                                        # the present ones walk straight: not measured at the carry pose yet)
     turn_check_s: tuple = (1.8, 2.2)    # s between checks that a turn command turns the robot the right way
     turn_check: tuple = (0.05, 0.07)    # rad it must have turned by then
     reach_x: tuple = (0.44, 0.47)       # the target this far ahead of the trunk when the robot stops to place
@@ -208,13 +210,12 @@ class PickPlaceHeuristic(PickupHeuristic):
         st = self.stage
 
         # ---- base
-        drift = np.where(self.side > 0, self.p["drift_left_up"], self.p["drift_right_up"])
         aim = np.where((st == CARRY)[:, None], corner, stance + q["corner_back"][:, None] * ahead)
         # walking, the legs crab (with the right hand up ~0.4 rad to the left of the heading, with the left
         # ~0.15 rad to the right): the heading aimed at is the bearing less that angle
         berr = bearing(aim) - np.where(self.side > 0, q["crab_left"], q["crab_right"])
         walking = ((st == CARRY) | ((st == APPROACH_PLACE) & ~standing)) & (np.abs(berr) < q["walk_max"])
-        wz = np.clip((self.p["bearing_gain"] * berr - drift) / 0.42, -0.25, 0.25)
+        wz = np.clip(self.p["bearing_gain"] * berr / TURN_RATIO, -MAX_WZ, MAX_WZ)
         turn_err = np.where(st == TURN_OUT, b_corner, np.where(st == TURN_IN, b_face, berr))
         # turning out, the creep towards the pick table is undone by backing out again
         creeping = (st == TURN_OUT) & (world_x > q["clear_x"] + q["clear_margin"])
