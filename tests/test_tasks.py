@@ -41,8 +41,9 @@ def test_pickup_spec_reads_as_a_list_of_terms():
     spec = get_task("pickup")
     assert spec.scene == "table_box" and spec.objects == ("box",)
     assert spec.stage_names == ("approach", "reach", "grasp", "lift", "lifted")
-    assert spec.failure_names == ("none", "fall", "object_dropped", "object_pushed", "timeout")
+    assert spec.failure_names == ("none", "fall", "object_dropped", "object_pushed", "physics", "timeout")
     assert spec.success_hold_s == 1.0
+    assert spec.physics_dt == 0.0025  # at 5 ms the box pinched between the fingers and the table blows MuJoCo up
     pre, ood = spec.initial_state.pretrain, spec.initial_state.ood
     for a, b in zip((pre.radial, pre.polar, pre.heading), (ood.radial, ood.polar, ood.heading)):
         assert b[0] <= a[0] and a[1] <= b[1]  # the OOD range contains the pre-training range
@@ -117,6 +118,39 @@ def test_env_steps_shapes_determinism_and_active_mask():
     assert r2[1] == 0.0 and not np.array_equal(env.sim.state[0], out[0][0][0])
     for e in envs:
         e.close()
+
+
+def test_a_physics_blow_up_ends_the_episode_as_physics_not_as_a_fall():
+    """A velocity above MAX_SPEED, a non-finite state or MuJoCo's own reset of an unstable simulation (MuJoCo blew
+    up, e.g. a box pinched between a finger and the table) ends that env's episode as "physics", never as a fall nor
+    a success; the row is put back standing and the other envs go on."""
+    from refine_dp_training.tasks.env import MAX_SPEED, TaskEnv
+    env = TaskEnv("pickup", 4, seed=0)
+    assert env.sim.physics_dt == env.spec.physics_dt and env.sim.decimation * env.sim.physics_dt == env.control_dt
+    env.reset(seed=3)
+    env.step(_standing_actions(env))
+    box = env.objects[0]
+    step = env.sim.step
+
+    def blow_up(*args, **kwargs):
+        # env 2: a velocity past MuJoCo's limit, so its own check resets the data to qpos0 inside the rollout
+        env.sim.state[2, box.vel_cols[3]] = 1e11
+        step(*args, **kwargs)
+        env.sim.state[0, box.vel_cols[0]] = 40 * MAX_SPEED  # env 0's box flies off
+        env.sim.state[1, box.vel_cols[3]] = np.nan          # env 1 is NaN
+
+    env.sim.step = blow_up
+    _, reward, terminated, truncated, info = env.step(_standing_actions(env))
+    names = env.failure_names
+    assert [names[k] for k in info["failure"]] == ["physics", "physics", "physics", "none"]
+    assert names[1] == "fall"
+    np.testing.assert_array_equal(terminated, [True, True, True, False])
+    assert not truncated.any() and not info["success"].any() and not reward.any()
+    assert np.isfinite(env.sim.state).all()  # the blown-up rows were put back (and reset for the next episode)
+    env.sim.step = step
+    _, _, terminated, _, info = env.step(_standing_actions(env))
+    assert not terminated.any() and (info["failure"] == 0).all()
+    env.close()
 
 
 def test_batched_clamps_equal_the_single_robot_clamps():

@@ -16,9 +16,9 @@ each `decimation` physics steps in C through BatchedT1 / mujoco.rollout):
 
 Reward: 1 on the step the task succeeds (sparse), else 0. `terminated` on success or a failure term;
 `truncated` at the time limit ("timeout"). info: success [N], stage [N] (highest stage label reached),
-failure [N] (code into `failure_names`), executed_action [N, 23] (the clamped action: what demos
-record), clamped [N], final_obs, episode (VecEnv contract). Auto-reset as the VecEnv contract says.
-`active` masks are supported (inactive rows are stepped and then restored: their physics, controller,
+failure [N] (code into `failure_names`; "physics": the simulation blew up), executed_action [N, 23] (the
+clamped action: what demos record), clamped [N], final_obs, episode (VecEnv contract). Auto-reset as the VecEnv
+contract says. `active` masks are supported (inactive rows are stepped and then restored: their physics, controller,
 footstep planner, MoCap tracker and timers are put back), so the action-chunk wrapper can stop a
 chunk early.
 
@@ -48,7 +48,8 @@ from .terms import ObjectTruth, TaskState
 
 PLANNER_RATE_HZ = 10.0  # the paper's DP rate (0.1 s between steps)
 MAX_SPEED = 100.0  # m/s or rad/s: a joint or body faster than this means the solver blew up (e.g. a box wedged
-                   # between a finger and the table): the row is reset and its episode ends as a fall, never a success
+                   # between a finger and the table): the row is reset and its episode ends as "physics" (spec.PHYSICS),
+                   # never a success nor a fall
 
 
 @dataclass
@@ -117,12 +118,13 @@ class TaskEnv(VecEnv):
     supports_active_mask = True
 
     def __init__(self, task: TaskSpec | str, num_envs: int = 16, *, start: str | float | StartRange = "pretrain",
-                 randomize: bool = True, physics_dt: float = 0.005, nthread: int = 2, legs=None, arms=None,
+                 randomize: bool = True, physics_dt: float | None = None, nthread: int = 2, legs=None, arms=None,
                  planner_rate_hz: float = PLANNER_RATE_HZ, clamps: Clamps | None = None, seed: int = 0,
                  record_envs: tuple[int, ...] = ()):
         """task: a TaskSpec or a registered name (tasks.TASKS). start: "pretrain" | "ood" | a curriculum level
         in [0, 1] (pretrain -> ood) | a StartRange. randomize=False: nominal masses/friction, perfect MoCap, no
-        latency (object poses and the start are still sampled). legs/arms: policy files (default: the shipped
+        latency (object poses and the start are still sampled). physics_dt: the MuJoCo step (default: the
+        spec's, TaskSpec.physics_dt). legs/arms: policy files (default: the shipped
         models/legs.onnx, arms.onnx). record_envs: env indices whose state rows are kept after every control
         step in `self.state_log` (videos)."""
         from loco_manip_controller.policy_runtime import LowLevelController, resolve_model
@@ -137,6 +139,7 @@ class TaskEnv(VecEnv):
         self.policy_files = {"legs": resolve_model(legs or "legs.onnx"), "arms": resolve_model(arms or "arms.onnx")}
         self.controller = LowLevelController(self.policy_files["legs"], self.policy_files["arms"], num_envs=n)
         control_hz = self.controller.control_hz
+        physics_dt = self.spec.physics_dt if physics_dt is None else float(physics_dt)
         dec = int(round(1.0 / (control_hz * physics_dt)))
         steps = int(round(control_hz / planner_rate_hz))
         if dec < 1 or abs(dec * physics_dt * control_hz - 1) > 1e-6 or abs(steps * planner_rate_hz - control_hz) > 1e-6:
@@ -332,6 +335,7 @@ class TaskEnv(VecEnv):
         q, dq, quat, gyro = st[:, L.joint_q], st[:, L.joint_dq], st[:, L.root_quat], st[:, L.root_angvel]
         gravity = pio.projected_gravity(quat)
         q_des = self.controller.step(q, dq, gravity, gyro, self.footstep, self.hand_pos_cmd, self.hand_rot_cmd)
+        t_before = sim.state[:, 0].copy()  # FULLPHYSICS rows start with the time
         sim.step(q_des, self.q_des_prev, self.delay, gripper=self.grippers, rate_limit=self.table.velocity_limit)
         self.q_des_prev = q_des
         previous = self.footstep
@@ -339,7 +343,10 @@ class TaskEnv(VecEnv):
         if self.measure is not None:
             self._measure(previous)
         bad = ~np.isfinite(sim.state).all(-1) | (np.abs(sim.state[:, L.qvel]) > MAX_SPEED).any(-1)
-        if bad.any():  # a blown-up row: put it back standing; the episode ends as a fall (see step)
+        # MuJoCo's own instability check (a NaN or huge acceleration: "Nan, Inf or huge value in QACC") resets the data
+        # to qpos0 mid-rollout (the robot teleported to the origin, time restarting at 0): caught by the time column
+        bad |= np.abs(sim.state[:, 0] - t_before - self.control_dt) > 0.5 * sim.physics_dt
+        if bad.any():  # a blown-up row: put it back standing; the episode ends as "physics" (see _evaluate_terms)
             self._blown_up |= bad
             sim.state[bad] = sim.keyframe_state
         if self.record_envs:
@@ -430,7 +437,8 @@ class TaskEnv(VecEnv):
         failure = np.zeros(self.num_envs, np.int64)
         for code, term in enumerate(spec.failures, start=1):
             failure = np.where((failure == 0) & term.fn(state), code, failure)
-        failure = np.where(self._blown_up & (failure == 0), 1, failure)  # the first failure term (a fall)
+        # a blow-up overrides the terms: they read the keyframe the row was put back to, not the episode
+        failure = np.where(self._blown_up, len(self.failure_names) - 2, failure)  # "physics"
         success &= ~self._blown_up
         failure = np.where(success, 0, failure)
         current = np.zeros(self.num_envs, np.int64)

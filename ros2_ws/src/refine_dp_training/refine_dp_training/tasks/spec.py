@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 
 Range = tuple[float, float]
+PHYSICS = "physics"  # the failure name of an episode ended by a numerical blow-up of the simulation (TaskEnv)
 
 
 @dataclass(frozen=True)
@@ -95,9 +96,12 @@ class TaskSpec:
     initial_state: InitialState
     stages: tuple[Term, ...]         # ordered progress labels; an env's stage = the last one that has held
     success: Term                    # sparse success test ...
-    failures: tuple[Term, ...]       # each ends the episode as a failure, reported by name ("timeout" is the limit)
+    failures: tuple[Term, ...]       # each ends the episode as a failure, reported by name ("physics": the simulation
+                                     # blew up, never a term; "timeout": the limit)
     success_hold_s: float = 0.0      # ... that must hold this long (continuously)
     time_limit_s: float = 30.0
+    physics_dt: float = 0.005        # s, TaskEnv's MuJoCo step (divides the controller's 20 ms); a scene whose contacts
+                                     # blow up at 5 ms takes a finer one (pickup: the light box pinched by the fingers)
     randomization: Randomization = field(default_factory=Randomization)
     heuristic: str = ""              # "module:Class" of the task's demonstration planner (collect, eval)
     description: str = ""
@@ -115,5 +119,7 @@ class TaskSpec:
 
     @property
     def failure_names(self) -> tuple[str, ...]:
-        """Failure reasons by code: 0 none, 1.. the failure terms, then "timeout"."""
-        return ("none",) + tuple(t.name for t in self.failures) + ("timeout",)
+        """Failure reasons by code: 0 none, 1.. the failure terms, then "physics" (a numerical blow-up of the
+        simulation: a velocity above env.MAX_SPEED, a non-finite state or MuJoCo's own reset of an unstable one, e.g.
+        a box pinched between a finger and the table; not the robot's doing) and "timeout"."""
+        return ("none",) + tuple(t.name for t in self.failures) + (PHYSICS, "timeout")
