@@ -43,7 +43,7 @@ from t1_description.kinematics import arm_kinematics, quat_wxyz_to_matrix
 from ..envs.vec_env import EpisodeTracker, VecEnv
 from ..lowlevel.sim import BatchedT1
 from .mocap import MocapModel
-from .spec import StartRange, TaskSpec
+from .spec import PHYSICS, StartRange, TaskSpec
 from .terms import ObjectTruth, TaskState
 
 PLANNER_RATE_HZ = 10.0  # the paper's DP rate (0.1 s between steps)
@@ -438,7 +438,7 @@ class TaskEnv(VecEnv):
         for code, term in enumerate(spec.failures, start=1):
             failure = np.where((failure == 0) & term.fn(state), code, failure)
         # a blow-up overrides the terms: they read the keyframe the row was put back to, not the episode
-        failure = np.where(self._blown_up, len(self.failure_names) - 2, failure)  # "physics"
+        failure = np.where(self._blown_up, self.failure_names.index(PHYSICS), failure)
         success &= ~self._blown_up
         failure = np.where(success, 0, failure)
         current = np.zeros(self.num_envs, np.int64)

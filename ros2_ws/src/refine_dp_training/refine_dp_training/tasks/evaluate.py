@@ -92,6 +92,7 @@ def evaluate(task: str, planner: str, episodes: int, out: Path, num_envs: int = 
         env = TaskEnv(task, n, start=start, seed=seed + batch * num_envs, record_envs=(0,) if video and batch == 0 else (),
                       legs=legs, arms=arms)
         names = (env.failure_names, env.stage_names)
+        controller = env.controller_identity()
         pl = make_heuristic(env.spec, n, seed=seed + batch * num_envs) if planner == "heuristic" else \
             EnginePlanner(planner, n, env.obs_dim, seed=seed + batch)
         obs = env.reset(seed=seed + batch * num_envs)
@@ -139,7 +140,7 @@ def evaluate(task: str, planner: str, episodes: int, out: Path, num_envs: int = 
             if len(x) else None
 
     summary = {"task": task, "planner": planner, "start": str(start), "episodes": len(s),
-               "controller": {"legs": str(legs) if legs else "shipped", "arms": str(arms) if arms else "shipped"},
+               "controller": controller,
                **success_summary(int(s.sum()), len(s)),
                "completion_time_s": stats(times[s]), "falls": failures.get("fall", 0),
                "fall_rate": failures.get("fall", 0) / len(s), "failures": failures, "failures_by_stage": by_stage,
