@@ -70,6 +70,40 @@ def test_graph_runs_the_chosen_commander_only(tmp_path):
         load_graph("sim", path)
 
 
+def test_graph_task_sets_the_scene_start_engine_and_objects(tmp_path):
+    from refine_dp.graph import GraphError, graph_tasks, load_graph
+    tasks, default = graph_tasks()
+    assert {"pickup", "door"} <= set(tasks) and default == "pickup"
+    by_name = lambda nodes: {n.name: n.parameters for n in nodes}  # noqa: E731
+    pickup = by_name(load_graph("sim"))  # the default task
+    assert pickup["sim_t1"]["scene"] == "table_box" and pickup["refine_dp_planner"]["objects"] == ["box"]
+    door = by_name(load_graph("sim", task="door"))
+    assert door["sim_t1"]["scene"] == "door" and door["refine_dp_planner"]["engine_dir"] == "door_mlp"
+    assert door["refine_dp_planner"]["objects"] == ["door"]
+    heuristic = by_name(load_graph("sim", task="door", commander="heuristic"))
+    assert heuristic["refine_dp_heuristic"]["task"] == "door"
+    # the door's start lies inside the door task's pre-training starts (radial distance to the opening)
+    from refine_dp_training.tasks import door as door_task
+    x, y, _ = door["sim_t1"]["robot_start"]
+    radial = ((door_task.FACTS.door_plane_x - x) ** 2 + y ** 2) ** 0.5
+    lo, hi = door_task.TASK.initial_state.pretrain.radial
+    assert lo <= radial <= hi
+    # command-line overrides still win over the task's parameters
+    over = by_name(load_graph("sim", task="door", overrides={"refine_dp_planner": {"engine_dir": "x"}}))
+    assert over["refine_dp_planner"]["engine_dir"] == "x" and over["refine_dp_planner"]["objects"] == ["door"]
+    with pytest.raises(GraphError, match=r"no task 'stairs'.*\['pickup', 'door'\]"):
+        load_graph("sim", task="stairs")
+    path = tmp_path / "graph.yaml"
+    node = {"name": "a", "package": "p", "executable": "e", "module": "m"}
+    path.write_text(yaml.safe_dump({"nodes": [node], "tasks": {"t": {"a": {"k": 1}}}}))
+    with pytest.raises(GraphError, match="no default_task"):
+        load_graph("sim", path)
+    assert load_graph("sim", path, task="t")[0].parameters["k"] == 1
+    path.write_text(yaml.safe_dump({"nodes": [node], "default_task": "t", "tasks": {"t": {"zz": {"k": 1}}}}))
+    with pytest.raises(GraphError, match=r"unknown nodes \['zz'\]"):
+        load_graph("sim", path)
+
+
 def test_graph_errors_name_the_problem(tmp_path):
     from refine_dp.graph import GraphError, load_graph
     bad = tmp_path / "bad.yaml"
@@ -118,3 +152,18 @@ def test_task_summary_says_whether_the_box_was_lifted_by_the_pickup_tasks_number
         out = task_summary(sim(heights))
         assert not out["box_lifted"] and out["box_lift_time_s"] is None
     assert task_summary(sim([rest] * 5, scene="floor")) is None
+    assert held["success"] and held["success_time_s"] == held["box_lift_time_s"]
+
+
+def test_task_summary_says_whether_the_robot_walked_through_the_door():
+    from refine_dp.bringup import task_summary
+
+    def sim(xs):  # sim_t1's trunk path [t, x, y, yaw] every 0.5 s
+        return {"scene": "door", "robot_start": [-0.2, 0.0, 0.0], "objects": {},
+                "walk": {"path": [[0.5 * i, x, 0.0, 0.0] for i, x in enumerate(xs)]}}
+
+    through = task_summary(sim([-0.2, 0.3, 0.9, 1.45, 1.55, 1.6]))  # past x = 1.5 (plane 1.0 + 0.5) at t = 2.0
+    assert through["task"] == "door" and through["success"] and through["success_time_s"] == pytest.approx(2.0)
+    assert "0.5 m past the door plane" in through["criterion"] and through["trunk_max_x_m"] == pytest.approx(1.6)
+    short = task_summary(sim([-0.2, 0.5, 0.6, 1.2, 1.5]))  # 1.5 is on the line, not past it
+    assert not short["success"] and short["success_time_s"] is None

@@ -1,5 +1,5 @@
-"""ros2 launch refine_dp bringup.launch.py [target:=robot|sim] [commander:=planner|scripted|heuristic] [record:=BAG_DIR]
-                                          [rviz:=true]
+"""ros2 launch refine_dp bringup.launch.py [target:=robot|sim] [task:=pickup|door]
+                                          [commander:=planner|scripted|heuristic] [record:=BAG_DIR] [rviz:=true]
 
 Builds the launch description from config/bringup.yaml, the same graph that
 `refine-dp bringup` starts as separate processes. rviz:=true adds rviz2 with rviz/refine_dp.rviz
@@ -18,7 +18,8 @@ from refine_dp.graph import load_graph, recorder_node
 
 def _nodes(context):
     target = LaunchConfiguration("target").perform(context)
-    nodes = load_graph(target, commander=LaunchConfiguration("commander").perform(context) or None)
+    nodes = load_graph(target, commander=LaunchConfiguration("commander").perform(context) or None,
+                       task=LaunchConfiguration("task").perform(context) or None)
     record = LaunchConfiguration("record").perform(context)
     if record:  # the planner's inputs and outputs as MCAP rosbag2 segments (refine_dp.recorder)
         nodes.append(recorder_node(record))
@@ -35,6 +36,9 @@ def _nodes(context):
 def generate_launch_description():
     return LaunchDescription([
         DeclareLaunchArgument("target", default_value="robot", description="robot or sim"),
+        DeclareLaunchArgument("task", default_value="",
+                              description="the graph file's task (pickup, door): scene, start, planner engine, "
+                                          "objects; empty: its default_task"),
         DeclareLaunchArgument("commander", default_value="planner",
                               description="what publishes high_level_command: planner or scripted (sim only)"),
         DeclareLaunchArgument("record", default_value="", description="folder to record the planner's I/O into"),

@@ -1,9 +1,9 @@
 """`refine-dp bringup`: the node graph of config/bringup.yaml as separate processes.
 
-    refine-dp bringup --sim --duration 45 --out runs/demo [--commander planner|scripted|heuristic]
+    refine-dp bringup --sim --duration 45 --out runs/demo [--task pickup|door] [--commander planner|scripted|heuristic]
 
 starts the simulated T1 and the whole stack, watches it, and writes RUN/summary.json (nodes,
-rates, safety events, what the simulator saw, the pickup task's outcome in its scene),
+rates, safety events, what the simulator saw, the task's outcome in its scene),
 RUN/params.yaml and RUN/logs/<node>.log; sim_t1 adds RUN/sim_t1.png (and RUN/sim_t1.gif with
 its video parameter).
 """
@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="what publishes high_level_command: planner (the diffusion planner), scripted "
                              "(a fixed velocity sequence, sim only) or heuristic (the task's heuristic planner, "
                              "for recording demos with --record); default: the graph's default_commander")
+    parser.add_argument("--task", default=None,
+                        help="the task the graph runs: its scene and start in sim_t1, the planner's engine and "
+                             "observed objects (the graph file's tasks: pickup, door; default: its default_task)")
     parser.add_argument("--quiet", action="store_true", help="do not forward node logs to the terminal")
     parser.add_argument("--record", action="store_true",
                         help="also record the planner's inputs and outputs into RUN/bag (MCAP rosbag2 segments)")
@@ -65,16 +68,27 @@ def walk_summary(monitor_summary: dict, reports: dict) -> dict:
 
 
 def task_summary(sim: dict) -> dict | None:
-    """The pickup task's outcome from sim_t1's ground truth (its box height track), by the task's own
-    numbers: success is the box SUCCESS_LIFT_M above its start on the table, held success_hold_s
-    (refine_dp_training/tasks/pickup.py); the table and box sizes are the scene's facts
-    (t1_description/scenes.py). None outside the pickup scene."""
+    """The task's outcome from sim_t1's ground truth, by the task's own numbers (None in a scene
+    without a task): pickup_summary in the table_box scene, door_summary in the door scene.
+    Each gives task, success, success_time_s (simulated s from the start of physics) and criterion."""
+    scene = sim.get("scene")
+    if scene == "table_box":
+        return pickup_summary(sim)
+    if scene == "door":
+        return door_summary(sim)
+    return None
+
+
+def pickup_summary(sim: dict) -> dict | None:
+    """Pickup from sim_t1's box height track: success is the box SUCCESS_LIFT_M above its start on
+    the table, held success_hold_s (refine_dp_training/tasks/pickup.py); the table and box sizes are
+    the scene's facts (t1_description/scenes.py)."""
     from refine_dp_training.tasks import pickup
     from t1_description.scenes import scene_facts
 
     spec = pickup.TASK
     box = (sim.get("objects") or {}).get(spec.objects[0])
-    if sim.get("scene") != spec.scene or not box:
+    if not box:
         return None
     facts = scene_facts(spec.scene)
     z0, lift, hold = box["start_pos_m"][2], pickup.SUCCESS_LIFT_M, spec.success_hold_s
@@ -87,13 +101,28 @@ def task_summary(sim: dict) -> dict | None:
                 break
         else:
             since = None
-    return {"task": spec.name, "box_lifted": done is not None,
+    return {"task": spec.name, "success": done is not None, "box_lifted": done is not None,
             "criterion": f"{spec.objects[0]} >= {lift:g} m above its start on the table, held {hold:g} s",
-            "box_lift_time_s": done,  # simulated s from the start of physics to the success (hold included)
+            "success_time_s": done, "box_lift_time_s": done,  # hold included
             "time_limit_s": spec.time_limit_s,
             "box_max_height_above_table_m": round(box["max_z_m"] - facts.box.half_size - facts.table.top_z, 4),
             "box_max_lift_m": round(box["max_z_m"] - z0, 4),
             "box_start_pos_m": box["start_pos_m"], "box_final_pos_m": box.get("final_pos_m"),
+            "robot_start": sim.get("robot_start")}
+
+
+def door_summary(sim: dict) -> dict:
+    """Door from sim_t1's trunk path: success is the trunk walk_through_m past the door plane
+    (DoorFacts.walked_through, the door task's success test; refine_dp_training/tasks/door.py)."""
+    from refine_dp_training.tasks import door
+
+    facts, spec = door.FACTS, door.TASK
+    path = (sim.get("walk") or {}).get("path") or []
+    done = next((row[0] for row in path if bool(facts.walked_through([row[1], row[2], 0.0]))), None)
+    return {"task": spec.name, "success": done is not None, "walked_through": done is not None,
+            "criterion": f"trunk {facts.walk_through_m:g} m past the door plane x = {facts.door_plane_x:g} m",
+            "success_time_s": done, "time_limit_s": spec.time_limit_s,
+            "trunk_max_x_m": round(max((row[1] for row in path), default=float("nan")), 4),
             "robot_start": sim.get("robot_start")}
 
 
@@ -129,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
     from refine_dp.monitor import GraphMonitor
 
     target = "sim" if args.sim else "robot"
-    nodes = load_graph(target, args.graph, commander=getattr(args, "commander", None))
+    nodes = load_graph(target, args.graph, commander=getattr(args, "commander", None), task=getattr(args, "task", None))
     out = args.out or Path("runs") / f"bringup-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     out.mkdir(parents=True, exist_ok=True)
     if getattr(args, "record", False):
@@ -166,9 +195,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"[bringup]   {key}: {summary[key]}")
     task = summary["task"]
     if task:
-        print(f"[bringup]   {task['task']}: box_lifted: {task['box_lifted']} ({task['criterion']})")
-        for key in ("box_lift_time_s", "box_max_height_above_table_m"):
-            print(f"[bringup]   {key}: {task[key]}")
+        print(f"[bringup]   {task['task']}: success: {task['success']} ({task['criterion']})")
+        for key in ("success_time_s", "box_max_height_above_table_m", "trunk_max_x_m"):
+            if key in task:
+                print(f"[bringup]   {key}: {task[key]}")
     planner = summary["reports"].get("refine_dp_planner")
     if planner:
         print(f"[bringup]   planner: {planner.get('commands_published')} high_level_commands published, "

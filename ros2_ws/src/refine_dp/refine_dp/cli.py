@@ -67,7 +67,7 @@ def _demo(args: argparse.Namespace) -> int:
     """The main job: the whole stack in closed loop with the simulated T1 (the pickup task, 45 s)."""
     from refine_dp import bringup
     ns = argparse.Namespace(sim=True, duration=args.duration, out=args.out, graph=bringup.DEFAULT_GRAPH,
-                            quiet=args.quiet, record=False, commander=args.commander,
+                            quiet=args.quiet, record=False, commander=args.commander, task=args.task,
                             view=args.view, view_port=args.view_port)
     return bringup.run(ns)
 
@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--commander", choices=("planner", "scripted", "heuristic"), default="planner",
                    help="planner: the shipped diffusion planner (default); scripted: a fixed velocity sequence; "
                         "heuristic: the task's heuristic planner")
+    p.add_argument("--task", default=None,
+                   help="the task: pickup or door (the graph file's tasks; default: its default_task)")
     p.add_argument("--out", type=Path, default=Path("runs/demo"))
     p.add_argument("--quiet", action="store_true")
     from refine_dp.bringup import add_view_arguments

@@ -51,13 +51,15 @@ class GraphError(ValueError):
 
 
 def load_graph(target: str, path: Path | str = DEFAULT_GRAPH, overrides: dict[str, dict] | None = None,
-               commander: str | None = None) -> list[NodeSpec]:
+               commander: str | None = None, task: str | None = None) -> list[NodeSpec]:
     """Nodes of the graph for `target` ("sim" or "robot"), parameters resolved for that target.
 
     `overrides` maps node name -> parameters that replace the file's (e.g. from the command line).
     `commander`: which of the nodes that publish the high-level command runs. Nodes with a
     `commander: NAME` field are kept only when NAME is the chosen one (None: the file's
     `default_commander`); nodes without the field always are.
+    `task`: one of the file's `tasks` (None: its `default_task`); that task's per-node parameters
+    (scene, start, planner engine, observed objects) apply before `overrides`.
     """
     if target not in TARGETS:
         raise GraphError(f"unknown target {target!r}; use one of {TARGETS}")
@@ -69,6 +71,7 @@ def load_graph(target: str, path: Path | str = DEFAULT_GRAPH, overrides: dict[st
     if not isinstance(raw, dict) or not isinstance(raw.get("nodes"), list):
         raise GraphError(f"{path}: expected a mapping with a 'nodes' list")
     commander = resolve_commander(raw, path, commander)
+    task_params = resolve_task(raw, path, task)
     clock_node = sim_clock_node(raw) if target == "sim" else None
     nodes, seen = [], set()
     for i, entry in enumerate(raw["nodes"]):
@@ -91,6 +94,7 @@ def load_graph(target: str, path: Path | str = DEFAULT_GRAPH, overrides: dict[st
         if clock_node is not None and name != clock_node:
             params["use_sim_time"] = True  # the ROS convention: follow the simulator's /clock
         params.update(entry.get(f"{target}_parameters") or {})
+        params.update(task_params.get(name) or {})
         params.update((overrides or {}).get(name, {}))
         nodes.append(NodeSpec(name=name, package=entry["package"], executable=entry["executable"],
                               module=entry["module"], when=when, required=bool(entry.get("required", True)),
@@ -115,6 +119,32 @@ def resolve_commander(raw: dict, path: Path | str, commander: str | None) -> str
     if commander is not None and commander not in choices:
         raise GraphError(f"{path}: no commander {commander!r}; this graph offers {choices or 'none'}")
     return commander
+
+
+def graph_tasks(path: Path | str = DEFAULT_GRAPH) -> tuple[list[str], str | None]:
+    """The tasks a graph file offers (its `tasks` section, in file order) and its `default_task`."""
+    raw = yaml.safe_load(Path(path).read_text()) or {}
+    return list(raw.get("tasks") or {}), raw.get("default_task")
+
+
+def resolve_task(raw: dict, path: Path | str, task: str | None) -> dict[str, dict]:
+    """Node name -> parameters of the chosen task (None: the file's `default_task`; {} without a
+    `tasks` section), checked against the graph's tasks and nodes."""
+    tasks = raw.get("tasks") or {}
+    if task is None:
+        task = raw.get("default_task")
+        if task is None:
+            if tasks:
+                raise GraphError(f"{path}: the file lists tasks {list(tasks)} but sets no default_task")
+            return {}
+    if task not in tasks:
+        raise GraphError(f"{path}: no task {task!r}; this graph offers {list(tasks) or 'none'}")
+    params = tasks[task] or {}
+    names = {e.get("name") for e in raw["nodes"] if isinstance(e, dict)}
+    unknown = sorted(set(params) - names)
+    if unknown:
+        raise GraphError(f"{path}: task {task!r} sets parameters of unknown nodes {unknown}")
+    return {name: dict(p or {}) for name, p in params.items()}
 
 
 def sim_clock_node(raw: dict) -> str | None:
