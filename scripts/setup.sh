@@ -10,8 +10,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${REFINE_DP_VENV:-$ROOT/.venv}"
 BUILD="$ROOT/build"
 PY_VERSION=3.11
-# message packages under ros2_ws/ (no deps between them); vendor/tf2_msgs: TFMessage only (no wheel)
-MSG_PACKAGES=(src/booster_interface src/refine_dp_msgs vendor/tf2_msgs)
+# message packages under ros2_ws/ (no deps between them; booster_msgs: the SDK's RPC types); vendor/tf2_msgs: TFMessage only (no wheel)
+MSG_PACKAGES=(src/booster_interface src/booster_msgs src/refine_dp_msgs vendor/tf2_msgs)
 PY_PACKAGES=(t1_description t1_sim t1_hardware_interface mocap_bridge loco_manip_controller refine_dp_planner refine_dp_training refine_dp)
 START=$(date +%s)
 # the view test's browser: auto = apt-get install chromium when missing and apt can (root or sudo -n),
@@ -131,7 +131,7 @@ step "checking the installation"
 "$VENV/bin/python" - <<'PY'
 import importlib, sys
 mods = ["rclpy", "torch", "mujoco", "onnxruntime", "booster_robotics_sdk_python",
-        "refine_dp_msgs.msg", "booster_interface.msg", "tf2_msgs.msg", "visualization_msgs.msg",
+        "refine_dp_msgs.msg", "booster_interface.msg", "booster_msgs.msg", "tf2_msgs.msg", "visualization_msgs.msg",
         "t1_description", "t1_sim", "t1_hardware_interface", "mocap_bridge", "loco_manip_controller",
         "refine_dp_planner", "refine_dp_training", "refine_dp", "refine_dp.view", "viser"]
 for m in mods:
@@ -141,6 +141,7 @@ for m in mods:
         sys.exit(f"[setup] import of {m} failed: {e!r}. Remove .venv and build/ and run make setup again.")
 from refine_dp_msgs.msg import HighLevelCommand, FootstepCommand, ObjectStateArray, JointCommand, RobotState  # noqa
 from booster_interface.msg import LowCmd, LowState  # noqa
+from booster_msgs.msg import RpcReqMsg, RpcRespMsg  # noqa
 import torch
 import os
 assert torch.version.cuda is None or os.environ.get("REFINE_DP_ALLOW_CUDA_TORCH") == "1", "CUDA torch found"

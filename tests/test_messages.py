@@ -1,4 +1,4 @@
-"""Every refine_dp_msgs and booster_interface message round-trips between two processes over DDS."""
+"""Every refine_dp_msgs, booster_interface and booster_msgs message round-trips between two processes over DDS."""
 from __future__ import annotations
 
 import importlib
@@ -15,7 +15,8 @@ pytestmark = pytest.mark.ros
 TYPES = [f"refine_dp_msgs/msg/{n}" for n in (
     "HighLevelCommand", "FootstepCommand", "ObjectState", "ObjectStateArray", "JointCommand",
     "RobotState", "PlannerStatus", "ControllerStatus")] + [
-    f"booster_interface/msg/{n}" for n in ("LowCmd", "LowState", "MotorCmd", "MotorState", "ImuState")]
+    f"booster_interface/msg/{n}" for n in ("LowCmd", "LowState", "MotorCmd", "MotorState", "ImuState")] + [
+    f"booster_msgs/msg/{n}" for n in ("RpcReqMsg", "RpcRespMsg")]
 MESSAGES_PER_TYPE = 3
 
 

@@ -6,6 +6,10 @@ without a policy (parameter empty) hold their joints at the default pose. Publis
 ControllerStatus (loop period, inference time, deadline misses). Sends nothing while the robot
 state is stale or the hardware interface is not accepting commands, and restarts the policies'
 memory (last actions) when control resumes.
+Grippers: the HighLevelCommand's left_gripper/right_gripper (0 open .. 1 closed, clamped to [0, 1])
+ride on every JointCommand to the hardware interface, which sends them to the robot's grippers
+(the vendor SDK's ControlGripper RPC); NaN until the first HighLevelCommand (the interface then
+leaves the grippers alone). A non-finite gripper value keeps the previous one.
 
 Policy parameters take a path, or the bare file name of a model shipped in the package's
 models/ directory (`legs.onnx`). The control rate is the policies' own (their metadata's
@@ -24,6 +28,7 @@ reference machine, docs/architecture.md). Both are in the report.
 from __future__ import annotations
 
 import array
+import math
 import threading
 import time
 
@@ -72,6 +77,7 @@ class ControllerNode(Node):
                 self.kp[idx], self.kd[idx] = policy.meta["joints"]["kp"], policy.meta["joints"]["kd"]
         default_pos, default_rot = arm_kinematics().fk(jt.default_q[pio.ARM_ACTION.indices(jt)])
         self.hand_pos, self.hand_rot = default_pos, default_rot  # hand targets until a command arrives
+        self.grippers = (float("nan"), float("nan"))  # left, right: 0 open .. 1 closed; NaN: no command yet
         self.accepting = {getattr(RobotState, f"SAFETY_{s}") for s in ACCEPTING}
         self.JointCommand, self.ControllerStatus = JointCommand, ControllerStatus
 
@@ -113,6 +119,12 @@ class ControllerNode(Node):
             o = pose.orientation
             pos[0, h] = (pose.position.x, pose.position.y, pose.position.z)
             rot[0, h] = Rotation.from_quat([o.x, o.y, o.z, o.w]).as_matrix()  # geometry_msgs: x, y, z, w
+        with self._lock:
+            self.grippers = tuple(min(1.0, max(0.0, float(v))) if math.isfinite(v) else old
+                                  for v, old in zip((msg.left_gripper, msg.right_gripper), self.grippers))
+        if not (math.isfinite(msg.left_gripper) and math.isfinite(msg.right_gripper)):
+            self.get_logger().warn("HighLevelCommand with a non-finite gripper command: that gripper keeps "
+                                   "its previous command", throttle_duration_sec=5.0)
         if np.all(np.isfinite(pos)) and np.all(np.isfinite(rot)):
             with self._lock:
                 self.hand_pos, self.hand_rot = pos, rot
@@ -123,7 +135,7 @@ class ControllerNode(Node):
     def step(self, now: float) -> tuple[bool, float, str]:
         with self._lock:
             state, state_t, foot, foot_t = self._state, self._state_t, self._footstep, self._footstep_t
-            hand_pos, hand_rot = self.hand_pos, self.hand_rot
+            hand_pos, hand_rot, grippers = self.hand_pos, self.hand_rot, self.grippers
         if state is None or now - state_t > self.state_timeout:
             self._was_active = False
             self.tracking.reset()
@@ -146,6 +158,7 @@ class ControllerNode(Node):
         inference_ms = (time.perf_counter() - t0) * 1e3
         cmd = self._cmd
         cmd.position = array.array("d", q_des.tobytes())  # no per-element type checks
+        cmd.left_gripper, cmd.right_gripper = grippers
         cmd.header.stamp = self.get_clock().now().to_msg()  # simulated time in simulation: sim_t1 syncs on it
         self.cmd_pub.publish(cmd)
         self.tracking.on_control_step(q, gravity[0], footstep, hand_pos, hand_rot, self.ctrl.last_hand_error)
@@ -204,7 +217,8 @@ class ControllerNode(Node):
             "max": round(float(cycle.max()), 3)}
         return {"rate_hz": self.rate, "policies": self.policies, "clock": self.clock.kind,
                 "scheduling": self.scheduling, "ort_threads": self.ort_threads, **self.stats,
-                "cycle_ms": cycle_ms, **self.tracking.summary()}
+                "cycle_ms": cycle_ms, "grippers_last_command": [None if math.isnan(v) else round(v, 3) for v in self.grippers],
+                **self.tracking.summary()}
 
     def write_report(self) -> None:
         self._report_t = time.monotonic()

@@ -20,6 +20,15 @@ knows no ROS time: its LowState stream is the simulated robot's own tick, which 
 follows; the SDK path (B1LowCmdPublisher, B1LowStateSubscriber) is the robot's, unchanged.
 Scheduling: `realtime_priority` > 0 asks for SCHED_FIFO at that priority for the whole process
 (nice -10 where refused); what it got is logged and in the report (`scheduling`).
+Grippers (`grippers`, default true, in simulation too): JointCommand's left_gripper/right_gripper
+(0 open .. 1 closed; NaN = none) of accepted commands go to the robot's grippers through the vendor
+SDK's Loco API, B1LocoClient.ControlGripper (an RPC on rt/LocoApiTopicReq/Resp that waits up to 1 s
+for the robot's answer; sim_t1 serves it too), from a worker thread (grippers.GripperSender): only on
+a change beyond `gripper_threshold`, at most `gripper_rate_hz` per hand, never from the send loop.
+The position mapping and its assumed units are t1_description/gripper.py's. The loco client for the
+grippers is created whether or not use_loco_client is set (that flag only adds the ChangeMode
+prepare/custom handshake). Grippers are left as they are on exit. Counts of calls sent and failed
+are in the report (`grippers`).
 On exit: with use_loco_client and a standing robot, ChangeMode(prepare) (the robot's own
 controller holds it); otherwise a burst of damping LowCmds (then ChangeMode(damping) with the loco client).
 Variants: the robot must be the joint table's (29 motors). A LowState of another motor count (the
@@ -53,7 +62,9 @@ from t1_description.ros_runtime import LoopClock, request_realtime, spin
 from t1_hardware_interface.low_state import (LowCmdWriter, VariantMismatch, joint_state_msg,
                                              measured_from_low_state, request_from_joint_command,
                                              robot_state_msg)
+from t1_description.gripper import FORCE_RANGE, SPEED_RANGE, clamp_int
 from t1_description.run_report import write_node_report
+from t1_hardware_interface.grippers import GripperSender
 from t1_hardware_interface.safety import Safety, SafetyConfig, SafetyController
 
 NODE_PARAMETERS = {  # name: (default, description); SafetyConfig fields are declared beside these
@@ -66,6 +77,11 @@ NODE_PARAMETERS = {  # name: (default, description); SafetyConfig fields are dec
     "joint_state_decimation": (10, "publish sensor_msgs/JointState on every Nth LowState"),
     "stats_period_s": (5.0, "period of the send-rate/jitter log line"),
     "realtime_priority": (0, "SCHED_FIFO priority (1-99) of the process where permitted (else nice -10); 0: none"),
+    "grippers": (True, "send JointCommand's gripper commands to the robot (B1LocoClient.ControlGripper RPC)"),
+    "gripper_rate_hz": (10.0, "at most this many ControlGripper calls per second per hand"),
+    "gripper_threshold": (0.02, "send a gripper command when it moved more than this fraction of the stroke"),
+    "gripper_force": (500, "ControlGripper force, 50-1000 (SDK units, assumed: see t1_description/gripper.py)"),
+    "gripper_speed": (500, "ControlGripper speed, 1-1000 (SDK units, assumed)"),
 }
 _POSE_STATES = (Safety.RAMPING, Safety.READY, Safety.ACTIVE, Safety.HOLD)
 # simulated time: without LowStates the loop still cycles every 50 ms of /clock, so the LowState
@@ -156,12 +172,28 @@ class HardwareNode(Node):
             self._loco.ChangeMode(sdk.RobotMode.kPrepare)
             time.sleep(p["prepare_wait_s"])
             self._loco.ChangeMode(sdk.RobotMode.kCustom)
+        self._grippers = None
+        if p["grippers"]:
+            self._gripper_loco = self._loco
+            if self._gripper_loco is None:  # simulation: no mode handshake, but the grippers' RPC all the same
+                self._gripper_loco = sdk.B1LocoClient()
+                self._gripper_loco.Init()
+            self._grippers = GripperSender(self._control_gripper, rate_hz=p["gripper_rate_hz"],
+                                           threshold=p["gripper_threshold"])
         self._thread = threading.Thread(target=self._loop, name="lowcmd_loop", daemon=True)
         self._thread.start()
         self.scheduling = request_realtime(int(p["realtime_priority"]))  # every thread, the SDK's too
         self.get_logger().info(f"SDK on domain {domain} '{p['network_interface']}', LowCmd at "
                                f"{p['send_rate_hz']:g} Hz on {self.loop_clock.kind} time; scheduling "
                                f"{self.scheduling['got']} ({self.scheduling['detail']}); waiting for LowState")
+
+    def _control_gripper(self, hand: int, position: int) -> None:
+        """One ControlGripper RPC (the gripper worker thread; blocks up to the SDK's 1 s timeout)."""
+        sdk = self.sdk
+        param = sdk.GripperMotionParameter(position, clamp_int(self.p["gripper_force"], FORCE_RANGE),
+                                           clamp_int(self.p["gripper_speed"], SPEED_RANGE))
+        self._gripper_loco.ControlGripper(param, sdk.GripperControlMode.kPosition,
+                                          sdk.HandIndex.kLeftHand if hand == 0 else sdk.HandIndex.kRightHand)
 
     # ---- callbacks ----------------------------------------------------------------------------
     def _on_low_state(self, msg) -> None:  # SDK thread: never let an exception escape into C++
@@ -200,6 +232,8 @@ class HardwareNode(Node):
             counts = dict(self.safety.counts)
             if verdict.accepted:
                 self._cmd_received_wall = received
+        if verdict.accepted and self._grippers is not None:
+            self._grippers.set(msg.left_gripper, msg.right_gripper)  # only stores it: the RPC is the worker's
         if verdict.ignored:
             self.get_logger().info(f"{verdict.reason} ({counts['ignored']} so far)", throttle_duration_sec=1.0)
         elif not verdict.accepted:
@@ -347,13 +381,16 @@ class HardwareNode(Node):
                 "low_cmd_gap_ms": _percentiles(gaps), "joint_command_to_low_cmd_ms": _percentiles(latency),
                 "watchdog_events": dict(watchdog),
                 "final_safety_state": self.safety.state.name.lower(), "safety_transitions": self._transitions,
-                "command_counts": dict(self.safety.counts), "clamp_counts": dict(self.safety.clamp_counts)}
+                "command_counts": dict(self.safety.counts), "clamp_counts": dict(self.safety.clamp_counts),
+                "grippers": self._grippers.report() if self._grippers is not None else {"enabled": False}}
 
     # ---- exit ---------------------------------------------------------------------------------
     def shutdown(self) -> None:
         """Stop the loop; hand the robot back standing (loco client) or damped; close the SDK channels."""
         self._stop.set()
         self._thread.join(timeout=1.0)
+        if self._grippers is not None:
+            self._grippers.close()  # a call in flight ends within the SDK's 1 s timeout
         self._state_sub.CloseChannel()  # no SDK callbacks into a finalizing interpreter (it segfaults)
         with self._lock:
             state, damping = self.safety.state, self.safety.damping_command()

@@ -24,7 +24,7 @@ from scipy.spatial.transform import Rotation
 
 from t1_description.ankle import load_parallel_ankles
 from t1_description.joint_table import JointTable, load_joint_table
-from t1_description.model_paths import load_model
+from t1_description.model_paths import load_model, robot_indices
 from t1_description.pd import apply_pd_command, make_pd_actuators
 from t1_description.robot_types import MotorCommand
 
@@ -55,6 +55,11 @@ class SimCore:
         self.dof_adr = np.array([m.jnt_dofadr[m.joint(name).id] for name in self.jt.names])
         self.act_id = np.array([m.actuator(name).id for name in self.jt.names])
         self.trunk_id = m.body("Trunk").id
+        idx = robot_indices(m)  # the grippers: not motors of the joint table (the robot's Loco API commands them)
+        self.gripper_ctrl = idx.gripper_ctrl          # left, right actuator: ctrl 0 open .. 1 closed
+        self.gripper_qpos = idx.gripper_qpos.reshape(2, 2)  # per hand, its two finger slides
+        fingers = [m.joint(f"{s}_gripper_finger_{i}").id for s in ("left", "right") for i in (1, 2)]
+        self.gripper_stroke = m.jnt_range[fingers, 1].reshape(2, 2)  # finger travel, open (0) to closed
         make_pd_actuators(m, self.act_id, self.jt.effort_limit)  # the motor law runs inside mj_step
         self._sensor = {name: self._sensor_slice(name) for name in ("imu_quat", "imu_gyro", "imu_acc")}
         self.ankles = load_parallel_ankles(self.jt)
@@ -149,6 +154,17 @@ class SimCore:
 
     def set_damping(self) -> None:
         self.command, self.damping, self.parallel, self._ankle_cmd = None, True, False, None
+
+    def set_gripper(self, hand: int, fraction: float) -> None:
+        """Command a gripper (0 left, 1 right) to a fraction of its stroke: 0 open .. 1 closed (held)."""
+        self.data.ctrl[self.gripper_ctrl[hand]] = min(1.0, max(0.0, float(fraction)))
+
+    def gripper_state(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ctrl, closure) per hand (left, right): the commanded fraction, and the fingers' mean
+        position as a fraction of their stroke (0 open .. 1 closed; less than ctrl when an object
+        is between the fingers)."""
+        closure = (self.data.qpos[self.gripper_qpos] / self.gripper_stroke).mean(axis=1)
+        return self.data.ctrl[self.gripper_ctrl].copy(), closure
 
     def push(self, force_xyz, torque_xyz, duration: float) -> None:
         """Apply an external wrench to the trunk (world frame) for `duration` seconds."""

@@ -33,6 +33,15 @@ commands by type, NatNet frames/clients/drops, the scene's objects: start, final
 position and their height every 0.05 s) and a PNG snapshot of the scene (RUN/sim_t1.png); with
 video:=true also RUN/sim_t1.gif, a 320x240 frame every video_period_s of simulated time, rendered
 off the physics thread (t1_sim.snapshot.VideoRecorder).
+Grippers (serve_loco_api, default true): sim_t1 serves the robot's Loco API RPC for the grippers as
+the robot does: booster_msgs/RpcReqMsg on /LocoApiTopicReq (DDS rt/LocoApiTopicReq), the vendor SDK's
+B1LocoClient.ControlGripper (api_id 2010, kPosition mode), sets the hand's MuJoCo gripper actuator
+(ctrl 0 open .. 1 closed, from the SDK position by t1_description/gripper.py) and answers on
+/LocoApiTopicResp with the request's uuid and status 0 (the SDK's call returns then; without an
+answer it raises after 1 s). Other APIs (ChangeMode, Move, ...) and kForce mode are answered with
+status 400, logged and counted. The report's `grippers` gives per hand the calls, the last SDK
+position, the final ctrl and finger closure (fraction of the stroke), their maxima and the
+simulated seconds spent commanded closed (ctrl >= 0.5).
 Start pose: robot_start [x, y, yaw] (world, m and rad; default the stand keyframe's [0.0, 0.0, 0.0]) moves
 the settled robot there before anything is served (a task's start relative to its objects).
 """
@@ -58,6 +67,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from rclpy.signals import SignalHandlerOptions  # noqa: E402
 
 from t1_sim.natnet_server import NatNetServer, ServedBody  # noqa: E402
+from t1_description import gripper as gripper_wire  # noqa: E402
 from t1_description.joint_table import variant_mismatch_message  # noqa: E402
 from t1_description.ros_runtime import spin  # noqa: E402
 from t1_description.run_report import run_dir, write_node_report  # noqa: E402
@@ -138,8 +148,8 @@ class SimT1Node(Node):
         self._next_object_t = 0.0
         self.video = None
         if p("video", False):  # off by default: tests and benchmarks do not pay for it
-            from t1_sim.snapshot import VideoRecorder
-            self.video = VideoRecorder(self.sim.model, period_s=p("video_period_s", 0.2))
+            from t1_sim.snapshot import VideoRecorder, scene_view
+            self.video = VideoRecorder(self.sim.model, period_s=p("video_period_s", 0.2), view=scene_view(self.scene))
         self.stats = {"commands": 0, "commands_parallel": 0, "commands_serial": 0, "commands_rejected": {},
                       "settle_time_s": round(settle_s, 3), "min_trunk_height_m": self.sim.trunk_height(),
                       "fell": False, "pushes": 0, "late_cycles": 0, "low_state_published": 0,
@@ -160,6 +170,15 @@ class SimT1Node(Node):
             from refine_dp_msgs.msg import JointCommand
             self.create_subscription(JointCommand, "joint_command", self._on_joint_command,
                                      QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE), raw=True)
+        self.grippers = {h: {"calls": 0, "last_position": None, "max_ctrl": 0.0, "max_closure": 0.0,
+                             "closed_s": 0.0} for h in gripper_wire.HANDS}
+        self.rpc_stats = {"requests": 0, "control_gripper": 0, "refused": {}}
+        if p("serve_loco_api", True):  # the robot's Loco API, ControlGripper only (booster_msgs: the SDK's types)
+            from booster_msgs.msg import RpcReqMsg, RpcRespMsg
+            self._RpcRespMsg = RpcRespMsg
+            rpc_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+            self.rpc_pub = self.create_publisher(RpcRespMsg, gripper_wire.LOCO_API_TOPIC_RESP, rpc_qos)
+            self.create_subscription(RpcReqMsg, gripper_wire.LOCO_API_TOPIC_REQ, self._on_rpc, rpc_qos)
         self.create_subscription(Wrench, "~/push", self._on_push, 10)
         self.create_subscription(PoseStamped, "~/set_object_pose", self._on_set_pose, 10)
         self._writer = LowStateWriter(len(self.sim.jt.names))
@@ -225,6 +244,35 @@ class SimT1Node(Node):
             self._last_joint_command_stamp = sec + nanosec * 1e-9
             self._last_joint_command_wall = time.perf_counter()
             self._inputs.notify_all()
+
+    def _on_rpc(self, req) -> None:
+        """A Loco API request (executor thread): ControlGripper sets the gripper; every request is answered."""
+        self.rpc_stats["requests"] += 1
+        status, message = gripper_wire.RPC_STATUS_SUCCESS, ""
+        try:
+            api_id = int(gripper_wire.parse_rpc_header(req.header)["api_id"])
+            if api_id != gripper_wire.LOCO_API_CONTROL_GRIPPER:
+                raise ValueError(f"sim_t1 serves only ControlGripper ({gripper_wire.LOCO_API_CONTROL_GRIPPER}) "
+                                 f"of the Loco API, not api_id {api_id}")
+            g = gripper_wire.parse_control_gripper(req.body)
+            if g.mode != gripper_wire.GRIPPER_MODE_POSITION:
+                raise ValueError(f"sim_t1 serves ControlGripper in kPosition mode only, not mode {g.mode}")
+            fraction = gripper_wire.gripper_fraction(g.position)
+            with self._lock:
+                self.sim.set_gripper(g.hand, fraction)
+            hand = self.grippers[gripper_wire.HANDS[g.hand]]
+            hand["calls"] += 1
+            hand["last_position"] = g.position
+            self.rpc_stats["control_gripper"] += 1
+            self.get_logger().info(f"ControlGripper {gripper_wire.HANDS[g.hand]}: position {g.position} "
+                                   f"-> ctrl {fraction:.3f}", throttle_duration_sec=0.5)
+        except ValueError as e:
+            status, message = gripper_wire.RPC_STATUS_BAD_REQUEST, str(e)
+            refused = self.rpc_stats["refused"]
+            refused[message[:80]] = refused.get(message[:80], 0) + 1
+            self.get_logger().error(f"Loco API request refused: {message}", throttle_duration_sec=1.0)
+        self.rpc_pub.publish(self._RpcRespMsg(uuid=req.uuid, header=gripper_wire.rpc_response_header(status, message),
+                                              body=""))
 
     def _on_push(self, msg) -> None:
         with self._lock:
@@ -370,6 +418,12 @@ class SimT1Node(Node):
 
     def _record_objects(self) -> None:
         t = self.sim.data.time
+        ctrl, closure = self.sim.gripper_state()
+        for h, name in enumerate(gripper_wire.HANDS):
+            g = self.grippers[name]
+            g["max_ctrl"], g["max_closure"] = max(g["max_ctrl"], float(ctrl[h])), max(g["max_closure"], float(closure[h]))
+            if ctrl[h] >= 0.5 and self._next_object_t > 0:
+                g["closed_s"] += t - (self._next_object_t - self.OBJECT_PERIOD_S)
         for name, obj in self.objects.items():
             z = float(self.sim.data.xpos[self._object_ids[name], 2])
             obj["height"].append((round(t, 3), round(z, 4)))
@@ -407,6 +461,19 @@ class SimT1Node(Node):
                 "gap_p50_ms": round(float(np.percentile(gaps, 50)), 3),
                 "gap_p99_ms": round(float(np.percentile(gaps, 99)), 3), "gap_max_ms": round(float(gaps.max()), 3)}
 
+    def grippers_summary(self) -> dict:
+        """Per hand: ControlGripper calls, last SDK position, final ctrl and finger closure (0 open .. 1
+        closed), their maxima, and simulated seconds commanded closed; plus the RPC counts."""
+        ctrl, closure = self.sim.gripper_state()
+        out = {}
+        for h, name in enumerate(gripper_wire.HANDS):
+            g = self.grippers[name]
+            out[name] = dict(g, ctrl=round(float(ctrl[h]), 4), closure=round(float(closure[h]), 4),
+                             max_ctrl=round(max(g["max_ctrl"], float(ctrl[h])), 4),
+                             max_closure=round(max(g["max_closure"], float(closure[h])), 4),
+                             closed_s=round(g["closed_s"], 3))
+        return dict(out, rpc=self.rpc_stats)
+
     def report(self, run_dir: Path | None) -> dict:
         pos, quat = self.sim.trunk_pose()
         self.stats["sync_wait_s"] = round(self.stats["sync_wait_s"], 3)
@@ -414,11 +481,12 @@ class SimT1Node(Node):
                       final_trunk_position_m=[round(float(v), 4) for v in pos],
                       final_trunk_quat_wxyz=[round(float(v), 5) for v in quat],
                       natnet=self.natnet.stats(), fatal=self.fatal, robot_start=self.robot_start,
-                      objects=self.objects_summary(), walk=self.walk_summary())
+                      objects=self.objects_summary(), walk=self.walk_summary(), grippers=self.grippers_summary())
         if run_dir is not None and self.snapshot:
             try:
-                from t1_sim.snapshot import render_png
-                report["snapshot_png"] = str(render_png(self.sim.model, self.sim.data, run_dir / "sim_t1.png"))
+                from t1_sim.snapshot import render_png, scene_view
+                report["snapshot_png"] = str(render_png(self.sim.model, self.sim.data, run_dir / "sim_t1.png",
+                                                        **scene_view(self.scene)))
             except Exception as e:  # a missing GL must not lose the report
                 report["snapshot_error"] = f"{type(e).__name__}: {e} (set MUJOCO_GL=egl or osmesa)"
         return report
