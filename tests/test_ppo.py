@@ -160,3 +160,33 @@ def test_critic_warmup_moves_only_the_critic_then_both():
     assert runner.alg.updates == 2 and runner.alg.state_dict()["updates"] == 2
     runner.learn(1)
     assert not all(torch.equal(a, b) for a, b in zip(actor0, policy.actor.parameters()))
+
+
+def test_kl_stop_ends_the_actors_steps_once_the_policy_has_moved_that_far():
+    """kl_stop: after the first actor step (KL 0 on the first minibatch) a tiny threshold stops the actor
+    for the rest of the update, the critic goes on; off (0), the actor takes every minibatch step."""
+    def actor_steps(kl_stop: float) -> tuple[int, dict]:
+        cfg = small_cfg()
+        cfg.ppo.kl_stop = kl_stop
+        cfg.ppo.schedule = "fixed"
+        runner = PPORunner(PointMassVecEnv(8), cfg)
+        policy = runner.alg.policy
+        seen, steps = [p.detach().clone() for p in policy.actor.parameters()], [0]
+        step = runner.alg.optimizer.step
+
+        def counting_step(*a, **k):  # counts the optimizer steps that moved the actor
+            out = step(*a, **k)
+            now = [p.detach().clone() for p in policy.actor.parameters()]
+            steps[0] += not all(torch.equal(x, y) for x, y in zip(seen, now))
+            seen[:] = now
+            return out
+        runner.alg.optimizer.step = counting_step
+        critic0 = [p.detach().clone() for p in policy.critic.parameters()]
+        hist = runner.learn(1)
+        assert not all(torch.equal(a, b) for a, b in zip(critic0, policy.critic.parameters()))
+        return steps[0], hist[-1]
+
+    stopped, h = actor_steps(1e-12)
+    assert stopped == 1 and h["kl_stopped"] == 1.0
+    free, h = actor_steps(0.0)
+    assert free == 3 * 4 and h["kl_stopped"] == 0.0  # num_epochs x num_minibatches

@@ -266,3 +266,28 @@ def test_pickup_heuristic_lifts_the_box():
             break
     env.close()
     assert (best >= 3).any(), f"no episode lifted the box (stages reached {best})"  # stage 3 = "lift" (>= 2 cm)
+
+
+def test_measured_feet_anchor_the_footstep_plan_on_the_robots_feet():
+    """TaskEnv(measured_feet=True): the footstep planner starts on the feet by FK and re-expresses its stance
+    foot on the measured one while walking (as the footstep node's measured_feet); without it the plan
+    starts beside the sampled start pose and keeps its own dead-reckoned footholds."""
+    from refine_dp_training.tasks.env import TaskEnv
+    env = TaskEnv("pickup", 2, seed=0, measured_feet=True)
+    env.reset(seed=3)
+    np.testing.assert_allclose(env.footsteps.feet, env._feet_world(), atol=1e-9)
+    a = _standing_actions(env)
+    a[:, 0] = 0.2
+    for _ in range(8):  # 0.8 s of walking: a step has landed
+        env.step(a)
+    from loco_manip_controller.footstep_planner import stance_foot_index
+    stance = stance_foot_index(env.footsteps.swing_foot)
+    assert (stance >= 0).all()
+    rows = np.arange(2)
+    measured = env._feet_world()[rows, stance]
+    np.testing.assert_allclose(env.footsteps.feet[rows, stance, :2], measured[:, :2], atol=0.02)
+    env.close()
+    plain = TaskEnv("pickup", 2, seed=0)
+    plain.reset(seed=3)
+    assert not np.allclose(plain.footsteps.feet, plain._feet_world(), atol=1e-3)  # side by side at the start pose
+    plain.close()

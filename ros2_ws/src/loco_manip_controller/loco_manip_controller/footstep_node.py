@@ -17,9 +17,16 @@ with it (the node refuses to start otherwise, naming both values), an unset one 
 Without a legs policy the parameters apply over FootstepPlannerConfig's defaults. `rate_hz` 0 means
 the policy's control_hz.
 
-Stance-foot pose: RobotState carries no foot poses, so the footholds are the planner's own
-dead reckoning (each swing foot assumed to land on its target). The relative targets the
-policy sees do not depend on that world estimate, only the optional world footholds do.
+Stance-foot pose: RobotState carries no foot poses. With `measured_feet` (default false) the node
+measures them as the legs were trained (refine-dp eval controller does too): both feet by leg
+forward kinematics (t1_description.kinematics.feet_planar) of RobotState's leg joint angles, placed
+by the trunk's MoCap pose (`objects`, body `trunk_object`); the planner then re-expresses its targets
+on the measured stance foot and places them along the commanded path with the legs' bounded catch-up
+(FootstepPlannerConfig.catch_up / catch_up_yaw), restarting the path when the command changes by more
+than `reanchor_change`. A stale or untracked trunk (> `feet_timeout_s`) falls back to dead reckoning.
+Without it the footholds are the planner's own dead reckoning (each swing foot assumed to land on its
+target): the relative targets the policy sees do not depend on that world estimate, but an under-turn
+is never caught up.
 
 Run: python -m loco_manip_controller.footstep_node --ros-args -p legs_policy:=legs.onnx
 """
@@ -35,10 +42,10 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from refine_dp_msgs.msg import FootstepCommand, HighLevelCommand
+from refine_dp_msgs.msg import FootstepCommand, HighLevelCommand, ObjectStateArray, RobotState
 
 from loco_manip_controller import contract
-from loco_manip_controller.footstep_planner import FootstepPlannerConfig, SingleFootstepPlanner
+from loco_manip_controller.footstep_planner import REANCHOR_CHANGE, FootstepPlannerConfig, SingleFootstepPlanner
 from loco_manip_controller.policy_io import CONTROL_HZ
 from loco_manip_controller.policy_runtime import check_metadata, read_metadata, resolve_model
 from t1_description.ros_runtime import LoopClock, spin
@@ -49,6 +56,12 @@ NODE_PARAMETERS = {  # name: (default, description); FootstepPlannerConfig field
     "rate_hz": (0.0, "FootstepCommand publish rate; 0: the legs policy's control_hz"),
     "command_timeout_s": (0.5, "a HighLevelCommand older than this counts as zero velocity (stop)"),
     "max_tick_s": (0.1, "cap on the planner time step when a tick comes late"),
+    "measured_feet": (False, "measure the feet (leg FK of robot_state placed by the trunk's MoCap pose in objects) "
+                             "so the planner catches up on the commanded path as in training"),
+    "trunk_object": ("t1_trunk", "with measured_feet: the MoCap body of the trunk in objects"),
+    "feet_timeout_s": (0.1, "with measured_feet: a trunk pose or joint state older than this is not used"),
+    "reanchor_change": (REANCHOR_CHANGE, "with measured_feet: a command change (m/s or rad/s, any axis) beyond this "
+                              "restarts the commanded path on the feet"),
 }
 _TYPES = {float: Parameter.Type.DOUBLE, int: Parameter.Type.INTEGER}
 
@@ -64,6 +77,51 @@ def planner_setup(legs_policy: str, rate_hz: float, planner_parameters: dict) ->
         contract.check_overrides(meta, {"control_hz": rate_hz or None}, source, "rate_hz parameter")
     config = contract.footstep_planner_config(meta, planner_parameters, source)
     return config, float(meta["control_hz"]) if meta else (rate_hz or CONTROL_HZ)
+
+
+class MeasuredFeet:
+    """Both feet's planar world poses [2, 3] (left, right; x, y, yaw) from the latest leg joint angles
+    (RobotState) and trunk pose (ObjectStateArray), or None when either is missing, stale or untracked.
+    ROS-free but for the messages' fields, so it is tested without a graph."""
+
+    def __init__(self, trunk_object: str, timeout_s: float):
+        from t1_description.kinematics import LEG_JOINT_NAMES
+        self.trunk_object, self.timeout = trunk_object, float(timeout_s)
+        self.leg_names = LEG_JOINT_NAMES
+        self._q, self._q_t = None, -math.inf
+        self._trunk, self._trunk_t = None, -math.inf
+        self._index = None  # RobotState name order -> leg joints
+        self.used = self.missing = 0
+
+    def on_robot_state(self, msg, now: float) -> None:
+        if self._index is None or len(msg.name) != self._index[0]:
+            names = list(msg.name)
+            try:
+                self._index = (len(names), [names.index(n) for n in self.leg_names])
+            except ValueError as e:
+                raise ValueError(f"robot_state lacks a leg joint the feet are measured from: {e}") from None
+        self._q = [msg.position[i] for i in self._index[1]]
+        self._q_t = now
+
+    def on_objects(self, msg, now: float) -> None:
+        for o in msg.objects:
+            if o.name == self.trunk_object:
+                if o.tracked:
+                    p, q = o.pose.position, o.pose.orientation
+                    self._trunk, self._trunk_t = ((p.x, p.y, p.z), (q.w, q.x, q.y, q.z)), now
+                return
+
+    def pose(self, now: float):
+        if self._q is None or self._trunk is None or now - min(self._q_t, self._trunk_t) > self.timeout:
+            self.missing += 1
+            return None
+        import numpy as np
+
+        from t1_description.kinematics import feet_planar, quat_wxyz_to_matrix
+        pos, quat = self._trunk
+        rot = quat_wxyz_to_matrix(np.asarray(quat, dtype=np.float64)[None])
+        self.used += 1
+        return feet_planar(np.asarray(self._q, dtype=np.float64)[None], rot, np.asarray(pos)[None])[0]
 
 
 class FootstepNode(Node):
@@ -90,6 +148,15 @@ class FootstepNode(Node):
         reliable = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
         self.pub = self.create_publisher(FootstepCommand, "footstep_command", reliable)
         self.create_subscription(HighLevelCommand, "high_level_command", self._on_command, reliable)
+        self.feet = MeasuredFeet(p["trunk_object"], p["feet_timeout_s"]) if p["measured_feet"] else None
+        self.reanchor_change = float(p["reanchor_change"])
+        self._feet_started = False
+        if self.feet is not None:
+            best_effort = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+            self.create_subscription(RobotState, "robot_state",
+                                     lambda m: self.feet.on_robot_state(m, self.clock.now()), best_effort)
+            self.create_subscription(ObjectStateArray, "objects",
+                                     lambda m: self.feet.on_objects(m, self.clock.now()), best_effort)
         self.create_timer(1.0 / rate, self._tick)
         self.get_logger().info(f"footsteps at {rate:g} Hz, step period {config.step_period:g} s, "
                                f"width {config.step_width:g} m ({p['legs_policy'] or 'no legs policy: defaults'})")
@@ -114,7 +181,13 @@ class FootstepNode(Node):
                 self.get_logger().warning(f"no HighLevelCommand for {self.timeout:g} s: stopping",
                                           throttle_duration_sec=5.0)
             cmd = (0.0, 0.0, 0.0)
-        step = self.planner.update(dt, *cmd)
+        feet = self.feet.pose(now) if self.feet is not None else None
+        if feet is not None and not self._feet_started:
+            self.planner.reset(feet_pose=feet)  # the plan starts on the measured feet (in the MoCap world)
+            self._feet_started = True
+        step = self.planner.update(dt, *cmd, feet_pose=feet)
+        if feet is not None:  # a new command: a new commanded path from where the robot is
+            self.planner.reanchor_on_change(*cmd, self.reanchor_change)
         msg = FootstepCommand()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.header.frame_id = step.frame_id

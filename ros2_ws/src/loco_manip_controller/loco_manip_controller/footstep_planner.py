@@ -66,6 +66,11 @@ from t1_description.kinematics import LEFT, RIGHT, planar_compose, planar_relati
 from .gait import SWING_LEFT, SWING_NONE, SWING_RIGHT, stance_foot_index, swing_foot_index, swing_phase
 
 
+# m/s or rad/s: with measured feet, a command change beyond this restarts the commanded path (reanchor_on_change;
+# the footstep node's reanchor_change and TaskEnv's measured_feet): a new command is a new path, a planner's jitter is not
+REANCHOR_CHANGE = 0.05
+
+
 @dataclass
 class FootstepPlannerConfig:
     """Gait timing, placement limits and start/stop rules (defaults sized for the Booster T1)."""
@@ -208,6 +213,7 @@ class FootstepPlanner:
         self.path_target = np.zeros((n, 3))  # the path's foothold of the step in progress (world)
         self.feet_z = np.zeros((n, 2))  # world ground height under each foot (as planned; 0 on flat ground)
         self.target_z_world = np.zeros(n)  # world ground height at the swing target
+        self.path_cmd = np.full((n, 3), np.nan)  # the command the path was last restarted for (reanchor_on_change)
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -258,6 +264,7 @@ class FootstepPlanner:
             feet = np.stack([planar_compose(root, np.array([0.0, half, 0.0])),
                              planar_compose(root, np.array([0.0, -half, 0.0]))], axis=1)
         self.feet[mask] = feet
+        self.path_cmd[mask] = np.nan
         self.feet_z[mask] = 0.0 if heights is None else heights
         self.target_z_world[mask] = self.feet_z[mask, LEFT]
         self.path_feet[mask] = feet
@@ -296,6 +303,18 @@ class FootstepPlanner:
         mask = self._mask(mask)
         self.path_feet[mask] = self.feet[mask]
         self.path_target[mask] = self._target_world()[mask]
+
+    def reanchor_on_change(self, cmd_vel, threshold: float) -> np.ndarray:
+        """reanchor_path where the command [N, 3] differs from the one the path last restarted for by more than
+        `threshold` (m/s or rad/s, any axis; the first command always): a new command is a new path, a
+        planner's 10 Hz jitter is not. The rule the footstep node and TaskEnv share with measured feet.
+        Returns the mask of restarted envs."""
+        cmd = np.asarray(cmd_vel, dtype=np.float64).reshape(self.num_envs, 3)
+        changed = ~(np.abs(cmd - self.path_cmd) <= threshold).all(-1)
+        if changed.any():
+            self.reanchor_path(changed)
+            self.path_cmd[changed] = cmd[changed]
+        return changed
 
     def _place_on_path(self, cmd_rel: np.ndarray, sigma: np.ndarray, stance: np.ndarray) -> np.ndarray:
         """Targets (stance-foot frame) moved from the command's `cmd_rel` towards the path's foothold
@@ -470,13 +489,24 @@ class SingleFootstepPlanner:
     def config(self) -> FootstepPlannerConfig:
         return self.planner.cfg
 
-    def reset(self, root_pose=(0.0, 0.0, 0.0)) -> None:
-        self.planner.reset(root_pose=np.asarray(root_pose, dtype=np.float64).reshape(1, 3))
+    def reset(self, root_pose=(0.0, 0.0, 0.0), feet_pose=None) -> None:
+        """Standing at root_pose (x, y, yaw), or on measured feet_pose [2, 3] (left, right; x, y, yaw)."""
+        if feet_pose is not None:
+            self.planner.reset(feet_pose=np.asarray(feet_pose, dtype=np.float64).reshape(1, 2, 3))
+        else:
+            self.planner.reset(root_pose=np.asarray(root_pose, dtype=np.float64).reshape(1, 3))
+
+    def reanchor_on_change(self, vx: float, vy: float, wz: float, threshold: float) -> bool:
+        """FootstepPlanner.reanchor_on_change for the one robot: whether the path restarted."""
+        return bool(self.planner.reanchor_on_change(np.array([[vx, vy, wz]]), threshold)[0])
 
     def update(self, dt: float, vx: float, vy: float, wz: float, stance_foot_pose=None,
-               ground_height=None) -> FootstepStep:
+               ground_height=None, feet_pose=None) -> FootstepStep:
+        """feet_pose [2, 3] (left, right; x, y, yaw), optional: both feet measured (FootstepPlanner.update)."""
         stance = None if stance_foot_pose is None else np.asarray(stance_foot_pose, dtype=np.float64).reshape(1, 3)
-        out = self.planner.update(dt, np.array([[vx, vy, wz]], dtype=np.float64), stance, ground_height=ground_height)
+        feet = None if feet_pose is None else np.asarray(feet_pose, dtype=np.float64).reshape(1, 2, 3)
+        out = self.planner.update(dt, np.array([[vx, vy, wz]], dtype=np.float64), stance, feet_pose=feet,
+                                  ground_height=ground_height)
         f = out.footstep
         swing = int(f.swing_foot[0])
         return FootstepStep(
@@ -496,6 +526,7 @@ class SingleFootstepPlanner:
 
 
 __all__ = [
+    "REANCHOR_CHANGE",
     "FootstepPlannerConfig",
     "Footstep",
     "FootstepCommands",

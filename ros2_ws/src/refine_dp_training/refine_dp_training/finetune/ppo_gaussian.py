@@ -53,6 +53,7 @@ class ChunkPPOConfig(FinetuneConfig):
     desired_kl: float = 0.01
     min_lr: float = 1e-5
     max_lr: float = 1e-3
+    kl_stop: float = 0.0               # > 0: the actor's steps in an iteration stop past this KL (rl/ppo.py)
     value_coef: float = 0.5
     entropy_coef: float = 0.0
     max_grad_norm: float = 1.0
@@ -69,7 +70,7 @@ class ChunkPPOConfig(FinetuneConfig):
                          use_clipped_value_loss=False, entropy_coef=self.entropy_coef,
                          learning_rate=self.learning_rate, max_grad_norm=self.max_grad_norm,
                          schedule=self.lr_schedule, desired_kl=self.desired_kl, min_lr=self.min_lr,
-                         max_lr=self.max_lr)
+                         max_lr=self.max_lr, kl_stop=self.kl_stop)
 
 
 class ChunkPPO:

@@ -17,6 +17,12 @@ The learning rate adapts to the KL between the rollout policy and the current on
 each minibatch): lr /= 1.5 when KL > 2 * desired_kl, lr *= 1.5 when KL < desired_kl / 2, within
 [min_lr, max_lr]. This makes the step size self-tuning, which matters when one PPO drives very
 different problems (Hopper, T1 legs, T1 arms).
+
+`kl_stop` > 0 adds the early stop of Schulman's PPO implementations: once a minibatch's KL exceeds it, the
+actor takes no more steps in this update (the critic goes on). A fine-tuned policy with a small std
+(a few % of the action range, over a chunk of ~200 action dimensions) can move its KL by 10-100 in
+one Adam step that a healthy policy would take (mlp-ft on the door: KL 160 after the first actor
+update, its success 0.75 -> 0.06): the adaptive rate only reacts after the damage, the stop bounds it.
 """
 from __future__ import annotations
 
@@ -48,6 +54,7 @@ class PPOConfig:
     normalize_advantages: bool = True
     critic_warmup_updates: int = 0  # first updates train only the critic (warm starts: an untrained
                                     # critic's advantages would undo a cloned policy)
+    kl_stop: float = 0.0  # > 0: no more actor steps in an update once a minibatch's KL exceeds this (module doc)
     symmetry_coef: float = 0.0  # weight of the mirror loss E||mu(s) - M_a mu(M_s s)||^2 (needs PPO.mirror)
 
 
@@ -142,9 +149,20 @@ class PPO:
                  "mirror_loss": 0.0}
         n = 0
         warmup = self.updates < cfg.critic_warmup_updates
+        stopped = False
         for mb in self.storage.minibatches(cfg.num_minibatches, cfg.num_epochs):
             out = self.losses(mb)
-            if warmup:  # critic only: the policy (and the adaptive lr) stay where they are
+            if not warmup and cfg.schedule == "adaptive" and cfg.desired_kl > 0 and not stopped:
+                kl = out["kl"].item()
+                if kl > 2.0 * cfg.desired_kl:
+                    self.learning_rate = max(cfg.min_lr, self.learning_rate / 1.5)
+                elif 0.0 < kl < cfg.desired_kl / 2.0:
+                    self.learning_rate = min(cfg.max_lr, self.learning_rate * 1.5)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = self.learning_rate
+            if not warmup and cfg.kl_stop > 0.0 and out["kl"].item() > cfg.kl_stop:
+                stopped = True  # the policy moved far enough: the critic alone for the rest of the update
+            if warmup or stopped:  # critic only: the policy stays where it is
                 self.optimizer.zero_grad()
                 (cfg.value_loss_coef * out["value_loss"]).backward()
                 nn.utils.clip_grad_norm_(self._critic_params, cfg.max_grad_norm)
@@ -154,14 +172,6 @@ class PPO:
                 stats["value_loss"] += out["value_loss"].item()
                 n += 1
                 continue
-            if cfg.schedule == "adaptive" and cfg.desired_kl > 0:
-                kl = out["kl"].item()
-                if kl > 2.0 * cfg.desired_kl:
-                    self.learning_rate = max(cfg.min_lr, self.learning_rate / 1.5)
-                elif 0.0 < kl < cfg.desired_kl / 2.0:
-                    self.learning_rate = min(cfg.max_lr, self.learning_rate * 1.5)
-                for group in self.optimizer.param_groups:
-                    group["lr"] = self.learning_rate
             self.optimizer.zero_grad()
             out["loss"].backward()
             # Actor and critic clipped apart: a large value error (unnormalized returns in the
@@ -176,6 +186,7 @@ class PPO:
         self.storage.clear()
         self.updates += 1
         stats = {k: v / max(n, 1) for k, v in stats.items()}
+        stats["kl_stopped"] = float(stopped)
         stats["learning_rate"] = self.learning_rate
         stats["action_std"] = self.policy.log_std.exp().mean().item()
         return stats

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from loco_manip_controller import policy_io as pio
-from loco_manip_controller.footstep_planner import FootstepPlanner, FootstepPlannerConfig
+from loco_manip_controller.footstep_planner import REANCHOR_CHANGE, FootstepPlanner, FootstepPlannerConfig
 from refine_dp_planner.planner_io import (ACTION_DIM, ACTION_FIELDS, Clamps, actions_from_vectors,
                                           actions_to_vectors, build_observation, clamp_actions,
                                           observation_fields)
@@ -120,13 +120,16 @@ class TaskEnv(VecEnv):
     def __init__(self, task: TaskSpec | str, num_envs: int = 16, *, start: str | float | StartRange = "pretrain",
                  randomize: bool = True, physics_dt: float | None = None, nthread: int = 2, legs=None, arms=None,
                  planner_rate_hz: float = PLANNER_RATE_HZ, clamps: Clamps | None = None, seed: int = 0,
-                 record_envs: tuple[int, ...] = ()):
+                 record_envs: tuple[int, ...] = (), measured_feet: bool = False):
         """task: a TaskSpec or a registered name (tasks.TASKS). start: "pretrain" | "ood" | a curriculum level
         in [0, 1] (pretrain -> ood) | a StartRange. randomize=False: nominal masses/friction, perfect MoCap, no
         latency (object poses and the start are still sampled). physics_dt: the MuJoCo step (default: the
         spec's, TaskSpec.physics_dt). legs/arms: policy files (default: the shipped
         models/legs.onnx, arms.onnx). record_envs: env indices whose state rows are kept after every control
-        step in `self.state_log` (videos)."""
+        step in `self.state_log` (videos). measured_feet: the footstep planner gets both feet by leg FK placed by
+        the trunk's pose, and restarts its commanded path on a command change beyond REANCHOR_CHANGE, as the
+        footstep node does with its `measured_feet` parameter (from the MoCap trunk there; the true trunk
+        here); False: the planner's own dead-reckoned footholds."""
         from loco_manip_controller.policy_runtime import LowLevelController, resolve_model
 
         from . import get_task
@@ -150,6 +153,8 @@ class TaskEnv(VecEnv):
         self.table = self.sim.table
         self.control_dt = self.sim.control_dt
         self.footsteps = FootstepPlanner(n, self.controller.footstep_config or FootstepPlannerConfig())
+        self.measured_feet = bool(measured_feet)
+        self._leg_idx = pio.LEG_ACTION.indices(self.table)
         self.arm_idx = self.table.indices(*ARM_GROUPS)
         m, L = self.sim.base_model, self.sim.layout
         names = tuple(dict.fromkeys(self.spec.objects + tuple(self.spec.initial_state.objects)))
@@ -314,7 +319,10 @@ class TaskEnv(VecEnv):
         self.obj_start[idx] = obj_pos
         self.obj_peak_z[idx] = obj_pos[..., 2]
         self.controller.reset(mask)
-        self.footsteps.reset(mask, root_pose=np.c_[xy, yaw])
+        if self.measured_feet:
+            self.footsteps.reset(mask, feet_pose=self._feet_world()[idx])
+        else:
+            self.footsteps.reset(mask, root_pose=np.c_[xy, yaw])
         self.footstep = self.footsteps.output().footstep
         self.mocap.reset(mask)
         self.t[idx] = 0.0
@@ -339,7 +347,11 @@ class TaskEnv(VecEnv):
         sim.step(q_des, self.q_des_prev, self.delay, gripper=self.grippers, rate_limit=self.table.velocity_limit)
         self.q_des_prev = q_des
         previous = self.footstep
-        self.footstep = self.footsteps.update(self.control_dt, self.base_vel).footstep
+        if self.measured_feet:
+            self.footstep = self.footsteps.update(self.control_dt, self.base_vel, feet_pose=self._feet_world()).footstep
+            self.footsteps.reanchor_on_change(self.base_vel, REANCHOR_CHANGE)
+        else:
+            self.footstep = self.footsteps.update(self.control_dt, self.base_vel).footstep
         if self.measure is not None:
             self._measure(previous)
         bad = ~np.isfinite(sim.state).all(-1) | (np.abs(sim.state[:, L.qvel]) > MAX_SPEED).any(-1)
@@ -374,6 +386,13 @@ class TaskEnv(VecEnv):
         feet = feet_planar(q[:, leg_idx], quat_wxyz_to_matrix(st[:, L.root_quat]), st[:, L.root_pos])
         td = score_touchdowns(previous_footstep, self.footstep, feet)
         self.metrics["footstep_error"].extend(td.error[td.ended & m].tolist())
+
+    def _feet_world(self) -> np.ndarray:
+        """Both feet's planar world poses [N, 2, 3] by leg FK placed by the trunk's pose (measured_feet)."""
+        from t1_description.kinematics import feet_planar
+        st, L = self.sim.state, self.sim.layout
+        return feet_planar(st[:, L.joint_q][:, self._leg_idx], quat_wxyz_to_matrix(st[:, L.root_quat]),
+                           st[:, L.root_pos])
 
     def _snapshot(self, rows: np.ndarray) -> list:
         n = self.num_envs

@@ -72,7 +72,7 @@ class EnginePlanner:
 
 def evaluate(task: str, planner: str, episodes: int, out: Path, num_envs: int = 50, seed: int = 10_000,
              start="pretrain", video: bool = True, progress: bool = True, legs=None, arms=None,
-             physics_dt: float | None = None) -> dict:
+             physics_dt: float | None = None, measured_feet: bool = False) -> dict:
     from ..evalstats import success_summary
     from . import make_heuristic
     from .collect import _render
@@ -91,7 +91,7 @@ def evaluate(task: str, planner: str, episodes: int, out: Path, num_envs: int = 
     while len(results["success"]) < episodes:
         n = min(num_envs, episodes - len(results["success"]))
         env = TaskEnv(task, n, start=start, seed=seed + batch * num_envs, record_envs=(0,) if video and batch == 0 else (),
-                      legs=legs, arms=arms, physics_dt=physics_dt)
+                      legs=legs, arms=arms, physics_dt=physics_dt, measured_feet=measured_feet)
         names = (env.failure_names, env.stage_names)
         controller = env.controller_identity()
         pl = make_heuristic(env.spec, n, seed=seed + batch * num_envs) if planner == "heuristic" else \
@@ -142,6 +142,7 @@ def evaluate(task: str, planner: str, episodes: int, out: Path, num_envs: int = 
 
     summary = {"task": task, "planner": planner, "start": str(start), "episodes": len(s),
                "controller": controller, "physics_dt": env.sim.physics_dt,
+               "measured_feet": env.measured_feet,
                **success_summary(int(s.sum()), len(s)),
                "completion_time_s": stats(times[s]), "falls": failures.get("fall", 0),
                "fall_rate": failures.get("fall", 0) / len(s), "failures": failures, "failures_by_stage": by_stage,
@@ -212,12 +213,15 @@ def main(argv=None) -> int:
     p.add_argument("--arms", default=None, help="arm policy .onnx (default: the shipped one)")
     p.add_argument("--physics-dt", type=float, default=None,
                    help="MuJoCo step in s (default: the task's, TaskSpec.physics_dt; sim_t1 runs 0.002)")
+    p.add_argument("--measured-feet", action="store_true",
+                   help="the footstep planner on measured feet (TaskEnv measured_feet; the footstep node's parameter)")
     args = p.parse_args(argv)
     import torch
     torch.set_num_threads(max(1, args.torch_threads))
     start = args.start if args.start in ("pretrain", "ood") else float(args.start)
     summary = evaluate(args.task, args.planner, args.episodes, args.out, args.num_envs, args.seed, start,
-                       not args.no_video, not args.no_progress, args.legs, args.arms, args.physics_dt)
+                       not args.no_video, not args.no_progress, args.legs, args.arms, args.physics_dt,
+                       args.measured_feet)
     lo, hi = summary["success_ci95"]
     print(f"{args.task} / {args.planner}: success {summary['success_rate']:.2f} [{lo:.2f}, {hi:.2f}] "
           f"({summary['successes']}/{summary['episodes']}), falls {summary['falls']}, failures {summary['failures']}")
