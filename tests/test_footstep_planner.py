@@ -470,3 +470,30 @@ def test_ground_height_becomes_target_z_within_max_step_height_and_flat_legs_nev
             # the trailing foot steps up too: level with the stance foot already up there (target_z is relative)
             assert zs[first_up + 1] == pytest.approx(0.0)
             assert feet_z[first_up + 2].tolist() == pytest.approx([0.1, 0.1])
+
+
+def test_stop_on_plan_stands_on_measured_feet_that_land_off_target():
+    """Measured feet land 2 cm off their targets (the legs' typical error, against the 1 cm side-by-side
+    tolerance): judged on the feet the robot steps in place for ever; stop_on_plan stands once a step
+    planned to the side-by-side stance has landed."""
+    import numpy as np
+
+    from loco_manip_controller.footstep_planner import FootstepPlanner, FootstepPlannerConfig
+    from loco_manip_controller.gait import SWING_NONE
+
+    def steps_in_place(stop_on_plan: bool) -> bool:
+        pl = FootstepPlanner(1, FootstepPlannerConfig(), stop_on_plan=stop_on_plan)
+        feet = np.array([[[0.0, 0.1, 0.0], [0.0, -0.1, 0.0]]])
+        pl.reset(feet_pose=feet)
+        dt = 0.02
+        for k in range(int(6.0 / dt)):
+            cmd = np.array([[0.15, 0.0, 0.0]]) if k * dt < 2.0 else np.zeros((1, 3))
+            out = pl.update(dt, cmd, feet_pose=feet)
+            swing = int(pl.swing_foot[0])
+            if swing != SWING_NONE:  # the swing foot "lands" 2 cm short of its target
+                i = 0 if swing == 1 else 1
+                feet[0, i] = out.target_world[0] - np.array([0.02, 0.0, 0.0])
+        return int(pl.swing_foot[0]) != SWING_NONE
+
+    assert steps_in_place(False)
+    assert not steps_in_place(True)

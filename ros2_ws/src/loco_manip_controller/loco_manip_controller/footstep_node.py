@@ -136,7 +136,8 @@ class FootstepNode(Node):
         if not p["rate_hz"] >= 0.0:
             raise ValueError(f"parameter rate_hz must be >= 0 (0: the legs policy's), got {p['rate_hz']}")
         config, rate = planner_setup(p["legs_policy"], p["rate_hz"], planner_parameters)
-        self.planner = SingleFootstepPlanner(config)  # validates the config, naming a bad field
+        # validates the config, naming a bad field; measured feet: stop on the planned stance (FootstepPlanner)
+        self.planner = SingleFootstepPlanner(config, stop_on_plan=bool(p["measured_feet"]))
         self.planner.reset()
         self.timeout = float(p["command_timeout_s"])
         self.max_tick = float(p["max_tick_s"])

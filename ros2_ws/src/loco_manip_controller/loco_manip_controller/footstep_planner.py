@@ -68,7 +68,7 @@ from .gait import SWING_LEFT, SWING_NONE, SWING_RIGHT, stance_foot_index, swing_
 
 # m/s or rad/s: with measured feet, a command change beyond this restarts the commanded path (reanchor_on_change;
 # the footstep node's reanchor_change and TaskEnv's measured_feet): a new command is a new path, a planner's jitter is not
-REANCHOR_CHANGE = 0.05
+REANCHOR_CHANGE = 0.0
 
 
 @dataclass
@@ -197,9 +197,15 @@ class FootstepCommands:
 class FootstepPlanner:
     """Batched velocity-to-footstep planner over N environments (see the module docstring)."""
 
-    def __init__(self, num_envs: int, config: FootstepPlannerConfig | None = None):
+    def __init__(self, num_envs: int, config: FootstepPlannerConfig | None = None, stop_on_plan: bool = False):
+        """stop_on_plan: a step that lands ends the walk when its *planned* target was the side-by-side
+        stance (within side_by_side_tol), not when the feet are: with measured feet (2-3 cm landing errors
+        against a 1 cm tolerance) the feet are never side by side and the robot would step in place for ever
+        (the door heuristic on measured feet: stepping in 100 % of its standing commands, 1/32). Without
+        measured feet both are the same (the feet land on their targets)."""
         self.cfg = config or FootstepPlannerConfig()
         self.cfg.validate()
+        self.stop_on_plan = bool(stop_on_plan)
         self.num_envs = int(num_envs)
         n = self.num_envs
         self.feet = np.zeros((n, 2, 3))  # planned world footholds (x, y, yaw), left/right
@@ -207,6 +213,7 @@ class FootstepPlanner:
         self.countdown = np.zeros(n)
         self.step_duration = np.zeros(n)
         self.rel_target = np.zeros((n, 3))  # swing target in the stance-foot frame
+        self.cmd_rel_target = np.zeros((n, 3))  # the same as the command alone asked for (before the catch-up)
         self.step_index = np.zeros(n, dtype=np.uint32)
         self.idle_time = np.zeros(n)  # s the command has been below the standing threshold
         self.path_feet = np.zeros((n, 2, 3))  # the commanded path's footholds (module docstring)
@@ -273,6 +280,7 @@ class FootstepPlanner:
         self.countdown[mask] = 0.0
         self.step_duration[mask] = 0.0
         self.rel_target[mask] = 0.0
+        self.cmd_rel_target[mask] = 0.0
         self.step_index[mask] = 0
         self.idle_time[mask] = 0.0
 
@@ -341,6 +349,16 @@ class FootstepPlanner:
                 & (np.abs(rel[:, 1] + cfg.step_width) <= cfg.side_by_side_tol)
                 & (np.abs(rel[:, 2]) <= cfg.side_by_side_tol_yaw))
 
+    def _planned_side_by_side(self) -> np.ndarray:
+        """The step in progress was planned to the side-by-side stance: its command's target (stance-foot
+        frame, before the path's catch-up) at (0, -+width, 0) for a right / left swing, within tolerance
+        (stop_on_plan)."""
+        cfg, rel = self.cfg, self.cmd_rel_target
+        sigma = np.where(self.swing_foot == SWING_LEFT, 1.0, -1.0)
+        return ((np.abs(rel[:, 0]) <= cfg.side_by_side_tol)
+                & (np.abs(sigma * rel[:, 1] - cfg.step_width) <= cfg.side_by_side_tol)
+                & (np.abs(rel[:, 2]) <= cfg.side_by_side_tol_yaw))
+
     def _target_world(self) -> np.ndarray:
         env = np.arange(self.num_envs)
         stance = stance_foot_index(self.swing_foot)
@@ -397,7 +415,7 @@ class FootstepPlanner:
         leftover = np.where(touchdown, self.countdown, 0.0)  # <= 0: keeps the clock exact
 
         wants_to_stand = ~moving & (self.idle_time >= cfg.stand_delay - 1e-9)
-        stop = touchdown & wants_to_stand & self._side_by_side()
+        stop = touchdown & wants_to_stand & (self._planned_side_by_side() if self.stop_on_plan else self._side_by_side())
         keep_walking = touchdown & ~stop
         start = ~walking & moving
         new_step = keep_walking | start
@@ -429,6 +447,7 @@ class FootstepPlanner:
             if cfg.catch_up > 0.0 or cfg.catch_up_yaw > 0.0:
                 rel = self._place_on_path(cmd_rel, sigma, st)
         self.rel_target = np.where(new_step[:, None], rel, np.where(stop[:, None], 0.0, self.rel_target))
+        self.cmd_rel_target = np.where(new_step[:, None], cmd_rel, np.where(stop[:, None], 0.0, self.cmd_rel_target))
         if new_step.any():  # the ground under each new target, relative to the stance foot (flat: 0)
             st = np.maximum(stance_foot_index(self.swing_foot), 0)
             z_stance = self.feet_z[env, st]
@@ -482,8 +501,8 @@ class FootstepStep:
 class SingleFootstepPlanner:
     """The batched planner with N = 1 and scalar inputs/outputs, for the robot-side node."""
 
-    def __init__(self, config: FootstepPlannerConfig | None = None):
-        self.planner = FootstepPlanner(1, config)
+    def __init__(self, config: FootstepPlannerConfig | None = None, stop_on_plan: bool = False):
+        self.planner = FootstepPlanner(1, config, stop_on_plan)
 
     @property
     def config(self) -> FootstepPlannerConfig:

@@ -152,8 +152,9 @@ class TaskEnv(VecEnv):
         self.sim = BatchedT1(n, physics_dt, dec, nthread=nthread, scene=self.spec.scene)
         self.table = self.sim.table
         self.control_dt = self.sim.control_dt
-        self.footsteps = FootstepPlanner(n, self.controller.footstep_config or FootstepPlannerConfig())
         self.measured_feet = bool(measured_feet)
+        self.footsteps = FootstepPlanner(n, self.controller.footstep_config or FootstepPlannerConfig(),
+                                         stop_on_plan=self.measured_feet)
         self._leg_idx = pio.LEG_ACTION.indices(self.table)
         self.arm_idx = self.table.indices(*ARM_GROUPS)
         m, L = self.sim.base_model, self.sim.layout
