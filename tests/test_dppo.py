@@ -229,6 +229,34 @@ def test_a_batch_without_reward_trains_only_the_critic(pretrained, tmp_path):
     assert any(not torch.equal(critic0[k], v) for k, v in m.critic.state_dict().items())
 
 
+def test_actor_kl_stop_ends_the_actors_steps_once_a_minibatch_has_moved_that_far(pretrained, tmp_path):
+    """actor_kl_stop: after the first actor step (approx-KL 0 on the first minibatch) a tiny threshold stops
+    the actor for the rest of the update while the critic goes on; without it every minibatch steps."""
+    def actor_steps(stop):
+        torch.manual_seed(0)
+        m = dppo.Method(make_cfg(pretrained, tmp_path, critic_warmup_iterations=0, actor_kl_stop=stop))
+        b = m.rollout()
+        seen, n = [p.detach().clone() for p in m.actor.policy.denoiser.parameters()], [0]
+        step = m.actor_opt.step
+
+        def counting_step(*a, **k):
+            out = step(*a, **k)
+            now = [p.detach().clone() for p in m.actor.policy.denoiser.parameters()]
+            n[0] += not all(torch.equal(x, y) for x, y in zip(seen, now))
+            seen[:] = now
+            return out
+        m.actor_opt.step = counting_step
+        critic0 = [p.detach().clone() for p in m.critic.parameters()]
+        stats = m.update(b)
+        assert not all(torch.equal(a, c) for a, c in zip(critic0, m.critic.parameters()))
+        return n[0], stats, -(-b["old_logp"].numel() // 20) * 2  # minibatches of 20 pairs x 2 epochs
+
+    stopped, stats, _ = actor_steps(1e-30)
+    assert stopped == 1 and stats["actor_kl_stopped"] == 1.0 and stats["actor_trained"] == 1.0
+    free, stats, minibatches = actor_steps(None)
+    assert free == minibatches and stats["actor_kl_stopped"] == 0.0
+
+
 def test_gae_over_chunks_discounts_by_executed_steps():
     gamma, lam = 0.9, 0.95
     rewards = torch.tensor([[1.0], [2.0]])
