@@ -36,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException
@@ -48,6 +49,7 @@ from loco_manip_controller import contract
 from loco_manip_controller.footstep_planner import REANCHOR_CHANGE, FootstepPlannerConfig, SingleFootstepPlanner
 from loco_manip_controller.policy_io import CONTROL_HZ
 from loco_manip_controller.policy_runtime import check_metadata, read_metadata, resolve_model
+from t1_description.kinematics import LEG_JOINT_NAMES, feet_planar, quat_wxyz_to_matrix
 from t1_description.ros_runtime import LoopClock, spin
 
 NODE_PARAMETERS = {  # name: (default, description); FootstepPlannerConfig fields are declared beside these
@@ -85,7 +87,6 @@ class MeasuredFeet:
     ROS-free but for the messages' fields, so it is tested without a graph."""
 
     def __init__(self, trunk_object: str, timeout_s: float):
-        from t1_description.kinematics import LEG_JOINT_NAMES
         self.trunk_object, self.timeout = trunk_object, float(timeout_s)
         self.leg_names = LEG_JOINT_NAMES
         self._q, self._q_t = None, -math.inf
@@ -115,9 +116,6 @@ class MeasuredFeet:
         if self._q is None or self._trunk is None or now - min(self._q_t, self._trunk_t) > self.timeout:
             self.missing += 1
             return None
-        import numpy as np
-
-        from t1_description.kinematics import feet_planar, quat_wxyz_to_matrix
         pos, quat = self._trunk
         rot = quat_wxyz_to_matrix(np.asarray(quat, dtype=np.float64)[None])
         self.used += 1
