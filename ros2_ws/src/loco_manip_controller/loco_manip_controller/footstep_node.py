@@ -23,7 +23,7 @@ forward kinematics (t1_description.kinematics.feet_planar) of RobotState's leg j
 by the trunk's MoCap pose (`objects`, body `trunk_object`); the planner then re-expresses its targets
 on the measured stance foot and places them along the commanded path with the legs' bounded catch-up
 (FootstepPlannerConfig.catch_up / catch_up_yaw), restarting the path when the command changes by more
-than `reanchor_change`. A stale or untracked trunk (> `feet_timeout_s`) falls back to dead reckoning.
+than `reanchor_change` (default 0: any change, as `refine-dp eval controller` does). A stale or untracked trunk (> `feet_timeout_s`) falls back to dead reckoning.
 Without it the footholds are the planner's own dead reckoning (each swing foot assumed to land on its
 target): the relative targets the policy sees do not depend on that world estimate, but an under-turn
 is never caught up.
@@ -63,7 +63,7 @@ NODE_PARAMETERS = {  # name: (default, description); FootstepPlannerConfig field
     "trunk_object": ("t1_trunk", "with measured_feet: the MoCap body of the trunk in objects"),
     "feet_timeout_s": (0.1, "with measured_feet: a trunk pose or joint state older than this is not used"),
     "reanchor_change": (REANCHOR_CHANGE, "with measured_feet: a command change (m/s or rad/s, any axis) beyond this "
-                              "restarts the commanded path on the feet"),
+                              "restarts the commanded path on the feet (0: any change)"),
 }
 _TYPES = {float: Parameter.Type.DOUBLE, int: Parameter.Type.INTEGER}
 
@@ -92,7 +92,6 @@ class MeasuredFeet:
         self._q, self._q_t = None, -math.inf
         self._trunk, self._trunk_t = None, -math.inf
         self._index = None  # RobotState name order -> leg joints
-        self.used = self.missing = 0
 
     def on_robot_state(self, msg, now: float) -> None:
         if self._index is None or len(msg.name) != self._index[0]:
@@ -114,11 +113,9 @@ class MeasuredFeet:
 
     def pose(self, now: float):
         if self._q is None or self._trunk is None or now - min(self._q_t, self._trunk_t) > self.timeout:
-            self.missing += 1
             return None
         pos, quat = self._trunk
         rot = quat_wxyz_to_matrix(np.asarray(quat, dtype=np.float64)[None])
-        self.used += 1
         return feet_planar(np.asarray(self._q, dtype=np.float64)[None], rot, np.asarray(pos)[None])[0]
 
 

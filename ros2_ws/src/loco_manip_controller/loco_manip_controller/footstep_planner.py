@@ -67,7 +67,8 @@ from .gait import SWING_LEFT, SWING_NONE, SWING_RIGHT, stance_foot_index, swing_
 
 
 # m/s or rad/s: with measured feet, a command change beyond this restarts the commanded path (reanchor_on_change;
-# the footstep node's reanchor_change and TaskEnv's measured_feet): a new command is a new path, a planner's jitter is not
+# the footstep node's reanchor_change and TaskEnv's measured_feet). 0: any change, as `refine-dp eval controller`
+# does (a tolerance of 0.05 let a closed-loop planner's small corrections build a path its robot never walked)
 REANCHOR_CHANGE = 0.0
 
 
@@ -314,8 +315,8 @@ class FootstepPlanner:
 
     def reanchor_on_change(self, cmd_vel, threshold: float) -> np.ndarray:
         """reanchor_path where the command [N, 3] differs from the one the path last restarted for by more than
-        `threshold` (m/s or rad/s, any axis; the first command always): a new command is a new path, a
-        planner's 10 Hz jitter is not. The rule the footstep node and TaskEnv share with measured feet.
+        `threshold` (m/s or rad/s, any axis; 0: any change; the first command always): a new command is a new
+        path. The rule the footstep node and TaskEnv share with measured feet.
         Returns the mask of restarted envs."""
         cmd = np.asarray(cmd_vel, dtype=np.float64).reshape(self.num_envs, 3)
         changed = ~(np.abs(cmd - self.path_cmd) <= threshold).all(-1)

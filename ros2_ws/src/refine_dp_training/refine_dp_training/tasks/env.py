@@ -38,7 +38,7 @@ from refine_dp_planner.planner_io import (ACTION_DIM, ACTION_FIELDS, Clamps, act
                                           actions_to_vectors, build_observation, clamp_actions,
                                           observation_fields)
 from t1_description.joint_table import ARM_GROUPS
-from t1_description.kinematics import arm_kinematics, quat_wxyz_to_matrix
+from t1_description.kinematics import arm_kinematics, feet_planar, quat_wxyz_to_matrix
 
 from ..envs.vec_env import EpisodeTracker, VecEnv
 from ..lowlevel.sim import BatchedT1
@@ -348,13 +348,15 @@ class TaskEnv(VecEnv):
         sim.step(q_des, self.q_des_prev, self.delay, gripper=self.grippers, rate_limit=self.table.velocity_limit)
         self.q_des_prev = q_des
         previous = self.footstep
+        # the feet by FK once per control step, for the measured-feet planner and the touchdown scores alike
+        feet = self._feet_world() if self.measured_feet or self.measure is not None else None
         if self.measured_feet:
-            self.footstep = self.footsteps.update(self.control_dt, self.base_vel, feet_pose=self._feet_world()).footstep
+            self.footstep = self.footsteps.update(self.control_dt, self.base_vel, feet_pose=feet).footstep
             self.footsteps.reanchor_on_change(self.base_vel, REANCHOR_CHANGE)
         else:
             self.footstep = self.footsteps.update(self.control_dt, self.base_vel).footstep
         if self.measure is not None:
-            self._measure(previous)
+            self._measure(previous, feet)
         bad = ~np.isfinite(sim.state).all(-1) | (np.abs(sim.state[:, L.qvel]) > MAX_SPEED).any(-1)
         # MuJoCo's own instability check (a NaN or huge acceleration: "Nan, Inf or huge value in QACC") resets the data
         # to qpos0 mid-rollout (the robot teleported to the origin, time restarting at 0): caught by the time column
@@ -365,12 +367,12 @@ class TaskEnv(VecEnv):
         if self.record_envs:
             self.state_log.append(sim.state[list(self.record_envs)].copy())
 
-    def _measure(self, previous_footstep) -> None:
+    def _measure(self, previous_footstep, feet: np.ndarray) -> None:
         """Tracking samples of the measured envs after a control step: commanded vs measured (FK) hand poses,
-        the hands' speed relative to the trunk, and each landed footstep against its target
+        the hands' speed relative to the trunk, and each landed footstep (feet: _feet_world) against its target
         (loco_manip_controller.tracking.score_touchdowns, as `refine-dp eval controller` and the node)."""
         from loco_manip_controller.tracking import score_touchdowns
-        from t1_description.kinematics import feet_planar, pose_errors
+        from t1_description.kinematics import pose_errors
 
         L, m = self.sim.layout, self.measure
         st = self.sim.state
@@ -383,14 +385,11 @@ class TaskEnv(VecEnv):
             speed = np.linalg.norm(hp - self._hand_prev, axis=-1) / self.control_dt
             self.metrics["hand_speed"].extend(speed[m].ravel().tolist())
         self._hand_prev = hp
-        leg_idx = pio.LEG_ACTION.indices(self.table)
-        feet = feet_planar(q[:, leg_idx], quat_wxyz_to_matrix(st[:, L.root_quat]), st[:, L.root_pos])
         td = score_touchdowns(previous_footstep, self.footstep, feet)
         self.metrics["footstep_error"].extend(td.error[td.ended & m].tolist())
 
     def _feet_world(self) -> np.ndarray:
-        """Both feet's planar world poses [N, 2, 3] by leg FK placed by the trunk's pose (measured_feet)."""
-        from t1_description.kinematics import feet_planar
+        """Both feet's planar world poses [N, 2, 3] by leg FK placed by the trunk's pose."""
         st, L = self.sim.state, self.sim.layout
         return feet_planar(st[:, L.joint_q][:, self._leg_idx], quat_wxyz_to_matrix(st[:, L.root_quat]),
                            st[:, L.root_pos])
