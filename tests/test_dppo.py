@@ -396,3 +396,17 @@ def test_resume_on_an_env_without_state_starts_fresh_episodes_and_keeps_the_lear
     with pytest.warns(UserWarning, match="fresh episodes"):
         run_finetune(resumed, more, resume=True, method_name="dppo")
     assert resumed.iteration > first.iteration and resumed.env_steps >= more.budget_env_steps
+
+
+def test_logprob_clamp_below_the_mode_density_is_refused(pretrained, tmp_path):
+    """A log-prob floor of 0.02 has mode density 2.99: the default clamp max 2 would flatten every sample
+    near its mean (zero gradient), so it is refused with the shifted bounds to pass."""
+    with pytest.raises(ValueError, match=r"--logprob-min -3\.39 --logprob-max 3\.61"):
+        dppo.Method(make_cfg(pretrained, tmp_path, min_sampling_std=0.02, min_logprob_std=0.02))
+    dppo.Method(make_cfg(pretrained, tmp_path / "ok", min_sampling_std=0.02, min_logprob_std=0.02,
+                         logprob_min=-3.39, logprob_max=3.61))
+
+
+def test_logprob_floor_wider_than_the_sampling_floor_warns(pretrained, tmp_path):
+    with pytest.warns(UserWarning, match="5.0x wider than the one sampled"):
+        dppo.Method(make_cfg(pretrained, tmp_path, min_sampling_std=0.02, min_logprob_std=0.1))
