@@ -389,3 +389,4 @@ def test_bench_controller_runs_and_prints_its_figures(capsys, tmp_path):
     printed = capsys.readouterr().out
     assert "refine-dp bench controller" in printed and "N = 1 (5 steps)" in printed and "N = 3 (2 steps)" in printed
     assert "load average" in printed and out.is_file()
+    assert "ONNX Runtime alone" in printed and "step / ONNX" in printed and "node cycle" in printed

@@ -51,8 +51,9 @@ ACCEPTING = ("READY", "ACTIVE", "HOLD")  # RobotState.SAFETY_* in which the inte
 
 
 class ControllerNode(Node):
-    def __init__(self) -> None:
-        super().__init__("loco_manip_controller")
+    def __init__(self, **node_options) -> None:
+        """node_options: rclpy Node keywords (context=...) for in-process use (tests, bench controller-cycle)."""
+        super().__init__("loco_manip_controller", **node_options)
         from refine_dp_msgs.msg import ControllerStatus, FootstepCommand, HighLevelCommand, JointCommand, RobotState
 
         p = lambda name, default: self.declare_parameter(name, default).value  # noqa: E731
@@ -99,6 +100,7 @@ class ControllerNode(Node):
         self.cmd_pub = self.create_publisher(JointCommand, "joint_command", reliable)
         self.status_pub = self.create_publisher(ControllerStatus, "controller_status", 10)
         self._cmd = JointCommand(name=self.names, kp=self.kp.tolist(), kd=self.kd.tolist())  # reused: names once
+        self._status = ControllerStatus()
         self.get_logger().info(f"legs: {legs or 'default pose (no policy)'}; arms: {arms or 'default pose'}; "
                                f"{self.rate:g} Hz on {self.clock.kind} time; ONNX Runtime {self.ort_threads} thread(s)")
 
@@ -197,10 +199,10 @@ class ControllerNode(Node):
                 if time.monotonic() - self._report_t >= 5.0:
                     self.write_report()
                 self.stats["steps"] += 1
-                status = self.ControllerStatus(loop_period_ms=(now - last) * 1e3, inference_ms=inference_ms,
-                                               deadline_misses=self.stats["deadline_misses"], active=active,
-                                               footstep_index=self._footstep.step_index if self._footstep else 0,
-                                               message=message)
+                status = self._status  # reused, as the JointCommand
+                status.loop_period_ms, status.inference_ms = (now - last) * 1e3, inference_ms
+                status.deadline_misses, status.active, status.message = self.stats["deadline_misses"], active, message
+                status.footstep_index = self._footstep.step_index if self._footstep else 0
                 status.header.stamp = self.get_clock().now().to_msg()
                 self.status_pub.publish(status)
             except Exception:

@@ -45,7 +45,7 @@ from t1_description.joint_table import JointTable, load_joint_table
 from t1_description.kinematics import arm_kinematics, pose_errors, rot6d
 
 from .footstep_planner import Footstep
-from .gait import clock_observation, swing_masks
+from .gait import clock_observation
 
 SPEC_VERSION = 1
 CONTROL_HZ = 50.0
@@ -104,9 +104,13 @@ class ObsSpec:
         rng: add N(0, noise_std * noise_scale) per field before scaling (training only).
         Missing or extra names and wrong sizes raise a ValueError naming the field.
         """
-        missing = [f.name for f in self.fields if f.name not in values]
-        extra = sorted(set(values) - {f.name for f in self.fields})
-        if missing or extra:
+        names = self.__dict__.get("_names")
+        if names is None:  # computed once (the spec is frozen): the 50 Hz controller builds two a cycle
+            names = frozenset(f.name for f in self.fields)
+            object.__setattr__(self, "_names", names)
+        if values.keys() != names:
+            missing = [f.name for f in self.fields if f.name not in values]
+            extra = sorted(set(values) - names)
             raise ValueError(f"{self.name} observation: missing fields {missing}, unknown fields {extra}")
         parts = []
         n = None
@@ -322,7 +326,7 @@ def leg_observation_values(gravity, gyro, q, dq, last_action, footstep: Footstep
         "leg_joint_vel": dq[:, legs],
         "arm_joint_pos": q[:, arms] - default_arms,
         "last_action": last_action,
-        "swing_foot": swing_masks(f.swing_foot).astype(np.float64),
+        "swing_foot": clock[:, 0:2],  # the clock's masks: swing_masks(f.swing_foot) as float64
         "countdown": np.asarray(f.countdown, dtype=np.float64)[:, None],
         "target_pose": f.target,
         "gait_clock": clock[:, 2:4],

@@ -172,6 +172,8 @@ class OnnxPolicy:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL  # a chain of GEMMs: nothing to run in parallel
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL  # ORT's default, said on purpose
         # a pool (threads > 1) must not spin between the 50 Hz calls: it would burn a core
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
@@ -179,15 +181,17 @@ class OnnxPolicy:
         if inp.shape[-1] != self.obs_spec.dim or out.shape[-1] != self.action_spec.dim:
             raise PolicyMetadataError(f"{path}: graph maps {inp.shape} -> {out.shape}, but the {self.part} spec "
                                       f"needs [batch, {self.obs_spec.dim}] -> [batch, {self.action_spec.dim}]")
-        self._in, self._out = inp.name, out.name
+        self._in, self._outs = inp.name, [out.name]
+        self._run = self.session.run  # bound once: the 50 Hz controller calls it twice a cycle
 
     def __call__(self, obs) -> np.ndarray:
-        obs = np.asarray(obs, dtype=np.float32)
+        obs = np.asarray(obs, dtype=np.float32)  # the builders' float32 [N, dim]: no copy
         if obs.ndim == 1:
             obs = obs[None]
         if obs.shape[-1] != self.obs_spec.dim:
             raise ValueError(f"{self.part} policy expects observations [N, {self.obs_spec.dim}], got {obs.shape}")
-        return self.session.run([self._out], {self._in: obs})[0].astype(np.float64)
+        # float64 as everything downstream (the action scaling must not round in float32)
+        return self._run(self._outs, {self._in: obs})[0].astype(np.float64)
 
 
 def export_onnx(actor, normalizer, obs_dim: int, path: str | Path, metadata: dict) -> Path:
@@ -336,7 +340,12 @@ class LowLevelController:
             self.arm_action = self.arms(pio.ARM_OBS.build(values))
             raw = pio.action_to_targets(self.arms.action_spec, self.arm_action, self.table)
             a = self.arm_target_alpha
-            smooth = np.where(self.arm_fresh[:, None], raw, a * raw + (1.0 - a) * self.arm_target)
-            self.arm_target, self.arm_fresh = smooth, np.zeros_like(self.arm_fresh)
+            fresh = self.arm_fresh
+            if not fresh.any():  # every cycle but the first: the filter alone (np.where's other branch, the same)
+                smooth = a * raw + (1.0 - a) * self.arm_target
+            else:
+                smooth = np.where(fresh[:, None], raw, a * raw + (1.0 - a) * self.arm_target)
+                self.arm_fresh = np.zeros_like(fresh)
+            self.arm_target = smooth
             q_des[:, self.arm_idx] = smooth
         return q_des

@@ -9,6 +9,12 @@ every 2 s (standing for the first 2 s of every 8), hand targets moving on a circ
 jittered around the default pose. They are made before the timing starts, so only `step` is timed:
 the reference motion (leg IK), both observations (arm FK, hand pose errors), both ONNX policies
 (one intra-op thread, as the node runs them) and the action scaling.
+
+Two more figures from the same run, on the same inputs: the node's cycle (ControllerNode.step in
+this process, no ROS graph: RobotState and FootstepCommand messages in, the JointCommand published,
+tracking), and ONNX Runtime alone (both sessions on the step's observations): the ceiling that no
+Python around the networks can beat. On a shared machine compare the ratio step / ONNX, which the
+load moves less than the absolute times.
 """
 from __future__ import annotations
 
@@ -58,6 +64,64 @@ def _time_steps(ctrl, inputs, warmup: int) -> tuple[np.ndarray, np.ndarray]:
     return wall, cpu
 
 
+def _onnx_only(policies, steps: int, warmup: int) -> np.ndarray:
+    """Seconds of both policies' session.run per step, on float32 observations of their sizes (no Python
+    around them but the call itself)."""
+    feeds = [(p.session.run, [p.session.get_outputs()[0].name],
+              {p.session.get_inputs()[0].name: np.zeros((1, p.obs_spec.dim), np.float32)}) for p in policies]
+    out = np.empty(steps + warmup)
+    for i in range(steps + warmup):
+        t0 = time.perf_counter()
+        for run_, names, feed in feeds:
+            run_(names, feed)
+        out[i] = time.perf_counter() - t0
+    return out[warmup:]
+
+
+def _node_cycle(inputs, warmup: int) -> np.ndarray | None:
+    """Seconds of ControllerNode.step (N = 1) per cycle, in this process on a private rclpy context; None
+    without ROS 2. The inputs become the messages the node receives."""
+    try:
+        import rclpy
+
+        from loco_manip_controller.controller_node import ControllerNode
+        from refine_dp_msgs.msg import FootstepCommand, RobotState
+    except ImportError:
+        return None
+    context = rclpy.Context()
+    rclpy.init(args=["--ros-args", "-p", "legs_policy:=legs.onnx", "-p", "arms_policy:=arms.onnx",
+                     "--log-level", "warn"], context=context)
+    try:
+        node = ControllerNode(context=context)
+        names = list(node.names)
+        messages = []
+        for q, dq, g, w, fs, hand_pos, hand_rot in inputs:
+            s = RobotState(name=names, position=q[0].tolist(), velocity=dq[0].tolist(),
+                           safety_state=RobotState.SAFETY_ACTIVE)
+            s.projected_gravity.x, s.projected_gravity.y, s.projected_gravity.z = g[0].tolist()
+            s.imu_angular_velocity.x, s.imu_angular_velocity.y, s.imu_angular_velocity.z = w[0].tolist()
+            f = FootstepCommand(swing_foot=int(fs.swing_foot[0]), countdown=float(fs.countdown[0]),
+                                step_duration=float(fs.step_duration[0]), target_x=float(fs.target[0, 0]),
+                                target_y=float(fs.target[0, 1]), target_yaw=float(fs.target[0, 2]),
+                                step_index=int(fs.step_index[0]))
+            messages.append((s, f, hand_pos, hand_rot))
+        out = np.empty(len(messages))
+        for i, (s, f, hand_pos, hand_rot) in enumerate(messages):
+            now = node.clock.now()
+            with node._lock:
+                node._state, node._state_t, node._footstep, node._footstep_t = s, now, f, now
+                node.hand_pos, node.hand_rot = hand_pos, hand_rot
+            t0 = time.perf_counter()
+            active, _, message = node.step(now)
+            out[i] = time.perf_counter() - t0
+            if not active:
+                raise RuntimeError(f"bench controller: the node did not command ({message})")
+        node.destroy_node()
+        return out[warmup:]
+    finally:
+        rclpy.try_shutdown(context=context)
+
+
 def run(steps: int = 2000, batch: int = 64, batch_steps: int = 200, legs: str = "legs.onnx",
         arms: str = "arms.onnx", warmup: int = 50) -> dict:
     """Time `steps` calls of step() at N = 1 and `batch_steps` at N = `batch`; returns the figures."""
@@ -67,9 +131,16 @@ def run(steps: int = 2000, batch: int = 64, batch_steps: int = 200, legs: str = 
     policies = OnnxPolicy(resolve_model(legs), "legs"), OnnxPolicy(resolve_model(arms), "arms")
     figures = {"machine": info, "policies": [str(p.path) for p in policies], "steps": steps}
     ctrl = LowLevelController(*policies)
-    single, cpu = _time_steps(ctrl, _inputs(1, steps + warmup, ctrl.footstep_config), warmup)
+    inputs = _inputs(1, steps + warmup, ctrl.footstep_config)
+    single, cpu = _time_steps(ctrl, inputs, warmup)
+    onnx = _onnx_only(policies, steps, warmup)
     cpu_figures = percentiles_ms(cpu) | {"mean_ms": round(float(cpu.mean() * 1e3), 3)}
     figures["n1"] = percentiles_ms(single) | {"mean_ms": round(float(single.mean() * 1e3), 3), "cpu": cpu_figures}
+    figures["onnx_only"] = percentiles_ms(onnx)
+    figures["step_over_onnx"] = {"p50": round(float(np.median(single) / np.median(onnx)), 1),
+                                 "p99": round(float(np.percentile(single, 99) / np.percentile(onnx, 99)), 1)}
+    node = _node_cycle(inputs, warmup)
+    figures["node_cycle"] = None if node is None else percentiles_ms(node)
     ctrl = LowLevelController(*policies, num_envs=batch)
     batched, _ = _time_steps(ctrl, _inputs(batch, batch_steps + warmup, ctrl.footstep_config, seed=1), warmup)
     figures["batch"] = percentiles_ms(batched) | {
@@ -88,6 +159,12 @@ def print_figures(f: dict) -> None:
     cpu = one["cpu"]
     print(f"          CPU time of the step: p50 {cpu['p50_ms']:.3f} ms, p99 {cpu['p99_ms']:.3f} ms, "
           f"mean {cpu['mean_ms']:.3f} ms (wall - CPU: waiting for a core)")
+    onnx, ratio, node = f["onnx_only"], f["step_over_onnx"], f["node_cycle"]
+    print(f"          ONNX Runtime alone (both policies): p50 {onnx['p50_ms']:.3f} ms, p99 {onnx['p99_ms']:.3f} ms; "
+          f"step / ONNX: p50 {ratio['p50']:.1f}x, p99 {ratio['p99']:.1f}x")
+    if node is not None:
+        print(f"          node cycle (ControllerNode.step: messages in, JointCommand out, tracking): "
+              f"p50 {node['p50_ms']:.3f} ms, p99 {node['p99_ms']:.3f} ms")
     print(f"  N = {b['num_envs']} ({b['steps']} steps): p50 {b['p50_ms']:.3f} ms per step, {b['steps_per_s']:.1f} "
           f"steps/s = {b['env_steps_per_s']:.0f} env-steps/s")
 
