@@ -164,3 +164,20 @@ def test_checkpoints_from_before_the_contract_still_load(tmp_path, extra, expect
     assert load_pretrained(path).act_steps == expected
     assert DiffusionPolicy.load(path)[0].config.act_steps == expected
     assert load_planner(path)[0].contract["act_steps"] == expected
+
+
+def test_outlier_frames_that_would_squeeze_the_normalizer_are_refused(tmp_path):
+    """A few frames far outside the rest (a box the physics shot 25 m away) would squeeze every normal value of
+    that dimension into a sliver of [-1, 1]: pretraining refuses, naming the dimension and the fix."""
+    root = tmp_path / "ds"
+    rng = np.random.default_rng(0)
+    with EpisodeWriter(root, 3, 2, source="test", episodes_per_shard=4, control_rate_hz=25.0) as w:
+        for k in range(8):
+            obs = rng.uniform(-0.5, 0.5, (40, 3)).astype(np.float32)
+            if k == 3:
+                obs[-2:, 2] = 25.0  # two frames of one episode (< 1 % of 320)
+            w.add_episode(obs, rng.uniform(-1, 1, (40, 2)), np.ones(40), success=True)
+    with pytest.raises(ValueError, match=r"obs .*\[2\]: half-range 12\.\d vs 0\.\d.*check_demos .* --clean"):
+        Pretrainer(tiny_cfg(str(root), tmp_path / "a", val_fraction=0.0))
+    t = Pretrainer(tiny_cfg(str(root), tmp_path / "b", val_fraction=0.0, normalizer_outlier_ratio=None))
+    assert float(t.policy.obs_normalizer.scale[2]) > 10  # fitted anyway, as asked

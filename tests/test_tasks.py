@@ -153,6 +153,31 @@ def test_a_physics_blow_up_ends_the_episode_as_physics_not_as_a_fall():
     env.close()
 
 
+def test_an_object_shot_away_ends_as_physics_but_a_falling_one_does_not():
+    """A box shot sideways or up faster than MAX_OBJECT_SPEED (far under MAX_SPEED: pinched between a finger and the
+    table) would otherwise fly 10 cm up for the 1 s pickup's success test holds; it ends as "physics". A box
+    falling just as fast is a fall of the object, not a blow-up."""
+    from refine_dp_training.tasks.env import MAX_OBJECT_SPEED, MAX_SPEED, TaskEnv
+    assert MAX_OBJECT_SPEED < 4.5 < MAX_SPEED  # the slowest ejection found in the pickup demos
+    env = TaskEnv("pickup", 4, seed=0)
+    env.reset(seed=3)
+    env.step(_standing_actions(env))
+    box, step = env.objects[0], env.sim.step
+
+    def shoot(*args, **kwargs):
+        step(*args, **kwargs)
+        env.sim.state[0, box.vel_cols[1]] = 4.5    # sideways
+        env.sim.state[1, box.vel_cols[2]] = 4.5    # up
+        env.sim.state[2, box.vel_cols[2]] = -6.0   # falling
+
+    env.sim.step = shoot
+    _, _, _, _, info = env.step(_standing_actions(env))
+    env.sim.step = step
+    assert [env.failure_names[k] for k in info["failure"][:2]] == ["physics", "physics"]
+    assert env.failure_names[info["failure"][3]] == "none" and env.failure_names[info["failure"][2]] != "physics"
+    env.close()
+
+
 def test_batched_clamps_equal_the_single_robot_clamps():
     rng = np.random.default_rng(0)
     from scipy.spatial.transform import Rotation

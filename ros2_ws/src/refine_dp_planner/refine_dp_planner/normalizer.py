@@ -15,6 +15,18 @@ from torch import nn
 NORMALIZER_KINDS = ("min_max", "mean_std")
 
 
+def range_outliers(data, ratio: float, quantile: float = 0.01) -> list[tuple[int, float, float]]:
+    """Dimensions whose min-max half-range is more than `ratio` times their [quantile, 1 - quantile] half-range:
+    (dim, full half-range, quantile half-range) each. A min-max normalizer fitted on such a dimension squeezes
+    almost all of it into a sliver of [-1, 1] (a few frames of a box the physics shot away made the pickup
+    planners blind to the box: 25 m against 0.5 m). Dimensions constant within the quantiles are skipped."""
+    x = np.asarray(data, dtype=np.float64).reshape(-1, np.shape(data)[-1])
+    lo, hi = x.min(0), x.max(0)
+    qlo, qhi = np.quantile(x, [quantile, 1.0 - quantile], axis=0)
+    full, core = (hi - lo) / 2, (qhi - qlo) / 2
+    return [(int(d), float(full[d]), float(core[d])) for d in np.flatnonzero((core > 1e-9) & (full > ratio * core))]
+
+
 class Normalizer(nn.Module):
     """Affine per-dimension normalizer over the last axis of size `dim`."""
 

@@ -42,6 +42,8 @@ class PretrainConfig:
     dit_heads: int = 4
     hidden_dims: list[int] = field(default_factory=lambda: [512, 512, 512])  # MLP denoiser / MLP policy
     normalizer: str = "min_max"
+    normalizer_outlier_ratio: float | None = 10.0  # refuse to fit min-max on a dimension whose full range is this many
+                                         # times its 1-99 % range (outlier frames: clean the data); None: fit anyway
     max_action_pad: int | None = None    # None: Ta - 1 (Diffusion Policy padding)
     steps: int = 50_000                  # gradient steps
     batch_size: int = 256

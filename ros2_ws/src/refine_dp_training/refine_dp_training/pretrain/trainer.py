@@ -105,6 +105,30 @@ def eval_postfix(rec: dict) -> dict:
         {"ret": fmt(res["return_mean"])}
 
 
+def _dim_names(fields: list[dict] | None, n: int) -> list[str]:
+    """"name[i]" of each of n dimensions from a dataset's obs_fields / action_fields (index alone without them)."""
+    names = [f"{f['name']}[{i}]" for f in (fields or []) for i in range(int(f["size"]))]
+    return names if len(names) == n else [str(i) for i in range(n)]
+
+
+def check_normalizer_ranges(obs: np.ndarray, actions: np.ndarray, meta: dict, ratio: float, data: str) -> None:
+    """Refuse a min-max fit that outlier frames would stretch (normalizer.range_outliers), naming the dimensions."""
+    from refine_dp_planner.normalizer import range_outliers
+
+    bad = [(what, names[d], full, core) for what, x, names in
+           (("obs", obs, _dim_names(meta.get("obs_fields"), obs.shape[-1])),
+            ("action", actions, _dim_names(meta.get("action_fields"), actions.shape[-1])))
+           for d, full, core in range_outliers(x, ratio)]
+    if bad:
+        listed = "; ".join(f"{w} {n}: half-range {f:.3g} vs {c:.3g} over the 1-99 % of frames ({f / c:.0f}x)"
+                           for w, n, f, c in bad[:6])
+        raise ValueError(
+            f"{data}: {len(bad)} dimension(s) have outlier frames that would squeeze the min-max normalizer ({listed}); "
+            "the policy could not resolve the normal values. Find and drop the episodes: python -m "
+            f"refine_dp_training.tasks.check_demos {data} --clean {data.rstrip('/')}_clean, then pretrain on the "
+            "clean copy; or pass --normalizer-outlier-ratio none to fit anyway")
+
+
 class Pretrainer:
     def __init__(self, cfg: PretrainConfig):
         self.cfg = cfg
@@ -133,8 +157,10 @@ class Pretrainer:
                                    dataset_rate_hz(cfg, self.meta))
         self.run = RunDir(self.out, "step", digits=7, keep=max(1, cfg.keep_checkpoints), tensorboard=cfg.tensorboard)
         # Normalizers from the TRAINING episodes only (validation stays unseen).
-        self.policy.fit_normalizers(np.concatenate([e["obs"] for e in train_eps]),
-                                    np.concatenate([e["actions"] for e in train_eps]))
+        train_obs, train_act = np.concatenate([e["obs"] for e in train_eps]), np.concatenate([e["actions"] for e in train_eps])
+        if cfg.normalizer == "min_max" and cfg.normalizer_outlier_ratio is not None:
+            check_normalizer_ranges(train_obs, train_act, self.meta, cfg.normalizer_outlier_ratio, cfg.data)
+        self.policy.fit_normalizers(train_obs, train_act)
         self.ema = EMA(self.policy, power=cfg.ema_power)
         self.optimizer = torch.optim.AdamW(self.policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -202,7 +228,8 @@ class Pretrainer:
             raise ValueError(f"not a pretraining state checkpoint ({FORMAT})")
         mine, theirs = self.cfg.to_dict(), state["config"]
         diff = {k: (theirs.get(k), v) for k, v in mine.items()
-                if theirs.get(k) != v and k not in ("steps", "progress", "tensorboard", "eval_every", "val_every")}
+                if theirs.get(k) != v and k not in ("steps", "progress", "tensorboard", "eval_every", "val_every",
+                                                     "normalizer_outlier_ratio")}  # a fit-time check only
         if diff:
             raise ValueError(f"--resume with another config than the run's: {diff} (saved, now)")
         self.policy.load_state_dict(state["model"])

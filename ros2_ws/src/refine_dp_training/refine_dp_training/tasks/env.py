@@ -50,6 +50,10 @@ PLANNER_RATE_HZ = 10.0  # the paper's DP rate (0.1 s between steps)
 MAX_SPEED = 100.0  # m/s or rad/s: a joint or body faster than this means the solver blew up (e.g. a box wedged
                    # between a finger and the table): the row is reset and its episode ends as "physics" (spec.PHYSICS),
                    # never a success nor a fall
+MAX_OBJECT_SPEED = 3.0  # m/s of a free task object horizontally or upwards (a fall is not bounded): a box pinched
+                        # between a finger and the table can be shot away at 4-90 m/s, under MAX_SPEED, and stay
+                        # 10 cm up for the 1 s that pickup's success test holds (13 of 400 "successful" pickup demos;
+                        # tasks/check_demos.py); handled boxes move < 1.3 m/s, a door < 1.7 m/s. Ends as "physics" too
 
 
 @dataclass
@@ -173,6 +177,8 @@ class TaskEnv(VecEnv):
             self.joint_cols[j] = L.qpos.start + m.jnt_qposadr[jid]
         if self.spec.initial_state.anchor not in self._obj_index:
             raise KeyError(f"task {self.spec.name}: anchor {self.spec.initial_state.anchor!r} is not a task object")
+        # linear velocity columns of the free objects [n_free, 3], for the MAX_OBJECT_SPEED check
+        self._obj_lin_vel = np.array([o.vel_cols[:3] for o in self.objects if len(o.vel_cols)], np.int64).reshape(-1, 3)
         self.base_mass = np.array([m.body_mass[o.body] for o in self.objects])
         self.base_friction = [m.geom_friction[o.geoms, 0].copy() for o in self.objects]
         r = self.spec.randomization if self.randomize else None
@@ -358,6 +364,10 @@ class TaskEnv(VecEnv):
         if self.measure is not None:
             self._measure(previous, feet)
         bad = ~np.isfinite(sim.state).all(-1) | (np.abs(sim.state[:, L.qvel]) > MAX_SPEED).any(-1)
+        if len(self._obj_lin_vel):  # an object shot away (not falling): horizontal and upward speed
+            v = sim.state[:, self._obj_lin_vel]  # [N, n_free, 3]
+            speed2 = v[..., 0] ** 2 + v[..., 1] ** 2 + np.maximum(v[..., 2], 0.0) ** 2
+            bad |= (speed2 > MAX_OBJECT_SPEED ** 2).any(-1)
         # MuJoCo's own instability check (a NaN or huge acceleration: "Nan, Inf or huge value in QACC") resets the data
         # to qpos0 mid-rollout (the robot teleported to the origin, time restarting at 0): caught by the time column
         bad |= np.abs(sim.state[:, 0] - t_before - self.control_dt) > 0.5 * sim.physics_dt
