@@ -104,6 +104,37 @@ def test_graph_task_sets_the_scene_start_engine_and_objects(tmp_path):
         load_graph("sim", path)
 
 
+def test_graph_commander_sets_its_parameters(tmp_path):
+    """The open-loop scripted commander walks on measured feet; the planners, trained on dead reckoning, do not."""
+    from refine_dp.graph import GraphError, load_graph
+    feet = lambda target, **kw: next(n.parameters for n in load_graph(target, **kw)  # noqa: E731
+                                     if n.name == "footstep_planner")["measured_feet"]
+    assert feet("sim", commander="scripted") is True
+    assert feet("sim", commander="scripted", task="door") is True  # after the task's parameters
+    assert feet("sim", commander="planner") is False and feet("sim", commander="heuristic") is False
+    assert feet("sim") is False and feet("robot", commander="planner") is False  # the default commander
+    # command-line overrides still win over the commander's parameters
+    assert feet("sim", commander="scripted", overrides={"footstep_planner": {"measured_feet": False}}) is False
+    # a graph file of its own: the section is checked whichever commander runs
+    path = tmp_path / "graph.yaml"
+    nodes = [{"name": "a", "package": "p", "executable": "e", "module": "m", "parameters": {"k": 0}},
+             {"name": "b", "package": "p", "executable": "e", "module": "m", "commander": "one"},
+             {"name": "c", "package": "p", "executable": "e", "module": "m", "commander": "two"}]
+    graph = {"default_commander": "two", "nodes": nodes, "default_task": "t", "tasks": {"t": {"a": {"k": 1}}}}
+    path.write_text(yaml.safe_dump({**graph, "commanders": {"one": {"a": {"k": 2}}}}))
+    assert load_graph("sim", path)[0].parameters["k"] == 1  # the task's: commander two sets nothing
+    assert load_graph("sim", path, commander="one")[0].parameters["k"] == 2
+    path.write_text(yaml.safe_dump({**graph, "commanders": {"won": {"a": {"k": 2}}}}))
+    with pytest.raises(GraphError, match=r"unknown commanders \['won'\]; use .*\['one', 'two'\]"):
+        load_graph("sim", path)
+    path.write_text(yaml.safe_dump({**graph, "commanders": {"one": {"zz": {"k": 2}}}}))
+    with pytest.raises(GraphError, match=r"one sets parameters of unknown nodes \['zz'\]; use .*\['a', 'b', 'c'\]"):
+        load_graph("sim", path, commander="two")
+    path.write_text(yaml.safe_dump({**graph, "commanders": ["one"]}))
+    with pytest.raises(GraphError, match="'commanders' must map"):
+        load_graph("sim", path)
+
+
 def test_graph_errors_name_the_problem(tmp_path):
     from refine_dp.graph import GraphError, load_graph
     bad = tmp_path / "bad.yaml"

@@ -40,7 +40,8 @@ def generate_launch_description():
                               description="the graph file's task (pickup, door): scene, start, planner engine, "
                                           "objects; empty: its default_task"),
         DeclareLaunchArgument("commander", default_value="planner",
-                              description="what publishes high_level_command: planner or scripted (sim only)"),
+                              description="what publishes high_level_command: planner, scripted (sim only) or "
+                                          "heuristic; the graph file's commanders: section sets its parameters"),
         DeclareLaunchArgument("record", default_value="", description="folder to record the planner's I/O into"),
         DeclareLaunchArgument("rviz", default_value="false", description="true: start rviz2 with rviz/refine_dp.rviz"),
         OpaqueFunction(function=_nodes),

@@ -60,6 +60,8 @@ def load_graph(target: str, path: Path | str = DEFAULT_GRAPH, overrides: dict[st
     `default_commander`); nodes without the field always are.
     `task`: one of the file's `tasks` (None: its `default_task`); that task's per-node parameters
     (scene, start, planner engine, observed objects) apply before `overrides`.
+    The chosen commander's per-node parameters (the file's `commanders` section) apply after the
+    task's and before `overrides`.
     """
     if target not in TARGETS:
         raise GraphError(f"unknown target {target!r}; use one of {TARGETS}")
@@ -72,6 +74,7 @@ def load_graph(target: str, path: Path | str = DEFAULT_GRAPH, overrides: dict[st
         raise GraphError(f"{path}: expected a mapping with a 'nodes' list")
     commander = resolve_commander(raw, path, commander)
     task_params = resolve_task(raw, path, task)
+    commander_params = resolve_commander_parameters(raw, path, commander)
     clock_node = sim_clock_node(raw) if target == "sim" else None
     nodes, seen = [], set()
     for i, entry in enumerate(raw["nodes"]):
@@ -95,6 +98,7 @@ def load_graph(target: str, path: Path | str = DEFAULT_GRAPH, overrides: dict[st
             params["use_sim_time"] = True  # the ROS convention: follow the simulator's /clock
         params.update(entry.get(f"{target}_parameters") or {})
         params.update(task_params.get(name) or {})
+        params.update(commander_params.get(name) or {})
         params.update((overrides or {}).get(name, {}))
         nodes.append(NodeSpec(name=name, package=entry["package"], executable=entry["executable"],
                               module=entry["module"], when=when, required=bool(entry.get("required", True)),
@@ -119,6 +123,30 @@ def resolve_commander(raw: dict, path: Path | str, commander: str | None) -> str
     if commander is not None and commander not in choices:
         raise GraphError(f"{path}: no commander {commander!r}; this graph offers {choices or 'none'}")
     return commander
+
+
+def resolve_commander_parameters(raw: dict, path: Path | str, commander: str | None) -> dict[str, dict]:
+    """Node name -> parameters of the chosen commander (the file's `commanders` section; {} for a
+    commander it does not list). The whole section is checked against the graph's commanders and
+    nodes, so a misspelt name fails whichever commander runs instead of silently doing nothing."""
+    section = raw.get("commanders") or {}
+    if not isinstance(section, dict):
+        raise GraphError(f"{path}: 'commanders' must map a commander name to {{node name: parameters}}")
+    choices = commanders(raw)
+    unknown = sorted(set(section) - set(choices))
+    if unknown:
+        raise GraphError(f"{path}: commanders: lists unknown commanders {unknown}; use the nodes' "
+                         f"commander names {choices or '(none in this graph)'}")
+    names = [e.get("name") for e in raw["nodes"] if isinstance(e, dict)]
+    for name, params in section.items():
+        params = params or {}
+        if not isinstance(params, dict) or not all(isinstance(p or {}, dict) for p in params.values()):
+            raise GraphError(f"{path}: commanders: {name}: expected {{node name: {{parameter: value}}}}")
+        unknown = sorted(set(params) - set(names))
+        if unknown:
+            raise GraphError(f"{path}: commanders: {name} sets parameters of unknown nodes {unknown}; "
+                             f"use node names from 'nodes' {names}")
+    return {node: dict(p or {}) for node, p in (section.get(commander) or {}).items()}
 
 
 def graph_tasks(path: Path | str = DEFAULT_GRAPH) -> tuple[list[str], str | None]:
