@@ -15,6 +15,7 @@ range (what `pretrain --normalizer min_max` fits). --clean writes a copy without
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -81,7 +82,23 @@ def write_clean(data: EpisodeDataset, bad: np.ndarray, out: Path, max_speed: flo
         for e, b in zip(data.episodes, bad):
             if not b:
                 w.add_episode(e["obs"], e["actions"], e["rewards"], e["success"], **{k: e[k] for k in extra})
+    summary = clean_summary(data.root, bad, max_speed)
+    if summary is not None:  # the collection's summary travels with the copy (what `ship planner` reports)
+        (Path(out) / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     print(f"wrote {out}: {int((~bad).sum())} episodes")
+
+
+def clean_summary(root: Path, bad: np.ndarray, max_speed: float) -> dict | None:
+    """`collect`'s summary.json of `root` (None without one), saying which episodes the clean copy dropped and
+    why; its attempts and success rate are the collection's (the dropped ones counted as successes there)."""
+    path = Path(root) / "summary.json"
+    if not path.is_file():
+        return None
+    s = json.loads(path.read_text())
+    return s | {"episodes_kept": int((~bad).sum()), "cleaned_from": str(root),
+                "dropped_episodes": np.flatnonzero(bad).tolist(),
+                "dropped_why": f"a task object faster than {max_speed} m/s (shot away by the physics: a false success; "
+                               "the success rate above still counts them)"}
 
 
 def main(argv=None) -> int:
