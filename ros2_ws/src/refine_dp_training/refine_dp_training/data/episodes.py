@@ -69,6 +69,13 @@ def _layout(fields, dim: int, what: str) -> list[dict]:
     return out
 
 
+def dim_names(fields: list[dict] | None, n: int) -> list[str]:
+    """"name[i]" of each of n dimensions from a dataset's obs_fields / action_fields (the index alone without
+    them, or when they do not cover n)."""
+    names = [f"{f['name']}[{i}]" for f in (fields or []) for i in range(int(f["size"]))]
+    return names if len(names) == n else [str(i) for i in range(n)]
+
+
 class EpisodeWriter:
     """Append episodes; every `episodes_per_shard` episodes a shard is written (atomically).
 

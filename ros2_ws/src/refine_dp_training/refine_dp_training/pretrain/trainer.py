@@ -32,7 +32,7 @@ from refine_dp_planner.models.mlp_denoiser import MLPDenoiserConfig
 from refine_dp_planner.models.mlp_policy import MLPPolicy, MLPPolicyConfig
 from refine_dp_planner.policy import DiffusionPolicy
 
-from ..data.episodes import EpisodeDataset
+from ..data.episodes import EpisodeDataset, dim_names
 from ..data.windows import WindowDataset
 from ..rl.checkpoint import git_revision, rng_state, seed_everything, set_rng_state
 from ..rundir import RunDir
@@ -105,19 +105,13 @@ def eval_postfix(rec: dict) -> dict:
         {"ret": fmt(res["return_mean"])}
 
 
-def _dim_names(fields: list[dict] | None, n: int) -> list[str]:
-    """"name[i]" of each of n dimensions from a dataset's obs_fields / action_fields (index alone without them)."""
-    names = [f"{f['name']}[{i}]" for f in (fields or []) for i in range(int(f["size"]))]
-    return names if len(names) == n else [str(i) for i in range(n)]
-
-
 def check_normalizer_ranges(obs: np.ndarray, actions: np.ndarray, meta: dict, ratio: float, data: str) -> None:
     """Refuse a min-max fit that outlier frames would stretch (normalizer.range_outliers), naming the dimensions."""
     from refine_dp_planner.normalizer import range_outliers
 
     bad = [(what, names[d], full, core) for what, x, names in
-           (("obs", obs, _dim_names(meta.get("obs_fields"), obs.shape[-1])),
-            ("action", actions, _dim_names(meta.get("action_fields"), actions.shape[-1])))
+           (("obs", obs, dim_names(meta.get("obs_fields"), obs.shape[-1])),
+            ("action", actions, dim_names(meta.get("action_fields"), actions.shape[-1])))
            for d, full, core in range_outliers(x, ratio)]
     if bad:
         listed = "; ".join(f"{w} {n}: half-range {f:.3g} vs {c:.3g} over the 1-99 % of frames ({f / c:.0f}x)"

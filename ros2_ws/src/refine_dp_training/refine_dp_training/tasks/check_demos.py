@@ -23,7 +23,7 @@ import numpy as np
 
 from refine_dp_planner.planner_io import OBJECT_FEATURES
 
-from ..data.episodes import EpisodeDataset, EpisodeWriter
+from ..data.episodes import EpisodeDataset, EpisodeWriter, dim_names
 
 ROBOT_FIELDS = ("hands", "grippers", "gravity")  # the observation fields that are not task objects
 
@@ -65,7 +65,7 @@ def check(root: Path, max_speed: float) -> tuple[EpisodeDataset, np.ndarray]:
         full = min_max_half_range(data.episodes)
         clean = min_max_half_range([e for e, b in zip(data.episodes, bad) if not b])
         ratio = full / np.maximum(clean, 1e-6)
-        names = [f"{f['name']}[{i}]" for f in data.meta["obs_fields"] for i in range(f["size"])]
+        names = dim_names(data.meta["obs_fields"], len(full))
         print("  min-max half-range of the observation dims they stretch (all / without them):")
         for i in np.flatnonzero(ratio > 1.5):
             print(f"    {names[i]:>12}: {full[i]:8.3f} / {clean[i]:.3f}  ({ratio[i]:.0f}x)")
